@@ -1,0 +1,77 @@
+"""mParticle Events API facts shared by the builder, the engine and the fake server (SPEC §10)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PODS: Final = ("us1", "us2", "eu1", "au1")
+ENVIRONMENTS: Final = ("production", "development")
+
+IDENTITY_TYPES: Final = (
+    "customer_id",
+    "email",
+    "other",
+    "other_id_2",
+    "other_id_3",
+    "other_id_4",
+    "other_id_5",
+    "other_id_6",
+    "other_id_7",
+    "other_id_8",
+    "other_id_9",
+    "other_id_10",
+    "facebook",
+    "twitter",
+    "google",
+    "microsoft",
+    "yahoo",
+    "mobile_number",
+    "phone_number_2",
+    "phone_number_3",
+    "alias",
+    "facebook_custom_audience_id",
+)
+
+EVENT_TYPES: Final = (
+    "custom_event",
+    "screen_view",
+    "commerce_event",
+    "session_start",
+    "session_end",
+    "user_attribute_change",
+    "user_identity_change",
+    "opt_out",
+    "application_state_transition",
+    "breadcrumb",
+    "crash_report",
+    "network_performance",
+    "profile",
+    "push_message",
+    "push_registration",
+)
+
+CUSTOM_EVENT_TYPES: Final = (
+    "navigation",
+    "location",
+    "search",
+    "transaction",
+    "user_content",
+    "user_preference",
+    "social",
+    "other",
+    "media",
+    "attribution",
+)
+
+KB: Final = 1024
+MAX_BATCH_BYTES: Final = 128 * KB
+MAX_REQUEST_BYTES: Final = 256 * KB
+MAX_BATCHES_PER_REQUEST: Final = 100
+MAX_EVENT_NAME_LENGTH: Final = 256
+MAX_CUSTOM_ATTRIBUTES: Final = 100
+MAX_ATTRIBUTE_VALUE_LENGTH: Final = 4096
+MAX_USER_ATTRIBUTES: Final = 100
+
+EVENTS_PATH: Final = "/v2/events"
+BULK_PATH: Final = "/v2/bulkevents"
+HISTORICAL_PATH: Final = "/v2/bulkevents/historical"
