@@ -1,0 +1,559 @@
+"""``FakeMparticle``: a fake mParticle Events API served over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio.to_thread
+
+from .._constants import (
+    BULK_PATH,
+    EVENTS_PATH,
+    HISTORICAL_PATH,
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+)
+from ._faults import Fault, FaultPlan, TokenBucket
+from ._http import BodyTooLargeError, Handler, Server
+from ._records import RecordedBatch, RecordedEvent, RecordedRequest, Recorder, ServerStats
+from ._schema import check_historical, validate_batch
+
+__all__ = ["STATS_PATH", "BatchPredicate", "FakeMparticle"]
+
+logger = logging.getLogger("mparticle_dest.testing")
+
+#: ``GET`` this path (no auth) for the counters as JSON, e.g. from another process.
+STATS_PATH = "/_fake/stats"
+
+#: Called with each parsed batch of a request; a true result rejects it with a 400.
+BatchPredicate = Callable[[Mapping[str, Any]], bool]
+
+_ROUTES = (EVENTS_PATH, BULK_PATH, HISTORICAL_PATH)
+_MAX_ERRORS = 20  # error entries per 400 body; a poisoned bulk request can have 100
+_REASONS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_SERVER_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+    504: "GATEWAY_TIMEOUT",
+}
+
+
+def _error_body(status: int, messages: list[str]) -> bytes:
+    code = _REASONS.get(status, "ERROR")
+    errors = [{"code": code, "message": m} for m in messages[:_MAX_ERRORS]]
+    return json.dumps({"errors": errors}, separators=(",", ":")).encode()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_WS = " \t\n\r"
+
+
+def _parse_array(text: str, ascii_only: bool) -> list[tuple[Any, int]] | None:
+    """Parse a JSON array into ``(item, byte size)`` pairs; ``None`` when it is not an array.
+
+    Each item is decoded in place, so its size is exactly the bytes it took in the body.
+
+    Raises:
+        ValueError: The text is not valid JSON.
+    """
+    i = len(text) - len(text.lstrip(_WS))
+    if not text.startswith("[", i):
+        _parse_json(text)  # raises for malformed JSON; otherwise it is valid but no array
+        return None
+    items: list[tuple[Any, int]] = []
+    i += 1
+    while True:
+        while i < len(text) and text[i] in _WS:
+            i += 1
+        if text.startswith("]", i) and not items:
+            i += 1
+            break
+        item, end = _decoder.raw_decode(text, i)
+        size = end - i if ascii_only else len(text[i:end].encode())
+        items.append((item, size))
+        while end < len(text) and text[end] in _WS:
+            end += 1
+        if text.startswith(",", end):
+            i = end + 1
+            continue
+        if text.startswith("]", end):
+            i = end + 1
+            break
+        raise ValueError(f"expected ',' or ']' at char {end}")
+    if text[i:].strip(_WS):
+        raise ValueError(f"extra data at char {i}")
+    return items
+
+
+class FakeMparticle:
+    """A fake mParticle Events API on ``127.0.0.1``, for tests.
+
+    It serves ``POST /v2/events``, ``/v2/bulkevents`` and ``/v2/bulkevents/historical``
+    over real HTTP/1.1 (keep-alive), checks Basic auth, validates every batch against
+    its own schema of the Events API, enforces mParticle's size limits, records what it
+    accepted and can inject faults. Use it as a context manager (sync or async) and
+    point the destination at :attr:`url`::
+
+        with FakeMparticle() as server:
+            dest = Destination(config, base_url=server.url)
+
+    Args:
+        api_key: The accepted API key.
+        api_secret: The accepted API secret.
+        faults: A :class:`FaultPlan` applied to authenticated events requests.
+        rate_limit: Simulated limit in batches per second (token bucket); a request
+            over it gets a 429. ``None`` disables it.
+        rate_limit_burst: Bucket size in batches (default: one second's worth).
+        validate: Check every batch against the schema (size and count limits are
+            always enforced).
+        record: Keep per-request/batch/event records; ``False`` keeps counters only.
+        reject_batch: A predicate on each parsed batch; a true result makes the request
+            fail with a 400 naming that batch's index (a "poisoned" batch).
+        host: The address to bind (loopback by default).
+        port: The port to bind (``0``: an ephemeral port).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        api_secret: str = "test-secret",  # noqa: S107 - a fake server's well-known test secret
+        faults: FaultPlan | None = None,
+        rate_limit: float | None = None,
+        rate_limit_burst: float | None = None,
+        validate: bool = True,
+        record: bool = True,
+        reject_batch: BatchPredicate | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self._api_secret = api_secret
+        self._expected_auth = f"{api_key}:{api_secret}".encode()
+        self._faults = faults
+        self._bucket = TokenBucket(rate_limit, rate_limit_burst) if rate_limit else None
+        self.validate = validate
+        self._reject_batch = reject_batch
+        self._recorder = Recorder(record=record)
+        self._address = (host, port)
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> FakeMparticle:
+        """Bind the socket and start serving on a background thread.
+
+        Returns:
+            The server itself.
+
+        Raises:
+            RuntimeError: The server was already started.
+        """
+        if self._server is not None or self._closed:
+            raise RuntimeError("FakeMparticle can be started only once")
+        self._server = Server(self._address, self._dispatch)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits for the loop
+            name="mparticle-fake-server",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.debug("fake mParticle listening on %s", self.url)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close every connection (idle keep-alive ones too) and join threads.
+
+        Stalled and slow responses are released (their connections are closed without
+        an answer). Calling it again is a no-op.
+
+        Args:
+            timeout: Seconds to wait for connection threads to end.
+        """
+        server, thread = self._server, self._thread
+        if server is None or thread is None or self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        server.shutdown()
+        thread.join()
+        if not server.close_connections(timeout):
+            logger.warning("fake mParticle: some connections did not close within %ss", timeout)
+        server.server_close()
+
+    def __enter__(self) -> FakeMparticle:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeMparticle:
+        return self.start()  # binding and starting a thread take well under a millisecond
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await anyio.to_thread.run_sync(self.stop)
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:<port>``) to pass as ``base_url``.
+
+        Raises:
+            RuntimeError: The server is not started.
+        """
+        if self._server is None:
+            raise RuntimeError("FakeMparticle is not started")
+        return f"http://{self._server.server_name}:{self._server.server_port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (see :attr:`url`)."""
+        if self._server is None:
+            raise RuntimeError("FakeMparticle is not started")
+        return self._server.server_port
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """``{"apiKey": ..., "apiSecret": ...}`` matching this server, for a config's settings."""
+        return {"apiKey": self.api_key, "apiSecret": self._api_secret}
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not started"
+        return f"<FakeMparticle {where} events={self.event_count}>"
+
+    # -- configuration ---------------------------------------------------------------
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        """Replace the fault plan (``None``: answer normally) for the following requests."""
+        self._faults = plan
+
+    def set_reject_batch(self, predicate: BatchPredicate | None) -> None:
+        """Replace the ``reject_batch`` predicate (``None``: reject nothing)."""
+        self._reject_batch = predicate
+
+    # -- records -----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received (accepted, rejected or faulted), in arrival order."""
+        return self._recorder.requests
+
+    @property
+    def batches(self) -> list[RecordedBatch]:
+        """Every accepted batch, in arrival order."""
+        return self._recorder.batches
+
+    @property
+    def events(self) -> list[RecordedEvent]:
+        """Every accepted event, in arrival order."""
+        return self._recorder.events
+
+    @property
+    def event_count(self) -> int:
+        """How many events were accepted (also counted when ``record=False``)."""
+        return self._recorder.event_count
+
+    @property
+    def stats(self) -> ServerStats:
+        """Counters: requests by status, faults, accepted batches/events/bytes."""
+        return self._recorder.stats()
+
+    def events_for(self, identity_type: str, value: str | int) -> list[RecordedEvent]:
+        """Accepted events whose batch has ``user_identities[identity_type] == value``."""
+        return [e for e in self.events if e.user_identities.get(identity_type) == value]
+
+    def events_named(self, name: str) -> list[RecordedEvent]:
+        """Accepted events whose ``event_name`` or ``screen_name`` is ``name``."""
+        return [e for e in self.events if e.name == name]
+
+    def assert_received(
+        self,
+        name: str | None = None,
+        *,
+        count: int | None = None,
+        event_type: str | None = None,
+        identities: Mapping[str, str | int] | None = None,
+        custom_attributes: Mapping[str, Any] | None = None,
+    ) -> list[RecordedEvent]:
+        """Assert that matching events were accepted; return them.
+
+        An event matches when every given criterion holds: its name, its
+        ``event_type``, its batch's identities include ``identities`` and its
+        ``custom_attributes`` include ``custom_attributes``.
+
+        Args:
+            name: The ``event_name``/``screen_name``.
+            count: The exact number of matches expected; ``None`` means at least one.
+            event_type: The mParticle ``event_type``.
+            identities: Identity type → value pairs the batch must carry.
+            custom_attributes: Key → value pairs the event must carry.
+
+        Returns:
+            The matching events, in arrival order.
+
+        Raises:
+            AssertionError: The number of matches is not as expected; the message
+                lists what was received.
+        """
+        events = self.events
+        matches = [
+            e
+            for e in events
+            if (name is None or e.name == name)
+            and (event_type is None or e.event_type == event_type)
+            and all(e.user_identities.get(k) == v for k, v in (identities or {}).items())
+            and all(
+                k in e.custom_attributes and e.custom_attributes[k] == v
+                for k, v in (custom_attributes or {}).items()
+            )
+        ]
+        ok = len(matches) == count if count is not None else bool(matches)
+        if not ok:
+            wanted = {
+                k: v
+                for k, v in {
+                    "name": name,
+                    "event_type": event_type,
+                    "identities": identities,
+                    "custom_attributes": custom_attributes,
+                }.items()
+                if v is not None
+            }
+            expected = f"exactly {count}" if count is not None else "at least one"
+            received = "\n  ".join(
+                f"{e.event_type} {e.name!r} identities={dict(e.user_identities)} "
+                f"attributes={dict(e.custom_attributes)}"
+                for e in events[:50]
+            )
+            raise AssertionError(
+                f"expected {expected} event(s) matching {wanted}, found {len(matches)}; "
+                f"received {len(events)} event(s):\n  {received or '(none)'}"
+            )
+        return matches
+
+    def clear(self) -> None:
+        """Forget every record and reset the counters (the fault plan is kept)."""
+        self._recorder.clear()
+
+    # -- request handling (server threads) ---------------------------------------------
+
+    def _dispatch(self, h: Handler) -> None:
+        path = h.path.split("?", 1)[0]
+        try:
+            body = h.read_body()
+        except (BodyTooLargeError, ValueError):
+            h.close_connection = True
+            self._answer(h, path, b"", 413, ["request body too large to read"])
+            return
+        if h.command == "GET" and path == STATS_PATH:
+            h.send(200, json.dumps(self.stats.to_json()).encode())
+            return
+        if path not in _ROUTES:
+            self._answer(h, path, body, 404, [f"no such endpoint: {path}"])
+            return
+        if h.command != "POST":
+            self._answer(h, path, body, 405, [f"{h.command} not allowed; use POST"])
+            return
+        auth_status, auth_message = self._check_auth(h.headers.get("Authorization"))
+        if auth_status:
+            self._answer(h, path, body, auth_status, [auth_message])
+            return
+        plan = self._faults
+        fault = plan.next() if plan is not None else None
+        if fault is not None and fault.kind != "ok":
+            if self._inject(h, path, body, fault):
+                return
+        self._process(h, path, body, fault)
+
+    def _check_auth(self, header: str | None) -> tuple[int, str]:
+        if not header or not header.startswith("Basic "):
+            return 401, "missing Basic authentication"
+        try:
+            credentials = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return 401, "malformed Basic authentication"
+        if not hmac.compare_digest(credentials, self._expected_auth):
+            return 403, "invalid API key or secret"
+        return 0, ""
+
+    def _inject(self, h: Handler, path: str, body: bytes, fault: Fault) -> bool:
+        """Apply a non-ok fault; return whether the request is finished."""
+        if fault.kind == "slow":
+            if self._stopping.wait(fault.delay):
+                self._record(h, path, body, None, fault="slow")
+                h.close_connection = True
+                return True
+            return False  # then processed normally
+        if fault.kind in ("drop", "stall"):
+            self._record(h, path, body, None, fault=fault.kind)
+            if fault.kind == "stall":
+                self._stopping.wait()
+            h.close_connection = True
+            return True
+        headers: dict[str, str] = {}
+        messages = [fault.message] if fault.message else []
+        if fault.kind == "rate_limited":
+            headers["X-mp-rate-limit-exceeded"] = "true"
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            messages = ["rate limit exceeded (injected)"]
+        elif fault.kind == "server_error":
+            messages = [f"server error {fault.status} (injected)"]
+        self._answer(h, path, body, fault.status or 500, messages, headers, fault=fault.kind)
+        return True
+
+    def _process(self, h: Handler, path: str, body: bytes, fault: Fault | None) -> None:
+        if len(body) > MAX_REQUEST_BYTES:
+            self._answer(
+                h, path, body, 413, [f"request body is {len(body)} bytes, over {MAX_REQUEST_BYTES}"]
+            )
+            return
+        try:
+            text = body.decode("utf-8")
+            ascii_only = body.isascii()
+            if path == EVENTS_PATH:
+                parsed = _parse_json(text)
+                items = [(parsed, len(body))] if isinstance(parsed, dict) else None
+                shape = "a JSON object (one batch)"
+            else:
+                items = _parse_array(text, ascii_only)
+                shape = "a JSON array of batches"
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            self._answer(h, path, body, 400, [f"malformed JSON: {exc}"])
+            return
+        if items is None:
+            self._answer(h, path, body, 400, [f"request body must be {shape}"])
+            return
+        problems = self._check_batches(path, items)
+        if problems:
+            self._answer(h, path, body, 400, problems)
+            return
+        if self._bucket is not None:
+            wait = self._bucket.take(len(items))
+            if wait is not None:
+                headers = {
+                    "X-mp-rate-limit-exceeded": "true",
+                    "Retry-After": str(max(1, round(wait))),
+                }
+                self._answer(
+                    h,
+                    path,
+                    body,
+                    429,
+                    ["rate limit exceeded"],
+                    headers,
+                    fault="simulated_rate_limit",
+                )
+                return
+        headers = {}
+        if fault is not None and fault.percentage_used is not None:
+            headers["X-mp-rate-limit-percentage-used"] = str(fault.percentage_used)
+        elif self._bucket is not None:
+            headers["X-mp-rate-limit-percentage-used"] = str(self._bucket.percentage_used())
+        self._recorder.add_request(
+            method=h.command,
+            path=path,
+            headers=h.headers.items(),
+            body=body,
+            status=202,
+            fault=fault.kind if fault is not None and fault.kind != "ok" else None,
+            batches=items,
+        )
+        h.send(202, b"", headers)
+
+    def _check_batches(self, path: str, items: list[tuple[Any, int]]) -> list[str]:
+        bulk = path != EVENTS_PATH
+        if bulk and not items:
+            return ["bulk request holds no batches"]
+        if len(items) > MAX_BATCHES_PER_REQUEST:
+            return [f"bulk request holds {len(items)} batches, over {MAX_BATCHES_PER_REQUEST}"]
+        historical = path == HISTORICAL_PATH
+        reject = self._reject_batch
+        problems: list[str] = []
+        for index, (batch, size) in enumerate(items):
+            where = f"batch {index}: " if bulk else ""
+            if size > MAX_BATCH_BYTES:
+                problems.append(f"{where}batch is {size} bytes, over {MAX_BATCH_BYTES}")
+                continue
+            if self.validate:
+                found = validate_batch(batch, historical=historical)
+            elif not isinstance(batch, dict):
+                found = ["$: expected an object (a batch)"]
+            else:
+                found = check_historical(batch) if historical else []
+            if found:
+                problems.extend(where + p for p in found)
+                continue
+            if reject is not None and reject(batch):
+                problems.append(f"{where}batch rejected (reject_batch)")
+        return problems
+
+    def _answer(
+        self,
+        h: Handler,
+        path: str,
+        body: bytes,
+        status: int,
+        messages: list[str],
+        headers: dict[str, str] | None = None,
+        fault: str | None = None,
+    ) -> None:
+        self._record(h, path, body, status, fault=fault, error="; ".join(messages) or None)
+        h.send(status, _error_body(status, messages) if messages else b"", headers)
+
+    def _record(
+        self,
+        h: Handler,
+        path: str,
+        body: bytes,
+        status: int | None,
+        *,
+        fault: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._recorder.add_request(
+            method=h.command,
+            path=path,
+            headers=h.headers.items(),
+            body=body,
+            status=status,
+            fault=fault,
+            error=error,
+        )
