@@ -1,0 +1,280 @@
+"""JSON bytes on the wire: the one encoder, batch and bulk assembly, endpoints, auth.
+
+Every byte the library sends goes through :func:`dumps_bytes` (compact separators,
+UTF-8, no ASCII escaping: the same text ``JSON.stringify`` produces for the walkerOS
+destination). Events are encoded once, at push; a batch is then assembled by joining
+the stored event bytes with envelope fragments, and :func:`batch_size` gives its exact
+length without assembling it, so the accumulator can do O(1) byte accounting::
+
+    {"events":[<body>,<body>],"environment":...,"user_identities":{...}   <- key head
+     ,"user_attributes":{...}                                             <- per batch
+     ,"ip":"..."                                                          <- key
+     ,"source_request_id":"..."                                           <- per batch
+     ,"consent_state":{...}}                                              <- key tail
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Union
+
+from ._constants import EVENTS_PATH, PODS
+
+__all__ = [
+    "BatchKey",
+    "IdentityValue",
+    "basic_auth_header",
+    "batch_size",
+    "bulk_size",
+    "dumps_bytes",
+    "encode_batch",
+    "encode_bulk",
+    "endpoint",
+    "source_request_id_fragment",
+    "user_attributes_fragment",
+]
+
+_encoder: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode: Final = _encoder.encode
+
+_EVENTS_OPEN: Final = b'{"events":['
+_EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
+
+IdentityValue = Union[str, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
+
+
+def dumps_bytes(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON (dict key order kept, no ASCII escaping).
+
+    Raises:
+        ValueError: for NaN or infinite floats (not JSON).
+        TypeError: for values that are not JSON-able.
+    """
+    return _encode(obj).encode()
+
+
+class BatchKey:
+    """Everything batch-level; events with equal keys share a batch (SPEC §6).
+
+    Immutable and hashable (the hash is computed once). ``user_identities`` is the
+    resolved identities as ``((type, value), ...)`` in wire order; ``consent_state``
+    is the consent JSON text; ``source_request_id`` is the mapped value when
+    ``settings.sourceRequestId`` is configured and resolved, else ``None``.
+
+    The key also caches its envelope fragments (see :meth:`fragments`), so sizing and
+    assembling a batch are joins; keep using the batch's first key object for both.
+    """
+
+    __slots__ = (
+        "_fragments",
+        "_hash",
+        "consent_state",
+        "environment",
+        "ip",
+        "source_request_id",
+        "user_identities",
+    )
+
+    environment: str
+    user_identities: tuple[tuple[str, IdentityValue], ...]
+    ip: str | None
+    consent_state: str | None
+    source_request_id: str | None
+    _hash: int
+    _fragments: tuple[bytes, bytes, bytes] | None
+
+    def __init__(
+        self,
+        environment: str,
+        user_identities: tuple[tuple[str, IdentityValue], ...] = (),
+        ip: str | None = None,
+        consent_state: str | None = None,
+        source_request_id: str | None = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "environment", environment)
+        setter(self, "user_identities", user_identities)
+        setter(self, "ip", ip)
+        setter(self, "consent_state", consent_state)
+        setter(self, "source_request_id", source_request_id)
+        setter(
+            self,
+            "_hash",
+            hash((environment, user_identities, ip, consent_state, source_request_id)),
+        )
+        setter(self, "_fragments", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"BatchKey is immutable (cannot set {name!r})")
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if type(other) is not BatchKey:
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.user_identities == other.user_identities
+            and self.environment == other.environment
+            and self.ip == other.ip
+            and self.consent_state == other.consent_state
+            and self.source_request_id == other.source_request_id
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchKey(environment={self.environment!r}, user_identities={self.user_identities!r},"
+            f" ip={self.ip!r}, consent_state={self.consent_state!r},"
+            f" source_request_id={self.source_request_id!r})"
+        )
+
+    def fragments(self) -> tuple[bytes, bytes, bytes]:
+        """The envelope bytes around the per-batch parts, computed once per key.
+
+        Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
+        ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail``
+        holds ``consent_state`` and closes the object. ``user_attributes`` goes between
+        head and middle, ``source_request_id`` between middle and tail.
+        """
+        cached: tuple[bytes, bytes, bytes] | None = self._fragments
+        if cached is None:
+            head = b'],"environment":' + dumps_bytes(self.environment)
+            if self.user_identities:
+                head += b',"user_identities":' + dumps_bytes(dict(self.user_identities))
+            middle = b',"ip":' + dumps_bytes(self.ip) if self.ip else b""
+            tail = b"}"
+            if self.consent_state is not None:
+                tail = b',"consent_state":' + self.consent_state.encode() + b"}"
+            cached = (head, middle, tail)
+            object.__setattr__(self, "_fragments", cached)
+        return cached
+
+
+def user_attributes_fragment(user_attributes: Mapping[str, Any] | None) -> bytes:
+    """Return the envelope bytes for a batch's merged ``user_attributes`` (``b""`` if empty)."""
+    if not user_attributes:
+        return b""
+    return b',"user_attributes":' + dumps_bytes(user_attributes)
+
+
+def source_request_id_fragment(source_request_id: str | None) -> bytes:
+    """Return the envelope bytes for ``source_request_id`` (``b""`` when empty or None)."""
+    if not source_request_id:
+        return b""
+    return b',"source_request_id":' + dumps_bytes(source_request_id)
+
+
+def encode_batch(
+    key: BatchKey,
+    bodies: Sequence[bytes],
+    user_attributes: Mapping[str, Any] | bytes | None,
+    source_request_id: str | None,
+) -> bytes:
+    """Assemble one batch (a ``/v2/events`` body) from already-encoded event bodies.
+
+    Args:
+        key: the batch's key (use the same key object for sizing and encoding: it
+            caches its envelope fragments).
+        bodies: the events' compact JSON, in order.
+        user_attributes: the batch's merged user attributes, or their pre-encoded
+            fragment from :func:`user_attributes_fragment`.
+        source_request_id: the batch's id (the mapped value, else the first event id).
+
+    Returns:
+        The compact JSON bytes, key order ``events, environment, user_identities,
+        user_attributes, ip, source_request_id, consent_state``.
+    """
+    head, middle, tail = key.fragments()
+    ua = (
+        user_attributes
+        if isinstance(user_attributes, bytes)
+        else user_attributes_fragment(user_attributes)
+    )
+    return b"".join(
+        (
+            _EVENTS_OPEN,
+            b",".join(bodies),
+            head,
+            ua,
+            middle,
+            source_request_id_fragment(source_request_id),
+            tail,
+        )
+    )
+
+
+def batch_size(
+    key: BatchKey,
+    total_body_bytes: int,
+    n_events: int,
+    user_attributes_bytes: int,
+    source_request_id: str | None,
+) -> int:
+    """Exact ``len(encode_batch(...))`` computed without assembling the batch.
+
+    Args:
+        key: the batch's key.
+        total_body_bytes: ``sum(len(body))`` over the batch's events.
+        n_events: number of events.
+        user_attributes_bytes: ``len(user_attributes_fragment(merged_attributes))``.
+        source_request_id: the batch's id.
+    """
+    head, middle, tail = key.fragments()
+    sri = len(source_request_id_fragment(source_request_id)) if source_request_id else 0
+    commas = n_events - 1 if n_events > 1 else 0
+    return (
+        _EVENTS_OPEN_LEN
+        + total_body_bytes
+        + commas
+        + len(head)
+        + user_attributes_bytes
+        + len(middle)
+        + sri
+        + len(tail)
+    )
+
+
+def encode_bulk(batch_bodies: Sequence[bytes]) -> bytes:
+    """Join encoded batches into one ``/v2/bulkevents`` body (a JSON array)."""
+    return b"[" + b",".join(batch_bodies) + b"]"
+
+
+def bulk_size(total_batch_bytes: int, n_batches: int) -> int:
+    """Exact ``len(encode_bulk(...))`` from the sum of the batch sizes and their count."""
+    return 2 + total_batch_bytes + (n_batches - 1 if n_batches > 1 else 0)
+
+
+def endpoint(pod: str = "us1", base_url: str | None = None, path: str = EVENTS_PATH) -> str:
+    """Return the URL of an Events API path.
+
+    Args:
+        pod: ``us1`` (host ``s2s.mparticle.com``), ``us2``, ``eu1`` or ``au1``
+            (host ``s2s.{pod}.mparticle.com``).
+        base_url: scheme + host (+ optional path prefix) that replaces the pod host,
+            e.g. ``http://127.0.0.1:8080`` or ``https://proxy.example/mp``.
+        path: ``/v2/events``, ``/v2/bulkevents`` or ``/v2/bulkevents/historical``.
+
+    Raises:
+        ValueError: for an unknown pod (when no ``base_url`` is given).
+    """
+    if base_url is not None:
+        return base_url.rstrip("/") + path
+    if pod == "us1":
+        return "https://s2s.mparticle.com" + path
+    if pod not in PODS:
+        raise ValueError(f"unknown mParticle pod {pod!r}; expected one of {', '.join(PODS)}")
+    return f"https://s2s.{pod}.mparticle.com{path}"
+
+
+def basic_auth_header(api_key: str, api_secret: str) -> str:
+    """Return the ``Authorization`` header value ``Basic base64(key:secret)`` (UTF-8).
+
+    The result contains the secret: never log it or put it in an error message.
+    """
+    token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode("ascii")
+    return "Basic " + token

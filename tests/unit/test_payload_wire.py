@@ -1,0 +1,174 @@
+"""_wire: the one JSON encoder, exact batch/bulk sizing, endpoints and the auth header."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support.oas import validate_batch, validate_bulk
+
+from mparticle_dest._constants import BULK_PATH, EVENTS_PATH, HISTORICAL_PATH
+from mparticle_dest._wire import (
+    BatchKey,
+    basic_auth_header,
+    batch_size,
+    bulk_size,
+    dumps_bytes,
+    encode_batch,
+    encode_bulk,
+    endpoint,
+    user_attributes_fragment,
+)
+
+
+def test_dumps_bytes_is_compact_utf8_in_insertion_order() -> None:
+    assert dumps_bytes({"b": 1, "a": ["x", 1.5, True, None]}) == b'{"b":1,"a":["x",1.5,true,null]}'
+    assert dumps_bytes({"name": "Grüße 👋"}) == '{"name":"Grüße 👋"}'.encode()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), {"x": float("-inf")}])
+def test_dumps_bytes_refuses_non_json_numbers(bad: Any) -> None:
+    with pytest.raises(ValueError, match="JSON"):
+        dumps_bytes(bad)
+
+
+def test_batch_key_equality_hash_and_immutability() -> None:
+    a = BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', None)
+    b = BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', None)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != BatchKey("production", (("customer_id", "u2"),), "1.2.3.4", '{"gdpr":{}}', None)
+    assert a != BatchKey("development", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', None)
+    assert a != BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', "r")
+    assert a != ("production",)
+    with pytest.raises(AttributeError, match="immutable"):
+        a.ip = "x"  # type: ignore[misc]
+
+
+def test_encode_batch_envelope_key_order_and_omissions() -> None:
+    key = BatchKey(
+        "development",
+        (("customer_id", "u1"), ("email", "a@b.c")),
+        "10.0.0.1",
+        '{"gdpr":{"marketing":{"consented":true}}}',
+        None,
+    )
+    body = encode_batch(key, [b'{"event_type":"custom_event","data":{}}'], {"tier": "gold"}, "r-1")
+    assert list(json.loads(body)) == [
+        "events",
+        "environment",
+        "user_identities",
+        "user_attributes",
+        "ip",
+        "source_request_id",
+        "consent_state",
+    ]
+    bare = encode_batch(BatchKey("production"), [b"{}", b"{}"], None, None)
+    assert bare == b'{"events":[{},{}],"environment":"production"}'
+
+
+def test_encode_batch_accepts_a_pre_encoded_user_attributes_fragment() -> None:
+    key = BatchKey("production", (("customer_id", 7),))
+    attrs = {"a": 1}
+    assert encode_batch(key, [b"{}"], user_attributes_fragment(attrs), "x") == encode_batch(
+        key, [b"{}"], attrs, "x"
+    )
+
+
+_text = st.text(max_size=12)
+_identity = st.one_of(
+    _text.filter(bool), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
+)
+_keys = st.builds(
+    BatchKey,
+    st.sampled_from(["production", "development"]),
+    st.lists(
+        st.tuples(st.sampled_from(["customer_id", "email", "other"]), _identity), max_size=3
+    ).map(lambda pairs: tuple(dict(pairs).items())),
+    st.one_of(st.none(), _text),
+    st.one_of(st.none(), st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)),
+    st.one_of(st.none(), _text),
+)
+_bodies = st.lists(
+    st.dictionaries(_text, st.one_of(_text, st.integers())).map(
+        lambda d: dumps_bytes({"event_type": "custom_event", "data": d})
+    ),
+    min_size=1,
+    max_size=5,
+)
+_user_attributes = st.one_of(
+    st.none(), st.dictionaries(_text, st.one_of(_text, st.integers(), st.booleans()), max_size=3)
+)
+
+
+@given(key=_keys, bodies=_bodies, user_attributes=_user_attributes, sri=st.one_of(st.none(), _text))
+def test_batch_size_is_exact_without_assembling(
+    key: BatchKey, bodies: list[bytes], user_attributes: dict[str, Any] | None, sri: str | None
+) -> None:
+    encoded = encode_batch(key, bodies, user_attributes, sri)
+    size = batch_size(
+        key,
+        sum(map(len, bodies)),
+        len(bodies),
+        len(user_attributes_fragment(user_attributes)),
+        sri,
+    )
+    assert size == len(encoded)
+    parsed = json.loads(encoded)
+    assert [dumps_bytes(e) for e in parsed["events"]] == bodies
+    assert parsed["environment"] == key.environment
+    assert parsed.get("user_identities", {}) == dict(key.user_identities)
+    assert parsed.get("user_attributes") == (user_attributes or None)
+    assert parsed.get("ip") == (key.ip or None)
+    assert parsed.get("source_request_id") == (sri or None)
+
+
+@given(st.lists(st.binary(min_size=2, max_size=20), max_size=6))
+def test_bulk_size_is_exact(batches: list[bytes]) -> None:
+    assert bulk_size(sum(map(len, batches)), len(batches)) == len(encode_bulk(batches))
+
+
+def test_encoded_batches_and_bulk_fit_the_schema() -> None:
+    key = BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", None, None)
+    event = b'{"event_type":"custom_event","data":{"event_name":"a b","custom_event_type":"other"}}'
+    one = encode_batch(key, [event, event], {"plan": "pro", "tags": ["a"]}, "ev-1")
+    validate_batch(json.loads(one))
+    validate_bulk(json.loads(encode_bulk([one, one])))
+
+
+@pytest.mark.parametrize(
+    ("pod", "host"),
+    [
+        ("us1", "https://s2s.mparticle.com"),
+        ("us2", "https://s2s.us2.mparticle.com"),
+        ("eu1", "https://s2s.eu1.mparticle.com"),
+        ("au1", "https://s2s.au1.mparticle.com"),
+    ],
+)
+@pytest.mark.parametrize("path", [EVENTS_PATH, BULK_PATH, HISTORICAL_PATH])
+def test_endpoint_per_pod(pod: str, host: str, path: str) -> None:
+    assert endpoint(pod, None, path) == host + path
+
+
+def test_endpoint_base_url_replaces_scheme_host_and_prefix() -> None:
+    assert (
+        endpoint("eu1", "http://127.0.0.1:8080", BULK_PATH) == "http://127.0.0.1:8080/v2/bulkevents"
+    )
+    assert endpoint("us1", "https://proxy.example/mp/", EVENTS_PATH) == (
+        "https://proxy.example/mp/v2/events"
+    )
+    assert endpoint() == "https://s2s.mparticle.com/v2/events"
+
+
+def test_endpoint_rejects_unknown_pod() -> None:
+    with pytest.raises(ValueError, match="us3"):
+        endpoint("us3")
+
+
+def test_basic_auth_header_matches_walkeros() -> None:
+    assert basic_auth_header("key", "secret") == "Basic a2V5OnNlY3JldA=="
+    token = basic_auth_header("ké", "s:é").removeprefix("Basic ")
+    assert base64.b64decode(token).decode() == "ké:s:é"
