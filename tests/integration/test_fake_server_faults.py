@@ -1,0 +1,219 @@
+"""Fault injection of the fake server: scripted and seeded plans, poisoned batches, rate limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
+from mparticle_dest.testing._faults import TokenBucket
+
+AUTH = ("test-key", "test-secret")
+
+
+def batch(user: str = "user-123", name: str = "product view") -> dict[str, object]:
+    return {
+        "events": [
+            {
+                "event_type": "custom_event",
+                "data": {"event_name": name, "custom_event_type": "other"},
+            }
+        ],
+        "environment": "production",
+        "user_identities": {"customer_id": user},
+    }
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_scripted_faults_apply_in_order_then_requests_succeed():
+    plan = FaultPlan.script(
+        [
+            Fault.rate_limited(retry_after=2),
+            Fault.rate_limited(),
+            Fault.server_error(500),
+            Fault.server_error(503),
+            Fault.bad_request("nope"),
+            Fault.ok(percentage_used=93),
+        ]
+    )
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        responses = [c.post("/v2/bulkevents", json=[batch()]) for _ in range(7)]
+        assert [r.status_code for r in responses] == [429, 429, 500, 503, 400, 202, 202]
+        assert responses[0].headers["Retry-After"] == "2"
+        assert responses[0].headers["X-mp-rate-limit-exceeded"] == "true"
+        assert "Retry-After" not in responses[1].headers
+        assert responses[1].headers["X-mp-rate-limit-exceeded"] == "true"
+        assert responses[2].json()["errors"][0]["code"] == "INTERNAL_SERVER_ERROR"
+        assert responses[4].json() == {"errors": [{"code": "BAD_REQUEST", "message": "nope"}]}
+        assert responses[5].headers["X-mp-rate-limit-percentage-used"] == "93"
+        assert "X-mp-rate-limit-percentage-used" not in responses[6].headers
+        # Faulted requests are requests, never received batches.
+        assert len(server.batches) == 2
+        assert [r.fault for r in server.requests] == [
+            "rate_limited",
+            "rate_limited",
+            "server_error",
+            "server_error",
+            "bad_request",
+            None,
+            None,
+        ]
+        assert server.stats.faults == {"rate_limited": 2, "server_error": 2, "bad_request": 1}
+
+
+def test_dropped_connection_gets_no_response_and_is_not_recorded_as_received():
+    plan = FaultPlan.script([Fault.drop()])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.post("/v2/events", json=batch())
+        assert c.post("/v2/events", json=batch()).status_code == 202
+        assert [(r.status, r.fault) for r in server.requests] == [(None, "drop"), (202, None)]
+        assert server.stats.by_status == {0: 1, 202: 1}
+        assert len(server.batches) == 1
+
+
+def test_always_plan_and_set_faults_switch_behaviour():
+    with FakeMparticle(faults=FaultPlan.always(Fault.server_error(503))) as server:
+        with httpx.Client(base_url=server.url, auth=AUTH) as c:
+            assert [c.post("/v2/events", json=batch()).status_code for _ in range(3)] == [503] * 3
+            server.set_faults(None)
+            assert c.post("/v2/events", json=batch()).status_code == 202
+            server.set_faults(FaultPlan.script([], then=Fault.rate_limited(retry_after=1)))
+            assert c.post("/v2/events", json=batch()).status_code == 429
+
+
+def test_faults_apply_only_to_authenticated_requests():
+    with FakeMparticle(faults=FaultPlan.script([Fault.server_error(500)])) as server:
+        with httpx.Client(base_url=server.url) as c:
+            assert c.post("/v2/events", json=batch(), auth=("test-key", "bad")).status_code == 403
+            assert c.post("/v2/events", json=batch(), auth=AUTH).status_code == 500
+
+
+def test_slow_response_is_processed_after_the_delay_even_if_the_client_gave_up():
+    plan = FaultPlan.script([Fault.slow(0.5), Fault.slow(0.01)])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v2/events", json=batch(name="first"), timeout=0.1)
+        # The server still accepts it: a timed-out request may have been delivered.
+        wait_until(lambda: server.event_count == 1)
+        assert c.post("/v2/events", json=batch(name="second")).status_code == 202
+        assert [e.name for e in server.events] == ["first", "second"]
+        assert server.stats.faults == {"slow": 2}
+
+
+def test_stalled_requests_never_answer_and_stop_releases_them():
+    with FakeMparticle(faults=FaultPlan.always(Fault.stall())) as server:
+        with httpx.Client(base_url=server.url, auth=AUTH) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                c.post("/v2/events", json=batch(), timeout=0.2)
+        wait_until(lambda: len(server.requests) == 1)
+        assert server.requests[0].fault == "stall" and server.requests[0].status is None
+        assert server.batches == []
+
+    # A client still waiting when the server stops sees the connection close.
+    failures: list[BaseException] = []
+
+    def waiting_client(url: str) -> None:
+        with httpx.Client(base_url=url, auth=AUTH, timeout=30) as c:
+            try:
+                c.post("/v2/events", json=batch())
+            except httpx.TransportError as exc:
+                failures.append(exc)
+
+    server = FakeMparticle(faults=FaultPlan.always(Fault.stall())).start()
+    thread = threading.Thread(target=waiting_client, args=(server.url,))
+    thread.start()
+    wait_until(lambda: len(server.requests) == 1)
+    server.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(failures) == 1
+
+
+def statuses_with(plan: FaultPlan, n: int = 60) -> list[int | None]:
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        for _ in range(n):
+            try:
+                c.post("/v2/events", json=batch())
+            except httpx.RemoteProtocolError:
+                pass
+        return [r.status for r in server.requests]
+
+
+def test_random_plan_is_reproducible_with_a_seed():
+    rates = {
+        Fault.rate_limited(retry_after=1): 0.2,
+        Fault.server_error(503): 0.2,
+        Fault.drop(): 0.1,
+    }
+    first = statuses_with(FaultPlan.random(seed=7, rates=rates))
+    assert first == statuses_with(FaultPlan.random(seed=7, rates=rates))
+    assert first != statuses_with(FaultPlan.random(seed=8, rates=rates))
+    assert {429, 503, None, 202} == set(first)
+
+
+def test_random_plan_rejects_bad_rates():
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        FaultPlan.random(seed=1, rates={Fault.drop(): 0.6, Fault.server_error(): 0.6})
+    with pytest.raises(ValueError, match="non-negative"):
+        FaultPlan.random(seed=1, rates={Fault.drop(): -0.1})
+    with pytest.raises(ValueError, match="5xx"):
+        Fault.server_error(429)
+
+
+def test_reject_batch_poisons_one_batch_of_a_bulk_request():
+    def poisoned(b):
+        return b["user_identities"]["customer_id"] == "poison"
+
+    with FakeMparticle(reject_batch=poisoned) as server:
+        with httpx.Client(base_url=server.url, auth=AUTH) as c:
+            response = c.post("/v2/bulkevents", json=[batch("a"), batch("poison"), batch("b")])
+            assert response.status_code == 400
+            assert response.json()["errors"] == [
+                {"code": "BAD_REQUEST", "message": "batch 1: batch rejected (reject_batch)"}
+            ]
+            assert server.batches == []
+            assert c.post("/v2/bulkevents", json=[batch("a"), batch("b")]).status_code == 202
+            server.set_reject_batch(None)
+            assert c.post("/v2/bulkevents", json=[batch("poison")]).status_code == 202
+        assert [b.user_identities["customer_id"] for b in server.batches] == ["a", "b", "poison"]
+
+
+def test_simulated_rate_limit_answers_429_when_the_bucket_is_empty():
+    with FakeMparticle(rate_limit=10, rate_limit_burst=10) as server:
+        with httpx.Client(base_url=server.url, auth=AUTH) as c:
+            ok = c.post("/v2/bulkevents", json=[batch(str(i)) for i in range(10)])
+            limited = c.post("/v2/bulkevents", json=[batch(str(i)) for i in range(10)])
+        assert ok.status_code == 202
+        assert 0 <= int(ok.headers["X-mp-rate-limit-percentage-used"]) <= 100
+        assert limited.status_code == 429
+        assert limited.headers["X-mp-rate-limit-exceeded"] == "true"
+        assert limited.headers["Retry-After"] == "1"
+        assert len(server.batches) == 10
+        assert server.requests[1].fault == "simulated_rate_limit"
+
+
+def test_token_bucket_refills_at_its_rate():
+    now = [0.0]
+    bucket = TokenBucket(rate=100, burst=50, clock=lambda: now[0])
+    assert bucket.percentage_used() == 0
+    assert bucket.take(30) is None
+    assert bucket.percentage_used() == 60
+    assert bucket.take(30) == pytest.approx(0.1)  # 20 left, 10 missing at 100/s
+    now[0] = 0.1
+    assert bucket.take(30) is None
+    # A request larger than the burst waits for a full bucket, then goes into debt.
+    assert bucket.take(80) == pytest.approx(0.5)
+    now[0] = 0.6
+    assert bucket.take(80) is None
+    assert bucket.percentage_used() == 100
+    assert bucket.take(1) == pytest.approx(0.31)
