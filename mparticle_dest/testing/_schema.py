@@ -482,17 +482,18 @@ def validate_event(event: Any, path: str = "$", problems: list[str] | None = Non
         found.append(f"{path}: expected an object, got {_kind(event)}")
         return found
     event_type = event.get("event_type")
+    check = EVENT_DATA.get(event_type) if isinstance(event_type, str) else None
     found.extend(
         f"{path}.{key}: unknown field" for key in event if key not in ("event_type", "data")
     )
     if event_type is None:
         found.append(f'{path}.event_type: required event field "event_type" is missing')
-    elif event_type not in EVENT_DATA:
+    elif check is None:
         _EVENT_TYPE(event_type, f"{path}.event_type", found)
     if "data" not in event:
         found.append(f"{path}.data: required field is missing")
-    elif event_type in EVENT_DATA:
-        EVENT_DATA[event_type](event["data"], f"{path}.data", found)
+    elif check is not None:
+        check(event["data"], f"{path}.data", found)
     return found
 
 
