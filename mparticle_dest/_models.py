@@ -333,8 +333,8 @@ class UserAttributeChange(_Event):
 
     event_type = "user_attribute_change"
     user_attribute_name: str
-    new: Any
-    old: Any
+    new: dict[str, Any]
+    old: dict[str, Any]
     deleted: bool
     is_new_attribute: bool
 
@@ -522,12 +522,26 @@ def _structure_event(obj: Any, _: Any) -> _Event:
     return _converter.structure(obj.get("data", {}), cls)
 
 
+def _structure(obj: Any, cls: Any) -> Any:
+    try:
+        return _converter.structure(obj, cls)
+    except cattrs.BaseValidationError as exc:
+        raise ValueError("; ".join(cattrs.transform_error(exc, path="$"))) from None
+
+
+def _is_plain(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return True
+    if origin in (list, dict, Union, types.UnionType):
+        return all(_is_plain(a) for a in typing.get_args(tp))
+    return tp in (str, int, float, bool, type(None))
+
+
 def _is_value_union(tp: Any) -> bool:
     # unions of plain JSON values (str | int | float, Scalar | list[str], ...): cattrs
     # has no hook for them, and the checker below already knows how to validate them.
-    return typing.get_origin(tp) in (Union, types.UnionType) and not any(
-        isinstance(a, type) and issubclass(a, _Model) for a in typing.get_args(tp)
-    )
+    return typing.get_origin(tp) in (Union, types.UnionType) and _is_plain(tp)
 
 
 def _structure_value_union(obj: Any, tp: Any) -> Any:
@@ -559,18 +573,18 @@ def parse_event(obj: Mapping[str, Any]) -> Event:
     """Parse ``{"event_type": ..., "data": {...}}`` into its typed event.
 
     Raises:
-        cattrs.BaseValidationError | ValueError: when the object does not fit the model.
+        ValueError: when the object does not fit the model (every problem listed).
     """
-    return _structure_event(obj, None)  # type: ignore[return-value]
+    return _structure(obj, Event)  # type: ignore[no-any-return]
 
 
 def parse_batch(obj: Mapping[str, Any]) -> Batch:
     """Parse a batch dict (e.g. ``json.loads`` of a body) into a :class:`Batch`.
 
     Raises:
-        cattrs.BaseValidationError | ValueError: when the object does not fit the model.
+        ValueError: when the object does not fit the model (every problem listed).
     """
-    return _converter.structure(obj, Batch)
+    return _structure(obj, Batch)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- checking

@@ -1,0 +1,222 @@
+"""_models: typed models round-trip and agree with the patched official OAS, as does the checker."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.oas import EVENT_SCHEMAS, OASValidationError, validate_batch, validate_event
+
+from mparticle_dest import _models as m
+from mparticle_dest._constants import EVENT_TYPES
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+STEP_EXAMPLES = json.loads((SHARED / "walkeros-step-examples.json").read_text("utf-8"))["examples"]
+EVENT_CLASSES = typing.get_args(m.Event)
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _strategy(tp: Any) -> st.SearchStrategy[Any]:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        return st.one_of(*(_strategy(a) for a in args))
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin is list:
+        return st.lists(_strategy(args[0]), max_size=2)
+    if origin is dict:
+        return st.dictionaries(_strategy(args[0]), _strategy(args[1]), max_size=3)
+    if tp is type(None):
+        return st.none()
+    if tp is Any:
+        return _json.filter(lambda v: v is not None)
+    if isinstance(tp, type) and attrs.has(tp):
+        return _model_strategy(tp)
+    return {
+        str: st.text(max_size=10),
+        int: st.integers(-(2**53), 2**53),
+        float: st.floats(allow_nan=False, allow_infinity=False, width=32),
+        bool: st.booleans(),
+    }[tp]
+
+
+def _model_strategy(cls: type) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls)
+    return st.builds(cls, **{f.name: _strategy(hints[f.name]) for f in attrs.fields(cls)})
+
+
+@pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
+def test_walkeros_bodies_parse_and_serialize_back(example: dict[str, Any]) -> None:
+    body = json.loads(example["expected_body"])
+    batch = m.parse_batch(body)
+    assert batch.to_dict() == body
+    assert isinstance(batch.events[0], m.CustomEvent | m.ScreenView | m.CommerceEvent)
+
+
+def test_every_constant_event_type_has_a_model_and_a_schema() -> None:
+    assert {c.event_type for c in EVENT_CLASSES} == set(EVENT_TYPES) == set(EVENT_SCHEMAS)
+
+
+def test_event_wire_order_puts_own_fields_first_and_the_tail_last() -> None:
+    event = m.CustomEvent(
+        event_name="a b",
+        custom_attributes={"x": 1},
+        timestamp_unixtime_ms=5,
+        source_message_id="e",
+        session_uuid="s",
+    )
+    assert list(event.to_dict()["data"]) == [
+        "event_name",
+        "custom_event_type",
+        "session_uuid",
+        "custom_attributes",
+        "timestamp_unixtime_ms",
+        "source_message_id",
+    ]
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.event_type)
+@settings(max_examples=25)
+@given(data=st.data())
+def test_every_model_instance_fits_the_oas_and_the_checker(cls: type, data: st.DataObject) -> None:
+    event = data.draw(_model_strategy(cls))
+    wire = event.to_dict()
+    validate_event(wire)
+    assert m.check_data(cls.event_type, wire["data"]) == []
+    assert m.parse_event(wire) == event
+
+
+@settings(max_examples=25)
+@given(batch=_model_strategy(m.Batch))
+def test_batches_fit_the_oas_and_round_trip(batch: m.Batch) -> None:
+    wire = batch.to_dict()
+    validate_batch(wire)
+    assert m.parse_batch(json.loads(json.dumps(wire))).to_dict() == wire
+
+
+@pytest.mark.parametrize(
+    "cls", [c for c in EVENT_CLASSES if m.required_fields(c.event_type)], ids=lambda c: c.event_type
+)
+def test_missing_required_fields_fail_both_the_oas_and_the_checker(cls: type) -> None:
+    required = m.required_fields(cls.event_type)
+    problems = m.check_data(cls.event_type, {})
+    assert [p.split(":")[0] for p in problems] == [f"data.{f}" for f in required]
+    with pytest.raises(OASValidationError):
+        validate_event({"event_type": cls.event_type, "data": {}})
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "problem"),
+    [
+        ("commerce_event", {"product_action": {}}, "data.product_action.action: required"),
+        (
+            "commerce_event",
+            {"product_action": {"action": "buy"}},
+            "data.product_action.action: 'buy' is not one of",
+        ),
+        (
+            "commerce_event",
+            {"product_action": {"action": "purchase", "sku": "x"}},
+            "data.product_action.sku: not a field of ProductAction",
+        ),
+        (
+            "commerce_event",
+            {"product_impressions": [{"products": [{"price": "12"}]}]},
+            "data.product_impressions[0].products[0].price: expected a number, got '12'",
+        ),
+        ("commerce_event", {"currency_code": 978}, "data.currency_code: expected a string"),
+        (
+            "commerce_event",
+            {"is_non_interactive": 1},
+            "data.is_non_interactive: expected a boolean",
+        ),
+        ("session_start", {"session_id": True}, "data.session_id: expected an integer, got True"),
+        (
+            "session_end",
+            {"session_duration_ms": 1.5},
+            "data.session_duration_ms: expected an integer",
+        ),
+        ("opt_out", {"is_opted_out": "yes"}, "data.is_opted_out: expected a boolean"),
+        (
+            "custom_event",
+            {"event_name": "a", "custom_attributes": {"d": {}}},
+            "data.custom_attributes.d: {} is not a string or integer or number or boolean",
+        ),
+    ],
+)
+def test_checker_names_the_bad_field(event_type: str, data: dict[str, Any], problem: str) -> None:
+    problems = m.check_data(event_type, data)
+    assert any(p.startswith(problem) for p in problems), problems
+    with pytest.raises(OASValidationError):
+        validate_event({"event_type": event_type, "data": data})
+
+
+def test_checker_accepts_unknown_keys_where_mparticle_does() -> None:
+    assert m.check_data("commerce_event", {"product_action": {"action": "purchase"}, "x": 1}) == []
+    assert (
+        m.check_data(
+            "commerce_event", {"product_action": {"action": "click", "products": [{"sku": 1}]}}
+        )
+        == []
+    )
+
+
+def test_parse_is_strict() -> None:
+    with pytest.raises(ValueError, match="unknown event_type"):
+        m.parse_event({"event_type": "nonsense", "data": {}})
+    with pytest.raises(ValueError, match=r"extra fields found \(nope\) @ \$"):
+        m.parse_batch({"events": [], "environment": "production", "nope": 1})
+    with pytest.raises(ValueError, match=r"@ \$\.user_identities"):
+        m.parse_batch({"events": [], "user_identities": {"customer_id": True}})
+    with pytest.raises(ValueError, match=r"expected int @ \$\.events\[0\]\.session_id"):
+        m.parse_batch({"events": [{"event_type": "session_start", "data": {"session_id": "x"}}]})
+
+
+def test_typed_construction_serializes_to_plain_json() -> None:
+    batch = m.Batch(
+        events=[
+            m.CommerceEvent(
+                product_action=m.ProductAction(
+                    action="purchase", products=[m.Product(id="p", price=9.5, quantity=2)]
+                ),
+                currency_code="EUR",
+                timestamp_unixtime_ms=1,
+            )
+        ],
+        user_identities={"customer_id": "u"},
+        consent_state=m.ConsentState(gdpr={"marketing": m.ConsentItem(consented=True)}),
+    )
+    assert batch.to_dict() == {
+        "events": [
+            {
+                "event_type": "commerce_event",
+                "data": {
+                    "product_action": {
+                        "action": "purchase",
+                        "products": [{"id": "p", "price": 9.5, "quantity": 2}],
+                    },
+                    "currency_code": "EUR",
+                    "timestamp_unixtime_ms": 1,
+                },
+            }
+        ],
+        "environment": "production",
+        "user_identities": {"customer_id": "u"},
+        "consent_state": {"gdpr": {"marketing": {"consented": True}}},
+    }
+    validate_batch(batch.to_dict())
