@@ -271,10 +271,16 @@ def endpoint(pod: str = "us1", base_url: str | None = None, path: str = EVENTS_P
     return f"https://s2s.{pod}.mparticle.com{path}"
 
 
-def basic_auth_header(api_key: str, api_secret: str) -> str:
+def basic_auth_header(api_key: str, api_secret: str | Any) -> str:
     """Return the ``Authorization`` header value ``Basic base64(key:secret)`` (UTF-8).
+
+    Args:
+        api_key: the input feed's API key.
+        api_secret: its secret, as a string or a ``Secret`` (``get_secret_value()``).
 
     The result contains the secret: never log it or put it in an error message.
     """
+    if not isinstance(api_secret, str):
+        api_secret = api_secret.get_secret_value()
     token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode("ascii")
     return "Basic " + token

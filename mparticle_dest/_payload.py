@@ -1,0 +1,539 @@
+"""From a walkerOS event to mParticle event bytes and a batch key (SPEC §5, §6, §10).
+
+:class:`EventBuilder` compiles the settings' value mappings once; ``build`` then runs
+on the caller's task for every push: normalize → mapping → mParticle event dict (built
+directly in wire key order) → limits → encode once. The result, :class:`BuiltEvent`,
+holds the event's compact JSON and the :class:`BatchKey` that decides which batch it
+joins; batches are later assembled from the stored bytes by ``_wire.encode_batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from ._config import BatchOptions, DestinationConfig
+from ._constants import MAX_BATCH_BYTES
+from ._event import normalize_event
+from ._exceptions import ConfigError, InvalidEventError
+from ._limits import Limits, check_batch_bytes
+from ._models import check_data, required_fields
+from ._wire import BatchKey, IdentityValue, batch_size, dumps_bytes, user_attributes_fragment
+from .mapping import MappingContext, compile_value_mapping
+
+__all__ = ["BatchKey", "BuiltEvent", "EventBuilder", "Skipped"]
+
+logger = logging.getLogger("mparticle_dest.payload")
+
+ValueFn = Callable[[Any, MappingContext], Any]
+
+_MAX_SAFE_BATCH: Final = MAX_BATCH_BYTES
+# Worst-case JSON growth of a string: a control character becomes "\u00XX" (6 bytes).
+_JSON_GROWTH: Final = 6
+
+
+class BuiltEvent:
+    """One mapped event, encoded once, ready for the accumulator.
+
+    Attributes:
+        key: the batch key (events with equal keys share a batch).
+        body: the event's compact JSON ``{"event_type":...,"data":{...}}``.
+        event_id: the walkerOS event id (also the event's ``source_message_id``).
+        event_name: the name mParticle receives (rule name or event name).
+        event_type: the mParticle event type.
+        source_request_id: the batch id this event brings when it opens a batch: the
+            mapped ``sourceRequestId`` (then also in ``key``), else the event id.
+        user_attributes: this event's resolved user attributes, or ``None``; a batch
+            merges them last-write-wins.
+        batch: the matched rule's ``batch`` override, or ``None``.
+        timestamp_ms: ``timestamp_unixtime_ms`` of the event.
+        mapping_key: the ``"entity action"`` key of the matched rule, if any.
+        truncated: the limits that were applied by truncation (names as in
+            ``LimitExceededError.limit``); empty when nothing was cut.
+    """
+
+    __slots__ = (
+        "batch",
+        "body",
+        "event_id",
+        "event_name",
+        "event_type",
+        "key",
+        "mapping_key",
+        "source_request_id",
+        "timestamp_ms",
+        "truncated",
+        "user_attributes",
+    )
+
+    def __init__(
+        self,
+        key: BatchKey,
+        body: bytes,
+        event_id: str,
+        event_name: str,
+        event_type: str,
+        source_request_id: str,
+        user_attributes: dict[str, Any] | None,
+        batch: BatchOptions | None,
+        timestamp_ms: int,
+        mapping_key: str | None = None,
+        truncated: tuple[str, ...] = (),
+    ) -> None:
+        self.key = key
+        self.body = body
+        self.event_id = event_id
+        self.event_name = event_name
+        self.event_type = event_type
+        self.source_request_id = source_request_id
+        self.user_attributes = user_attributes
+        self.batch = batch
+        self.timestamp_ms = timestamp_ms
+        self.mapping_key = mapping_key
+        self.truncated = truncated
+
+    def __repr__(self) -> str:
+        return (
+            f"<BuiltEvent {self.event_type} {self.event_name!r} id={self.event_id!r}"
+            f" bytes={len(self.body)}>"
+        )
+
+
+class Skipped:
+    """An event the mapping decided not to send.
+
+    ``reason`` is ``"consent"`` (a required consent group is not granted),
+    ``"ignore"`` (the rule says ``ignore``) or ``"silent"`` (the rule is ``silent``:
+    mapped, then not sent, as walkerOS does).
+    """
+
+    __slots__ = ("event_id", "event_name", "mapping_key", "reason")
+
+    def __init__(
+        self, reason: str, event_id: str, event_name: str, mapping_key: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.event_id = event_id
+        self.event_name = event_name
+        self.mapping_key = mapping_key
+
+    def __repr__(self) -> str:
+        return f"<Skipped {self.reason} {self.event_name!r} id={self.event_id!r}>"
+
+
+def _identity_value(value: Any) -> IdentityValue | None:
+    """walkerOS identity coercion: strings and numbers stay, booleans become text.
+
+    Empty strings, ``None``, non-finite numbers and non-scalars are dropped. An
+    integral float becomes an int: the same JSON text ``JSON.stringify`` writes, and
+    one key for ``1`` and ``1.0``.
+    """
+    cls = type(value)
+    if cls is str:
+        return value or None
+    if cls is int:
+        return value  # type: ignore[no-any-return]
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is float:
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        return str(value) or None
+    return None
+
+
+def _string_value(value: Any) -> str | None:
+    """walkerOS ``toStringValue``: strings stay, numbers and booleans become their text."""
+    cls = type(value)
+    if cls is str:
+        return value or None
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is int:
+        return str(value)
+    if cls is float:
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return str(value) or None
+    return None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Read a field from a typed config object or a plain dict."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+class _Plan:
+    """What one rule (or the default, no rule) compiles to."""
+
+    __slots__ = (
+        "batch",
+        "check",
+        "commerce",
+        "custom_event_type",
+        "event_data",
+        "event_type",
+        "identities",
+        "name",
+        "prefix",
+        "user_attributes",
+    )
+
+    def __init__(
+        self,
+        *,
+        event_type: str,
+        custom_event_type: str,
+        name: str | None,
+        commerce: ValueFn | None,
+        event_data: ValueFn | None,
+        identities: tuple[tuple[str, ValueFn], ...],
+        user_attributes: tuple[ValueFn, ...],
+        batch: BatchOptions | None,
+    ) -> None:
+        self.event_type = event_type
+        self.prefix = b'{"event_type":' + dumps_bytes(event_type) + b',"data":'
+        self.custom_event_type = custom_event_type
+        self.name = name or None
+        self.commerce = commerce
+        self.event_data = event_data
+        self.identities = identities
+        self.user_attributes = user_attributes
+        self.batch = batch
+        # The walkerOS types' own fields are built here; mapped fields are checked.
+        self.check = event_data is not None or event_type not in ("custom_event", "screen_view")
+
+
+class _Compiler:
+    """Compiles value mappings, collecting every problem for one ConfigError."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def value(self, spec: Any, path: str) -> ValueFn | None:
+        if spec is None:
+            return None
+        try:
+            return compile_value_mapping(spec, path=path)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+    def identities(self, spec: Any, path: str) -> dict[str, ValueFn]:
+        out: dict[str, ValueFn] = {}
+        if spec is None:
+            return out
+        if not isinstance(spec, Mapping):
+            self.problems.append(f"{path}: expected an object of identity type → mapping")
+            return out
+        for identity_type, value_spec in spec.items():
+            fn = self.value(value_spec, f"{path}.{identity_type}")
+            if fn is not None:
+                out[identity_type] = fn
+        return out
+
+
+class EventBuilder:
+    """Turns walkerOS events into mParticle event bytes and batch keys (SPEC §5).
+
+    Build one per destination with :meth:`from_config`; :meth:`build` is then called
+    for every pushed event, on the caller's task.
+    """
+
+    __slots__ = (
+        "_consent",
+        "_consent_size",
+        "_default",
+        "_environment",
+        "_ip",
+        "_limits",
+        "_mapping",
+        "_plans",
+        "_rules",
+        "_source_request_id",
+        "config",
+    )
+
+    def __init__(self, config: DestinationConfig) -> None:
+        """Compile ``config``; prefer :meth:`from_config`, which also accepts a dict.
+
+        Raises:
+            ConfigError: listing every value mapping that does not compile, with its path.
+        """
+        self.config = config
+        settings = config.settings
+        compiler = _Compiler()
+        self._environment: str = settings.environment
+        self._ip = compiler.value(settings.ip, "settings.ip")
+        self._source_request_id = compiler.value(
+            settings.source_request_id, "settings.sourceRequestId"
+        )
+        consent = settings.consent
+        if consent is not None and hasattr(consent, "to_dict"):
+            consent = consent.to_dict()
+        self._consent: str | None = dumps_bytes(consent).decode() if consent else None
+        self._consent_size = len(self._consent.encode()) if self._consent else 0
+        try:
+            self._limits = Limits(settings.limits)
+        except ValueError as exc:
+            compiler.problems.append(str(exc))
+            self._limits = Limits()
+        self._mapping = config.compiled_mapping
+
+        base_identities = compiler.identities(settings.user_identities, "settings.userIdentities")
+        base_attributes = compiler.value(settings.user_attributes, "settings.userAttributes")
+        self._default = _Plan(
+            event_type="custom_event",
+            custom_event_type="other",
+            name=None,
+            commerce=None,
+            event_data=None,
+            identities=tuple(base_identities.items()),
+            user_attributes=(base_attributes,) if base_attributes else (),
+            batch=None,
+        )
+        self._plans: dict[int, _Plan] = {}
+        self._rules: list[Any] = []  # keeps the rules alive, so their id()s stay unique
+        for path, rule in _iter_rules(config.mapping):
+            self._rules.append(rule)
+            self._plans[id(rule)] = self._compile_rule(
+                rule, path, compiler, base_identities, base_attributes
+            )
+        if compiler.problems:
+            raise ConfigError(compiler.problems)
+
+    @classmethod
+    def from_config(cls, config: DestinationConfig | Mapping[str, Any]) -> EventBuilder:
+        """Build from a :class:`DestinationConfig` or a walkerOS-shaped config dict.
+
+        Raises:
+            ConfigError: the config is invalid (every problem listed with its key path).
+        """
+        return cls(DestinationConfig.coerce(config))
+
+    def _compile_rule(
+        self,
+        rule: Any,
+        path: str,
+        compiler: _Compiler,
+        base_identities: dict[str, ValueFn],
+        base_attributes: ValueFn | None,
+    ) -> _Plan:
+        settings = _get(rule, "settings")
+        spath = f"{path}.settings"
+        event_type = _get(settings, "event_type") or "custom_event"
+        identities = dict(base_identities)
+        identities.update(
+            compiler.identities(_get(settings, "user_identities"), f"{spath}.userIdentities")
+        )
+        rule_attributes = compiler.value(
+            _get(settings, "user_attributes"), f"{spath}.userAttributes"
+        )
+        commerce = compiler.value(_get(settings, "commerce"), f"{spath}.commerce")
+        event_data = compiler.value(_get(settings, "event_data"), f"{spath}.eventData")
+        if (
+            event_type not in ("custom_event", "screen_view", "commerce_event")
+            and event_data is None
+        ):
+            missing = required_fields(event_type)
+            if missing:
+                compiler.problems.append(
+                    f"{spath}.eventData: eventType {event_type!r} needs the fields "
+                    f"{', '.join(missing)}; map them with eventData"
+                )
+        return _Plan(
+            event_type=event_type,
+            custom_event_type=_get(settings, "custom_event_type") or "other",
+            name=_get(rule, "name"),
+            commerce=commerce if event_type == "commerce_event" else None,
+            event_data=event_data,
+            identities=tuple(identities.items()),
+            user_attributes=tuple(f for f in (base_attributes, rule_attributes) if f is not None),
+            batch=_get(rule, "batch"),
+        )
+
+    def build(self, event: Any) -> BuiltEvent | Skipped:
+        """Map one walkerOS event to its mParticle event bytes and batch key.
+
+        Args:
+            event: a walkerOS event (dict or ``WalkerEvent``).
+
+        Returns:
+            The :class:`BuiltEvent`, or :class:`Skipped` when the mapping drops it
+            (consent not granted, ``ignore`` or ``silent`` rule).
+
+        Raises:
+            InvalidEventError: the event is invalid, or a mapped field has a shape
+                mParticle would reject (``field`` names it).
+            LimitExceededError: an mParticle limit is broken under the "reject"
+                policy, or the event alone exceeds a 128 KB batch.
+        """
+        ev = normalize_event(event)
+        result = self._mapping.process(ev)
+        mev = result.event
+        event_id: str = mev.get("id") or ev["id"]
+        rule = result.rule
+        plan = self._default if rule is None else self._plans.get(id(rule), self._default)
+        name = plan.name or mev.get("name")
+        if type(name) is not str:
+            raise InvalidEventError(
+                f"event {event_id!r}: name {name!r} is not a string", field="name"
+            )
+        if result.skipped or result.ignore or result.silent:
+            reason = result.skipped or ("ignore" if result.ignore else "silent")
+            return Skipped(reason, event_id, name, result.mapping_key)
+
+        ctx = MappingContext.for_event(mev)
+        notes: list[str] = []
+        limits = self._limits
+
+        # batch level: identities, ip, source_request_id, user attributes
+        pairs = []
+        for identity_type, fn in plan.identities:
+            value = _identity_value(fn(mev, ctx))
+            if value is not None:
+                pairs.append((identity_type, value))
+        ip = _string_value(self._ip(mev, ctx)) if self._ip is not None else None
+        mapped_sri = (
+            _string_value(self._source_request_id(mev, ctx))
+            if self._source_request_id is not None
+            else None
+        )
+        user_attributes: dict[str, Any] | None = None
+        if plan.user_attributes:
+            merged: dict[str, Any] = {}
+            for fn in plan.user_attributes:
+                value = fn(mev, ctx)
+                if isinstance(value, dict):
+                    merged.update(value)
+            if merged:
+                user_attributes = limits.user_attributes(merged, event_id, name, notes) or None
+
+        # the event's data, in wire key order
+        event_type = plan.event_type
+        if event_type == "custom_event":
+            data: dict[str, Any] = {
+                "event_name": limits.event_name(name, event_id, notes),
+                "custom_event_type": plan.custom_event_type,
+            }
+        elif event_type == "screen_view":
+            data = {"screen_name": limits.event_name(name, event_id, notes)}
+        elif plan.commerce is not None:
+            commerce = plan.commerce(mev, ctx)
+            data = dict(commerce) if isinstance(commerce, dict) else {}
+        else:
+            data = {}
+        if plan.event_data is not None:
+            extra = plan.event_data(mev, ctx)
+            if isinstance(extra, dict):
+                for k, v in extra.items():
+                    if k not in data:
+                        data[k] = v
+        raw = result.data
+        if raw and isinstance(raw, dict):
+            custom = limits.custom_attributes(raw, event_id, name, notes)
+            if custom:
+                data["custom_attributes"] = custom
+        timestamp = mev.get("timestamp") or _now_ms()
+        data["timestamp_unixtime_ms"] = int(timestamp)
+        if event_id:
+            data["source_message_id"] = event_id
+        if plan.check:
+            self._check(plan, data, event_id, name, notes, result.mapping_key)
+
+        try:
+            body = plan.prefix + dumps_bytes(data) + b"}"
+        except (ValueError, TypeError) as exc:
+            raise InvalidEventError(
+                f"event {event_id!r} ({name!r}): the mapped event is not JSON: {exc}"
+            ) from None
+
+        key = BatchKey(self._environment, tuple(pairs), ip, self._consent, mapped_sri)
+        source_request_id = mapped_sri or event_id
+        self._check_size(key, body, user_attributes, source_request_id, event_id, name)
+        return BuiltEvent(
+            key,
+            body,
+            event_id,
+            name,
+            event_type,
+            source_request_id,
+            user_attributes,
+            plan.batch,
+            data["timestamp_unixtime_ms"],
+            result.mapping_key,
+            tuple(notes),
+        )
+
+    def _check(
+        self,
+        plan: _Plan,
+        data: dict[str, Any],
+        event_id: str,
+        name: str,
+        notes: list[str],
+        mapping_key: str | None,
+    ) -> None:
+        # mParticle answers 400 for the whole batch when one event is malformed, which
+        # would sink the user's other events with it: refuse the event at push instead.
+        for field in ("event_name", "screen_name"):
+            if type(data.get(field)) is str:
+                data[field] = self._limits.event_name(data[field], event_id, notes)
+        problems = check_data(plan.event_type, data)
+        if problems:
+            where = f"mapping {mapping_key!r}" if mapping_key else "the mapping"
+            raise InvalidEventError(
+                f"event {event_id!r} ({name!r}): {where} produced a {plan.event_type} "
+                "that mParticle would reject: " + "; ".join(problems),
+                field=problems[0].split(":", 1)[0],
+            )
+
+    def _check_size(
+        self,
+        key: BatchKey,
+        body: bytes,
+        user_attributes: dict[str, Any] | None,
+        source_request_id: str,
+        event_id: str,
+        name: str,
+    ) -> None:
+        ua_size = len(user_attributes_fragment(user_attributes)) if user_attributes else 0
+        # Cheap upper bound first: the exact size needs the key's envelope encoded.
+        bound = len(body) + ua_size + self._consent_size + 160
+        bound += _JSON_GROWTH * (len(source_request_id) + (len(key.ip) if key.ip else 0))
+        for identity_type, value in key.user_identities:
+            bound += (
+                len(identity_type) + 6 + (_JSON_GROWTH * len(value) if type(value) is str else 32)
+            )
+        if bound <= _MAX_SAFE_BATCH:
+            return
+        check_batch_bytes(batch_size(key, len(body), 1, ua_size, source_request_id), event_id, name)
+
+
+def _iter_rules(mapping: Any) -> Any:
+    """Yield ``(path, rule)`` for every rule of ``config.mapping`` (lists expanded)."""
+    if not mapping:
+        return
+    for entity, actions in mapping.items():
+        if not actions:
+            continue
+        for action, rules in actions.items():
+            path = f"mapping.{entity}.{action}"
+            if isinstance(rules, (list, tuple)):
+                for i, rule in enumerate(rules):
+                    yield f"{path}[{i}]", rule
+            elif rules is not None:
+                yield path, rules
