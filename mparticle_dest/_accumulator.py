@@ -7,11 +7,23 @@ identical bytes (and the same ``source_request_id``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._receipt import BatchOutcome
+from attrs import frozen
 
-__all__ = ["SealedBatch"]
+from ._constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
+from ._exceptions import LimitExceededError
+from ._receipt import BatchOutcome, Receipt
+from ._wire import batch_size, encode_batch, user_attributes_fragment
+
+if TYPE_CHECKING:
+    from ._payload import BatchKey
+
+__all__ = ["Accumulator", "BatchLimits", "SealedBatch"]
 
 
 class SealedBatch:
@@ -72,4 +84,304 @@ class SealedBatch:
         return (
             f"<SealedBatch seq={self.seq} events={self.event_count} bytes={len(self.body)}"
             f" source_request_id={self.source_request_id!r}>"
+        )
+
+
+# mParticle's batch limit (128 KB) is the hard ceiling; an event count and the age are tunable.
+DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batches/s limit
+# Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
+_SRID_MEMORY = 65_536
+
+
+class BatchHint(Protocol):
+    """Batch flush options as configured (``_config.BatchOptions``); times in milliseconds."""
+
+    @property
+    def size(self) -> int | None: ...
+
+    @property
+    def age(self) -> float | None: ...
+
+    @property
+    def wait(self) -> float | None: ...
+
+
+class BuiltEventLike(Protocol):
+    """What the accumulator reads from ``_payload.BuiltEvent``."""
+
+    @property
+    def key(self) -> BatchKey: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def source_request_id(self) -> str: ...
+
+    @property
+    def user_attributes(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def batch(self) -> BatchHint | None: ...
+
+
+@frozen(kw_only=True)
+class BatchLimits:
+    """When an open batch is sealed.
+
+    Attributes:
+        size: Seal when the batch holds this many events (``None``: only the byte
+            and time limits apply).
+        age: Seal when the oldest event is this many seconds old.
+        wait: Optional debounce: seal when no event was added for this many seconds.
+        max_bytes: Never let a batch's JSON exceed this (mParticle: 128 KB).
+        max_user_attributes: Seal before merged ``user_attributes`` would exceed this.
+    """
+
+    size: int | None = None
+    age: float = DEFAULT_BATCH_AGE
+    wait: float | None = None
+    max_bytes: int = MAX_BATCH_BYTES
+    max_user_attributes: int = MAX_USER_ATTRIBUTES
+
+    def override(self, hint: BatchHint | None) -> BatchLimits:
+        """These limits with the set fields of ``hint`` (milliseconds) applied."""
+        if hint is None:
+            return self
+        size, age, wait = hint.size, hint.age, hint.wait
+        if size is None and age is None and wait is None:
+            return self
+        return BatchLimits(
+            size=self.size if size is None else max(int(size), 1),
+            age=self.age if age is None else max(float(age), 0.0) / 1000.0,
+            wait=self.wait if wait is None else max(float(wait), 0.0) / 1000.0,
+            max_bytes=self.max_bytes,
+            max_user_attributes=self.max_user_attributes,
+        )
+
+
+class _OpenBatch:
+    """A batch still accepting events (internal to the accumulator)."""
+
+    __slots__ = (
+        "age_deadline",
+        "bodies",
+        "body_bytes",
+        "id",
+        "key",
+        "last_at",
+        "outcome",
+        "size_limit",
+        "source_request_id",
+        "ua_fragment",
+        "user_attributes",
+        "wait",
+    )
+
+    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str, now: float) -> None:
+        self.key = key
+        self.id = batch_id
+        self.source_request_id = source_request_id
+        self.bodies: list[bytes] = []
+        self.body_bytes = 0
+        self.outcome = BatchOutcome()
+        self.user_attributes: dict[str, Any] = {}
+        self.ua_fragment = b""
+        self.last_at = now
+        self.age_deadline = float("inf")
+        self.size_limit: int | None = None
+        self.wait: float | None = None
+
+    def deadline(self) -> float:
+        if self.wait is None:
+            return self.age_deadline
+        return min(self.age_deadline, self.last_at + self.wait)
+
+
+class Accumulator:
+    """Collects built events into one open batch per :class:`BatchKey` (SPEC §6).
+
+    Pure and synchronous: callers pass the current time (``anyio.current_time()``
+    in the engine, plain floats in tests). Each user's events keep their push
+    order: a key has at most one open batch, and batches are sealed in order.
+
+    Args:
+        limits: Default limits; an event's rule-level ``batch`` hint overrides them
+            for the batch it joins (the strictest value wins within a batch).
+    """
+
+    def __init__(self, limits: BatchLimits | None = None) -> None:
+        self.limits = limits or BatchLimits()
+        self._open: dict[BatchKey, _OpenBatch] = {}
+        self._deadlines: list[tuple[float, int, _OpenBatch]] = []
+        self._batch_ids = itertools.count()
+        self._seqs = itertools.count()
+        self._srids: OrderedDict[str, int] = OrderedDict()
+        self._events = 0
+
+    @property
+    def open_events(self) -> int:
+        """Events in open (not yet sealed) batches."""
+        return self._events
+
+    @property
+    def open_batches(self) -> int:
+        """Number of open batches."""
+        return len(self._open)
+
+    def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
+        """Append one event to its key's open batch.
+
+        The open batch is sealed *before* the event when the event would push its
+        JSON past ``max_bytes`` or its merged user attributes past the limit, and
+        the batch holding the event is sealed right away when it reaches its size
+        or its deadline has already passed (``{"age": 0}``).
+
+        Returns:
+            The event's receipt and the batches sealed by this call (0, 1 or 2, oldest first).
+
+        Raises:
+            LimitExceededError: The event alone does not fit in a batch (``batch_bytes``);
+                nothing is changed.
+        """
+        key = built.key
+        body_len = len(built.body)
+        new_ua = built.user_attributes or None
+        sealed: list[SealedBatch] = []
+        ob = self._open.get(key)
+        merged = self._merge(ob, body_len, new_ua) if ob is not None else None
+        if merged is None:
+            base = built.source_request_id
+            srid, next_suffix = self._choose_srid(base)
+            ua_fragment = user_attributes_fragment(new_ua)
+            lone = batch_size(key, body_len, 1, len(ua_fragment), srid)
+            if lone > self.limits.max_bytes:
+                raise LimitExceededError(
+                    f"event {built.event_id!r} needs a {lone}-byte batch; mParticle accepts"
+                    f" at most {self.limits.max_bytes} bytes per batch",
+                    limit="batch_bytes",
+                )
+            if ob is not None:
+                sealed.append(self._seal(ob))
+            ob = self._open_batch(key, base, srid, next_suffix, now)
+            ua, ua_fragment_new = (dict(new_ua) if new_ua else {}), ua_fragment
+        else:
+            ua, ua_fragment_new = merged
+        assert ob is not None
+        ob.bodies.append(built.body)
+        ob.body_bytes += body_len
+        if new_ua:
+            ob.user_attributes = ua
+            ob.ua_fragment = ua_fragment_new
+        self._events += 1
+        receipt = Receipt(ob.outcome, built.event_id)
+
+        limits = self.limits.override(built.batch)
+        before = ob.deadline()
+        ob.last_at = now
+        ob.age_deadline = min(ob.age_deadline, now + limits.age)
+        if limits.size is not None:
+            current = ob.size_limit
+            ob.size_limit = limits.size if current is None else min(current, limits.size)
+        if limits.wait is not None:
+            ob.wait = limits.wait if ob.wait is None else min(ob.wait, limits.wait)
+        deadline = ob.deadline()
+        full = ob.size_limit is not None and len(ob.bodies) >= ob.size_limit
+        if full or deadline <= now:
+            sealed.append(self._seal(ob))
+        elif deadline != before:
+            heapq.heappush(self._deadlines, (deadline, ob.id, ob))
+        return receipt, sealed
+
+    def due(self, now: float) -> list[SealedBatch]:
+        """Seal and return every open batch whose deadline has passed, oldest deadline first."""
+        out: list[SealedBatch] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, ob = heapq.heappop(heap)
+            if self._open.get(ob.key) is ob and ob.deadline() == deadline:
+                out.append(self._seal(ob))
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`due` will return a batch (``None``: no open batch)."""
+        heap = self._deadlines
+        while heap:
+            deadline, _, ob = heap[0]
+            if self._open.get(ob.key) is ob and ob.deadline() == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
+        return None
+
+    def seal_all(self) -> list[SealedBatch]:
+        """Seal every open batch (flush and close), in the order they were opened."""
+        out = [self._seal(ob) for ob in list(self._open.values())]
+        self._deadlines.clear()
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _merge(
+        self, ob: _OpenBatch, body_len: int, new_ua: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """The batch's user attributes and their fragment with the event added; ``None``
+        when the event does not fit (the batch must be sealed first)."""
+        ua, fragment = ob.user_attributes, ob.ua_fragment
+        if new_ua:
+            ua = {**ua, **new_ua}
+            if len(ua) > self.limits.max_user_attributes:
+                return None
+            fragment = user_attributes_fragment(ua)
+        size = batch_size(
+            ob.key,
+            ob.body_bytes + body_len,
+            len(ob.bodies) + 1,
+            len(fragment),
+            ob.source_request_id,
+        )
+        if size > self.limits.max_bytes:
+            return None
+        return ua, fragment
+
+    def _choose_srid(self, base: str) -> tuple[str, int]:
+        """The next batch's ``source_request_id``: ``base`` (the mapped id, else the first
+        event's id), suffixed ``-2``, ``-3``... when a recent batch already used it
+        (mParticle de-duplicates on it, so two batches must never share one)."""
+        suffix = self._srids.get(base)
+        if suffix is None:
+            return base, 2
+        while True:
+            candidate = f"{base}-{suffix}"
+            suffix += 1
+            if candidate not in self._srids:
+                return candidate, suffix
+
+    def _open_batch(
+        self, key: BatchKey, base: str, srid: str, next_suffix: int, now: float
+    ) -> _OpenBatch:
+        srids = self._srids
+        srids[base] = next_suffix
+        srids.move_to_end(base)
+        if srid != base:
+            srids[srid] = 2
+        while len(srids) > _SRID_MEMORY:
+            srids.popitem(last=False)
+        ob = _OpenBatch(key, next(self._batch_ids), srid, now)
+        self._open[key] = ob
+        return ob
+
+    def _seal(self, ob: _OpenBatch) -> SealedBatch:
+        del self._open[ob.key]
+        self._events -= len(ob.bodies)
+        body = encode_batch(ob.key, ob.bodies, ob.ua_fragment, ob.source_request_id)
+        return SealedBatch(
+            key=ob.key,
+            body=body,
+            event_count=len(ob.bodies),
+            source_request_id=ob.source_request_id,
+            seq=next(self._seqs),
+            outcome=ob.outcome,
         )

@@ -1,0 +1,311 @@
+"""Accumulator: one open batch per user, size/age/wait/byte limits, rule overrides (SPEC §6).
+
+Pure and synchronous: the tests drive it with an explicit clock (plain floats).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from attrs import frozen
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mparticle_dest import LimitExceededError
+from mparticle_dest._accumulator import Accumulator, BatchLimits, SealedBatch
+from mparticle_dest._constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
+from mparticle_dest._payload import BatchKey
+
+
+@frozen
+class Hint:
+    """A rule-level ``batch`` override (milliseconds), like ``_config.BatchOptions``."""
+
+    size: int | None = None
+    age: float | None = None
+    wait: float | None = None
+
+
+@frozen
+class Built:
+    """The fields of ``_payload.BuiltEvent`` the accumulator reads."""
+
+    key: BatchKey
+    body: bytes
+    event_id: str
+    source_request_id: str
+    user_attributes: dict[str, Any] | None = None
+    batch: Hint | None = None
+
+
+def key(user: str, srid: str | None = None) -> BatchKey:
+    return BatchKey("production", (("customer_id", user),), source_request_id=srid)
+
+
+def event(
+    user: str,
+    event_id: str,
+    *,
+    pad: int = 0,
+    ua: dict[str, Any] | None = None,
+    hint: Hint | None = None,
+    srid: str | None = None,
+) -> Built:
+    body = json.dumps(
+        {
+            "event_type": "custom_event",
+            "data": {
+                "event_name": "page view",
+                "custom_event_type": "other",
+                "custom_attributes": {"pad": "p" * pad},
+                "source_message_id": event_id,
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+    return Built(key(user, srid), body, event_id, srid or event_id, ua, hint)
+
+
+def ids(batch: SealedBatch) -> list[str]:
+    parsed = json.loads(batch.body)
+    return [e["data"]["source_message_id"] for e in parsed["events"]]
+
+
+def test_events_of_one_user_share_a_batch_in_order() -> None:
+    acc = Accumulator()
+    for i in range(3):
+        receipt, sealed = acc.add(event("u1", f"e{i}"), now=0.0)
+        assert sealed == []
+        assert receipt.event_id == f"e{i}"
+    acc.add(event("u2", "x0"), now=0.0)
+    assert (acc.open_batches, acc.open_events) == (2, 4)
+    first, second = acc.seal_all()
+    assert ids(first) == ["e0", "e1", "e2"]
+    assert ids(second) == ["x0"]
+    parsed = json.loads(first.body)
+    assert parsed["user_identities"] == {"customer_id": "u1"}
+    assert parsed["source_request_id"] == "e0" == first.source_request_id
+    assert first.event_count == 3
+    assert first.seq < second.seq
+    assert (acc.open_batches, acc.open_events) == (0, 0)
+
+
+def test_a_batch_seals_when_it_reaches_its_size() -> None:
+    acc = Accumulator(BatchLimits(size=2))
+    assert acc.add(event("u", "a"), 0.0)[1] == []
+    _, sealed = acc.add(event("u", "b"), 0.0)
+    assert [ids(b) for b in sealed] == [["a", "b"]]
+    _, sealed = acc.add(event("u", "c"), 0.0)
+    assert sealed == []
+
+
+def test_a_batch_is_due_when_its_oldest_event_reaches_the_age() -> None:
+    acc = Accumulator(BatchLimits(age=1.0))
+    acc.add(event("u", "a"), now=10.0)
+    acc.add(event("u", "b"), now=10.8)  # a later event does not postpone the batch
+    acc.add(event("v", "c"), now=10.5)
+    assert acc.next_deadline() == 11.0
+    assert acc.due(10.99) == []
+    (batch,) = acc.due(11.0)
+    assert ids(batch) == ["a", "b"]
+    assert acc.next_deadline() == 11.5
+    assert [ids(b) for b in acc.due(20.0)] == [["c"]]
+    assert acc.next_deadline() is None
+
+
+def test_wait_debounces_but_never_past_the_age() -> None:
+    acc = Accumulator(BatchLimits(age=1.0, wait=0.3))
+    acc.add(event("u", "a"), now=0.0)
+    assert acc.next_deadline() == pytest.approx(0.3)
+    acc.add(event("u", "b"), now=0.2)
+    assert acc.next_deadline() == pytest.approx(0.5)
+    assert acc.due(0.45) == []
+    for t in (0.4, 0.6, 0.8):
+        acc.add(event("u", f"t{t}"), now=t)
+    assert acc.next_deadline() == pytest.approx(1.0)  # capped by the age
+    (batch,) = acc.due(1.0)
+    assert len(ids(batch)) == 5
+
+
+def test_rule_age_zero_sends_the_users_batch_now() -> None:
+    acc = Accumulator()
+    acc.add(event("u", "a"), 0.0)
+    acc.add(event("v", "other"), 0.0)
+    _, sealed = acc.add(event("u", "buy", hint=Hint(age=0)), 0.1)
+    assert [ids(b) for b in sealed] == [["a", "buy"]]
+    assert acc.open_events == 1  # the other user's batch keeps waiting
+
+
+def test_rule_overrides_apply_to_the_batch_they_join() -> None:
+    acc = Accumulator(BatchLimits(size=100, age=60.0))
+    acc.add(event("u", "a"), 0.0)
+    acc.add(event("u", "b", hint=Hint(age=500)), 1.0)  # ms
+    assert acc.next_deadline() == pytest.approx(1.5)
+    _, sealed = acc.add(event("u", "c", hint=Hint(size=3)), 1.2)
+    assert [ids(b) for b in sealed] == [["a", "b", "c"]]
+
+
+def test_no_batch_exceeds_128_kb_and_the_overflowing_event_opens_the_next() -> None:
+    acc = Accumulator()
+    sealed_all: list[SealedBatch] = []
+    for i in range(10):
+        _, sealed = acc.add(event("u", f"e{i}", pad=30_000), 0.0)
+        sealed_all += sealed
+    sealed_all += acc.seal_all()
+    assert [len(ids(b)) for b in sealed_all] == [4, 4, 2]
+    assert all(len(b.body) <= MAX_BATCH_BYTES for b in sealed_all)
+    assert [i for b in sealed_all for i in ids(b)] == [f"e{i}" for i in range(10)]
+
+
+def test_byte_accounting_is_exact_at_the_limit() -> None:
+    probe = Accumulator()
+    probe.add(event("u", "e0", pad=0), 0.0)
+    (one,) = probe.seal_all()
+    overhead = len(one.body) - len(event("u", "e0").body)
+    body_len = len(event("u", "e1").body)
+    # Two events exactly filling a batch limit fit; one more byte does not.
+    limit = overhead + 2 * body_len + 1
+    acc = Accumulator(BatchLimits(max_bytes=limit))
+    acc.add(event("u", "e0"), 0.0)
+    assert acc.add(event("u", "e1"), 0.0)[1] == []
+    (batch,) = acc.seal_all()
+    assert len(batch.body) == limit
+    tight = Accumulator(BatchLimits(max_bytes=limit - 1))
+    tight.add(event("u", "e0"), 0.0)
+    _, sealed = tight.add(event("u", "e1"), 0.0)
+    assert [ids(b) for b in sealed] == [["e0"]]
+
+
+def test_an_event_too_large_for_any_batch_is_rejected_without_side_effects() -> None:
+    acc = Accumulator()
+    acc.add(event("u", "small"), 0.0)
+    with pytest.raises(LimitExceededError) as info:
+        acc.add(event("u", "huge", pad=MAX_BATCH_BYTES), 0.0)
+    assert info.value.limit == "batch_bytes"
+    assert "huge" in str(info.value)
+    assert (acc.open_batches, acc.open_events) == (1, 1)
+    (batch,) = acc.seal_all()
+    assert ids(batch) == ["small"]
+
+
+def test_user_attributes_merge_last_write_wins() -> None:
+    acc = Accumulator()
+    acc.add(event("u", "a", ua={"plan": "free", "age": 30}), 0.0)
+    acc.add(event("u", "b"), 0.0)
+    acc.add(event("u", "c", ua={"plan": "pro"}), 0.0)
+    (batch,) = acc.seal_all()
+    assert json.loads(batch.body)["user_attributes"] == {"plan": "pro", "age": 30}
+
+
+def test_a_batch_seals_before_user_attributes_would_exceed_100() -> None:
+    acc = Accumulator()
+    acc.add(event("u", "a", ua={f"a{i}": i for i in range(60)}), 0.0)
+    _, sealed = acc.add(event("u", "b", ua={f"b{i}": i for i in range(60)}), 0.0)
+    assert [ids(b) for b in sealed] == [["a"]]
+    (rest,) = acc.seal_all()
+    assert len(json.loads(rest.body)["user_attributes"]) == 60
+    acc.add(event("u", "c", ua={f"a{i}": i for i in range(MAX_USER_ATTRIBUTES)}), 0.0)
+    assert acc.add(event("u", "d", ua={"a0": "updated"}), 0.0)[1] == []  # overwrite: no growth
+
+
+def test_source_request_ids_are_never_shared_by_two_batches() -> None:
+    acc = Accumulator(BatchLimits(size=1))
+    got = [
+        acc.add(event("u", "same-id"), 0.0)[1][0].source_request_id,
+        acc.add(event("v", "same-id"), 0.0)[1][0].source_request_id,
+        acc.add(event("u", "m1", srid="req-9"), 0.0)[1][0].source_request_id,
+        acc.add(event("u", "m2", srid="req-9"), 0.0)[1][0].source_request_id,
+        acc.add(event("u", "m3", srid="req-9"), 0.0)[1][0].source_request_id,
+        acc.add(event("u", "same-id-2"), 0.0)[1][0].source_request_id,
+    ]
+    assert got == ["same-id", "same-id-2", "req-9", "req-9-2", "req-9-3", "same-id-2-2"]
+
+
+def test_a_mapped_source_request_id_is_used_verbatim_in_the_body() -> None:
+    acc = Accumulator()
+    acc.add(event("u", "e1", srid="req-1"), 0.0)
+    acc.add(event("u", "e2", srid="req-1"), 0.0)
+    (batch,) = acc.seal_all()
+    assert json.loads(batch.body)["source_request_id"] == "req-1"
+
+
+def test_receipts_share_their_batch_outcome() -> None:
+    acc = Accumulator()
+    r1, _ = acc.add(event("u", "a"), 0.0)
+    r2, _ = acc.add(event("u", "b"), 0.0)
+    (batch,) = acc.seal_all()
+    assert not r1.done()
+    batch.outcome.resolve("delivered", attempts=1, http_status=202)
+    assert r1.outcome is not None and r1.outcome.delivered and r1.outcome.event_id == "a"
+    assert r2.outcome is not None and r2.outcome.http_status == 202
+
+
+# -- property: no loss, no duplication, order per user, every limit held ---------------------
+
+_op = st.tuples(
+    st.sampled_from(["u1", "u2", "u3", "u4"]),  # user
+    st.integers(0, 40_000),  # padding bytes
+    st.one_of(st.none(), st.dictionaries(st.sampled_from("abcdefgh"), st.integers(), max_size=3)),
+    st.one_of(
+        st.none(),
+        st.builds(
+            Hint,
+            size=st.one_of(st.none(), st.integers(1, 5)),
+            age=st.one_of(st.none(), st.sampled_from([0, 50, 300])),
+            wait=st.one_of(st.none(), st.sampled_from([0, 20, 100])),
+        ),
+    ),
+    st.floats(0, 0.2),  # time advance before the event
+    st.booleans(),  # run due() after the event
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ops=st.lists(_op, max_size=60),
+    size=st.one_of(st.none(), st.integers(1, 10)),
+    age=st.sampled_from([0.0, 0.1, 0.5]),
+    wait=st.one_of(st.none(), st.sampled_from([0.05, 0.2])),
+)
+def test_property_no_loss_no_duplication_order_and_limits(
+    ops: list[tuple[str, int, dict[str, int] | None, Hint | None, float, bool]],
+    size: int | None,
+    age: float,
+    wait: float | None,
+) -> None:
+    acc = Accumulator(BatchLimits(size=size, age=age, wait=wait))
+    now = 0.0
+    pushed: dict[str, list[str]] = {}
+    sealed: list[SealedBatch] = []
+    for n, (user, pad, ua, hint, advance, check) in enumerate(ops):
+        now += advance
+        eid = f"e{n}"
+        _, out = acc.add(event(user, eid, pad=pad, ua=ua, hint=hint), now)
+        pushed.setdefault(user, []).append(eid)
+        sealed += out
+        if check:
+            sealed += acc.due(now)
+        deadline = acc.next_deadline()
+        assert deadline is None or acc.open_batches > 0
+    sealed += acc.seal_all()
+    assert acc.open_events == 0
+
+    seen: list[str] = []
+    per_user: dict[str, list[str]] = {}
+    for batch in sorted(sealed, key=lambda b: b.seq):
+        body = json.loads(batch.body)
+        assert len(batch.body) <= MAX_BATCH_BYTES
+        assert len(body.get("user_attributes", {})) <= MAX_USER_ATTRIBUTES
+        assert 1 <= batch.event_count == len(body["events"])
+        if size is not None:  # a rule hint may raise the size (hints here are ≤ 5)
+            assert batch.event_count <= max(size, 5)
+        user = body["user_identities"]["customer_id"]
+        per_user.setdefault(user, []).extend(ids(batch))
+        seen += ids(batch)
+        assert body["source_request_id"] == batch.source_request_id
+    assert sorted(seen) == sorted(e for es in pushed.values() for e in es)  # no loss, no dup
+    assert per_user == pushed  # order per user
+    srids = [b.source_request_id for b in sealed]
+    assert len(srids) == len(set(srids))
