@@ -1,7 +1,9 @@
 """Run the fake server in its own process: ``python -m mparticle_dest.testing serve``.
 
 The first stdout line is the base URL; the process serves until SIGINT/SIGTERM, then
-writes the final counters as one JSON line and exits. ``GET /_fake/stats`` gives the
+writes the final counters as one JSON line and exits. With ``--stall`` it holds every
+request unanswered until the line ``release`` arrives on stdin (a memory-bound client
+test), then answers the held requests and all later ones normally. ``GET /_fake/stats`` gives the
 counters while it runs. Meant for benchmarks and demos, where the server must not
 share a process (and a GIL) with the client.
 """
@@ -37,6 +39,14 @@ def _fault_rate(text: str) -> tuple[Fault, float]:
         raise argparse.ArgumentTypeError(f"expected KIND=PROBABILITY, got {text!r}") from None
 
 
+def _release_on_command(server: FakeMparticle) -> None:
+    """Stop stalling when stdin says ``release``: held requests are then answered."""
+    for line in sys.stdin:
+        if line.strip() == "release":
+            server.set_faults(None)
+            server.release_stalled()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mparticle_dest.testing")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--counters-only", action="store_true", help="keep counters, no per-event records"
     )
-    serve.add_argument("--stall", action="store_true", help="accept requests but never answer")
+    serve.add_argument(
+        "--stall",
+        action="store_true",
+        help="hold every request unanswered until a 'release' line arrives on stdin",
+    )
     serve.add_argument("--rate-limit", type=float, help="simulated limit in batches per second")
     serve.add_argument(
         "--fault",
@@ -92,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     with server:
+        if args.stall:
+            threading.Thread(target=_release_on_command, args=(server,), daemon=True).start()
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
         while not done.wait(0.5):  # a bounded wait keeps signal delivery prompt everywhere

@@ -7,6 +7,7 @@ import binascii
 import hmac
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -163,6 +164,10 @@ class FakeMparticle:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        # Stalled requests wait on the current release event; release_stalled() swaps it.
+        self._release = threading.Event()
+        self._held_lock = threading.Lock()
+        self._held = 0
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -203,6 +208,7 @@ class FakeMparticle:
             return
         self._closed = True
         self._stopping.set()
+        self._release.set()
         server.shutdown()
         thread.join()
         if not server.close_connections(timeout):
@@ -263,6 +269,22 @@ class FakeMparticle:
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Replace the fault plan (``None``: answer normally) for the following requests."""
         self._faults = plan
+
+    def release_stalled(self) -> None:
+        """Let every request currently held by a ``stall`` fault be processed normally.
+
+        Requests arriving later still follow the fault plan (use :meth:`set_faults` to
+        stop stalling).
+        """
+        with self._held_lock:
+            release, self._release = self._release, threading.Event()
+        release.set()
+
+    @property
+    def held(self) -> int:
+        """How many requests a ``stall`` fault is holding right now."""
+        with self._held_lock:
+            return self._held
 
     def set_reject_batch(self, predicate: BatchPredicate | None) -> None:
         """Replace the ``reject_batch`` predicate (``None``: reject nothing)."""
@@ -409,6 +431,9 @@ class FakeMparticle:
             credentials = base64.b64decode(header[6:].strip(), validate=True)
         except (binascii.Error, ValueError):
             return 401, "malformed Basic authentication"
+        key, colon, secret = credentials.partition(b":")
+        if not (key and colon and secret):
+            return 401, "missing API key or secret"
         if not hmac.compare_digest(credentials, self._expected_auth):
             return 403, "invalid API key or secret"
         return 0, ""
@@ -421,10 +446,19 @@ class FakeMparticle:
                 h.close_connection = True
                 return True
             return False  # then processed normally
+        if fault.kind == "stall":
+            release = self._release
+            with self._held_lock:
+                self._held += 1
+            try:
+                release.wait()
+            finally:
+                with self._held_lock:
+                    self._held -= 1
+            if not self._stopping.is_set():
+                return False  # released: processed normally
         if fault.kind in ("drop", "stall"):
             self._record(h, path, body, None, fault=fault.kind)
-            if fault.kind == "stall":
-                self._stopping.wait()
             h.close_connection = True
             return True
         headers: dict[str, str] = {}
@@ -440,9 +474,15 @@ class FakeMparticle:
         return True
 
     def _process(self, h: Handler, path: str, body: bytes, fault: Fault | None) -> None:
+        injected = fault.kind if fault is not None and fault.kind != "ok" else None
         if len(body) > MAX_REQUEST_BYTES:
             self._answer(
-                h, path, body, 413, [f"request body is {len(body)} bytes, over {MAX_REQUEST_BYTES}"]
+                h,
+                path,
+                body,
+                413,
+                [f"request body is {len(body)} bytes, over {MAX_REQUEST_BYTES}"],
+                fault=injected,
             )
             return
         try:
@@ -456,21 +496,21 @@ class FakeMparticle:
                 items = _parse_array(text, ascii_only)
                 shape = "a JSON array of batches"
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            self._answer(h, path, body, 400, [f"malformed JSON: {exc}"])
+            self._answer(h, path, body, 400, [f"malformed JSON: {exc}"], fault=injected)
             return
         if items is None:
-            self._answer(h, path, body, 400, [f"request body must be {shape}"])
+            self._answer(h, path, body, 400, [f"request body must be {shape}"], fault=injected)
             return
         problems = self._check_batches(path, items)
         if problems:
-            self._answer(h, path, body, 400, problems)
+            self._answer(h, path, body, 400, problems, fault=injected)
             return
         if self._bucket is not None:
             wait = self._bucket.take(len(items))
             if wait is not None:
                 headers = {
                     "X-mp-rate-limit-exceeded": "true",
-                    "Retry-After": str(max(1, round(wait))),
+                    "Retry-After": str(max(1, math.ceil(wait))),
                 }
                 self._answer(
                     h,
@@ -493,7 +533,7 @@ class FakeMparticle:
             headers=h.headers.items(),
             body=body,
             status=202,
-            fault=fault.kind if fault is not None and fault.kind != "ok" else None,
+            fault=injected,
             batches=items,
         )
         h.send(202, b"", headers)

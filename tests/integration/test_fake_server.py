@@ -107,11 +107,14 @@ def test_missing_auth_is_401_and_wrong_auth_is_403(server):
         missing = c.post("/v2/events", json=batch())
         wrong = c.post("/v2/events", json=batch(), auth=("test-key", "nope"))
         garbled = c.post("/v2/events", json=batch(), headers={"Authorization": "Basic !!"})
-    assert (missing.status_code, wrong.status_code, garbled.status_code) == (401, 403, 401)
+        no_secret = c.post("/v2/events", json=batch(), auth=("test-key", ""))
+        bearer = c.post("/v2/events", json=batch(), headers={"Authorization": "Bearer x"})
+    statuses = [r.status_code for r in (missing, wrong, garbled, no_secret, bearer)]
+    assert statuses == [401, 403, 401, 401, 401]
     assert missing.json()["errors"][0]["code"] == "UNAUTHORIZED"
     assert wrong.json()["errors"][0]["code"] == "FORBIDDEN"
     assert server.events == []
-    assert server.stats.by_status == {401: 2, 403: 1}
+    assert server.stats.by_status == {401: 4, 403: 1}
 
 
 def test_custom_credentials():

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGTERM")
 def serve(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "mparticle_dest.testing", "serve", *args],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -44,16 +45,31 @@ def test_serve_prints_the_url_first_and_final_counters_on_sigterm():
     assert final == stats
 
 
-def test_stall_mode_never_answers_and_still_stops_promptly():
+def test_stall_mode_holds_requests_until_released_and_still_stops_promptly():
     with serve("--stall", "--no-validate") as proc:
+        assert proc.stdout is not None and proc.stdin is not None
+        url = proc.stdout.readline().strip()
+        with httpx.Client(base_url=url, auth=("test-key", "test-secret")) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                c.post("/v2/events", json={"environment": "production"}, timeout=0.3)
+            proc.stdin.write("release\n")
+            proc.stdin.flush()
+            assert c.post("/v2/events", json={"environment": "production"}).status_code == 202
+        final = json.loads(stop(proc))
+    # The timed-out request was released (and accepted) too.
+    assert final["batches"] == 2
+    assert final["faults"] == {"stall": 1}
+
+
+def test_stalled_requests_are_dropped_when_the_server_stops():
+    with serve("--stall") as proc:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         with httpx.Client(base_url=url, auth=("test-key", "test-secret")) as c:
             with pytest.raises(httpx.ReadTimeout):
                 c.post("/v2/events", json={"environment": "production"}, timeout=0.3)
         final = json.loads(stop(proc))
-    assert final["batches"] == 0
-    assert final["faults"] == {"stall": 1}
+    assert (final["batches"], final["faults"]) == (0, {"stall": 1})
 
 
 def test_random_faults_from_the_command_line():

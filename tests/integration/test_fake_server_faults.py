@@ -115,9 +115,11 @@ def test_stalled_requests_never_answer_and_stop_releases_them():
         with httpx.Client(base_url=server.url, auth=AUTH) as c:
             with pytest.raises(httpx.ReadTimeout):
                 c.post("/v2/events", json=batch(), timeout=0.2)
-        wait_until(lambda: len(server.requests) == 1)
-        assert server.requests[0].fault == "stall" and server.requests[0].status is None
-        assert server.batches == []
+        # Still held after the client gave up; recorded once its outcome is known.
+        wait_until(lambda: server.held == 1)
+        assert server.requests == [] and server.batches == []
+    assert server.held == 0
+    assert [(r.status, r.fault) for r in server.requests] == [(None, "stall")]
 
     # A client still waiting when the server stops sees the connection close.
     failures: list[BaseException] = []
@@ -132,11 +134,33 @@ def test_stalled_requests_never_answer_and_stop_releases_them():
     server = FakeMparticle(faults=FaultPlan.always(Fault.stall())).start()
     thread = threading.Thread(target=waiting_client, args=(server.url,))
     thread.start()
-    wait_until(lambda: len(server.requests) == 1)
+    wait_until(lambda: server.held == 1)
     server.stop()
     thread.join(10)
     assert not thread.is_alive()
     assert len(failures) == 1
+
+
+def test_release_stalled_answers_the_held_requests_normally():
+    with FakeMparticle(faults=FaultPlan.script([Fault.stall(), Fault.stall()])) as server:
+        responses: list[int] = []
+
+        def send(name: str) -> None:
+            with httpx.Client(base_url=server.url, auth=AUTH, timeout=30) as c:
+                responses.append(c.post("/v2/events", json=batch(name=name)).status_code)
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        wait_until(lambda: server.held == 2)
+        assert server.event_count == 0
+        server.release_stalled()
+        for t in threads:
+            t.join(10)
+        assert responses == [202, 202]
+        assert server.held == 0
+        assert sorted(e.name for e in server.events) == ["a", "b"]
+        assert server.stats.faults == {"stall": 2}
 
 
 def statuses_with(plan: FaultPlan, n: int = 60) -> list[int | None]:
