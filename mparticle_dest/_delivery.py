@@ -184,9 +184,11 @@ class Deliverer:
     __slots__ = (
         "_auth_failure",
         "_client",
+        "_credentials_tried",
         "_headers",
         "_log",
         "_pacer",
+        "_probe",
         "_retry",
         "_token",
         "_url",
@@ -212,6 +214,8 @@ class Deliverer:
         self._pacer = pacer if pacer is not None else Pacer()
         self._log = logger if logger is not None else _LOG
         self._auth_failure: int | None = None
+        self._credentials_tried = False
+        self._probe: anyio.Event | None = None
         self.counters = DeliveryCounters()
 
     @property
@@ -366,6 +370,37 @@ class Deliverer:
         )
 
     async def _attempt(self, group: list[SealedBatch], body: bytes) -> _Attempt:
+        probe = await self._claim_probe()
+        settled = False
+        try:
+            result = await self._post(group, body)
+            settled = True
+            return result
+        finally:
+            if probe:
+                self._release_probe(settled)
+
+    async def _claim_probe(self) -> bool:
+        """Until the credentials were tried once, let one attempt at a time through.
+
+        So wrong credentials cost exactly one request, however many senders start
+        together. Returns whether this attempt is the probe.
+        """
+        while not self._credentials_tried:
+            if self._probe is None:
+                self._probe = anyio.Event()
+                return True
+            await self._probe.wait()
+        return False
+
+    def _release_probe(self, settled: bool) -> None:
+        # A cancelled probe proved nothing: the next waiter becomes the probe.
+        self._credentials_tried = settled
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.set()
+
+    async def _post(self, group: list[SealedBatch], body: bytes) -> _Attempt:
         if self._auth_failure is not None:  # another sender learnt it while we waited
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
         await self._pacer.acquire(len(group))

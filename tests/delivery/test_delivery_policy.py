@@ -420,3 +420,54 @@ async def test_secrets_never_appear_in_logs_reprs_errors_or_counters(
         assert "secret" not in text
     assert isinstance(rejected[0].error, RejectedError)
     assert rejected[0].error.server_message == "BAD: header was Basic ***"
+
+
+async def test_wrong_credentials_cost_one_request_however_many_senders_start() -> None:
+    calls: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        await anyio.sleep(0.05)  # the others are ready to send meanwhile
+        return httpx.Response(403)
+
+    d, client = deliverer(handler)
+    results: list[BatchResult] = []
+
+    async def send(i: int) -> None:
+        results.extend(await d.send([batch(i)]))
+
+    async with client, anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(send, i)
+    assert len(calls) == 1
+    assert len(results) == 5
+    assert all(isinstance(r.error, AuthenticationError) for r in results)
+
+
+async def test_a_cancelled_first_attempt_lets_one_next_sender_try() -> None:
+    calls: list[str] = []
+    never = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sid = json.loads(request.content)[0]["source_request_id"]
+        calls.append(sid)
+        if sid == "r1":
+            await never.wait()
+        await anyio.sleep(0.05)
+        return httpx.Response(403)
+
+    d, client = deliverer(handler)
+    results: list[BatchResult] = []
+
+    async def waiter(i: int) -> None:
+        results.extend(await d.send([batch(i)]))
+
+    async with client, anyio.create_task_group() as tg:
+        with anyio.move_on_after(0.1):
+            for i in (2, 3, 4):
+                tg.start_soon(waiter, i)  # they queue behind the first attempt
+            await d.send([batch(1)])
+    # The cancelled attempt proved nothing, so exactly one waiter tried the credentials.
+    assert len(calls) == 2
+    assert len(results) == 3
+    assert all(isinstance(r.error, AuthenticationError) for r in results)
