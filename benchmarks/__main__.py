@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fake server validates every batch against its schema (slower server)",
     )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process, not a fresh child per run (default with --smoke)",
+    )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     return p
 
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         stage_events=stage_events,
         profile_top=args.profile_top,
         validate=args.validate,
+        in_process=args.in_process or args.smoke,
         smoke=args.smoke,
     )
     print(format_report(report))

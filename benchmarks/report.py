@@ -44,8 +44,17 @@ def format_report(report: dict[str, Any]) -> str:
         f"  {m['cpu_model']}, {m['nproc']} cores, {m['implementation']} {m['python']}, "
         f"mparticle_dest {m['mparticle_dest']}, load {m['loadavg_at_start'][0]:.2f} → "
         f"{m.get('loadavg_at_end', [0.0])[0]:.2f}",
+        "  fake server in its own process"
+        + (", validating every batch" if report["server_validates"] else ", schema checks off")
+        + ("; measurements in one process" if report["in_process"] else "; one process per run"),
         "",
     ]
+    per_event = report["throughput"].get("per-event")
+    if per_event and not per_event["one_batch_per_request"]:
+        lines[-1:-1] = [
+            "  NOTE: Destination has no max_batches_per_request option: the per-event mode"
+            " packs its one-event batches into bulk requests (not walkerOS's one per request)."
+        ]
     rows = []
     for mode, r in report["throughput"].items():
         server = r.get("server") or {}

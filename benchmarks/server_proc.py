@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,6 +38,9 @@ def fake_server_cmd(*, validate: bool) -> tuple[str, ...]:
     return FAKE_SERVER_CMD if validate else (*FAKE_SERVER_CMD, "--no-validate")
 
 
+_S = TypeVar("_S", bound="ServerProcess")
+
+
 class ServerProcess:
     """A server subprocess that prints its base URL as its first stdout line.
 
@@ -50,7 +53,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self: _S) -> _S:
         self._proc = subprocess.Popen(
             self._cmd,
             stdin=subprocess.PIPE,

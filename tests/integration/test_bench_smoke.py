@@ -1,0 +1,143 @@
+"""The benchmark suite runs end to end and its report adds up (speed is never asserted).
+
+``python -m benchmarks --smoke`` is what CI runs; these tests check that every mode
+delivers every event, that the client's counts agree with the fake server's, and
+that the hand-written baseline sends exactly the bytes the library sends, so the
+benchmark compares equal work.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from benchmarks.baseline_minimal import MinimalClient
+from benchmarks.runner import SMOKE, SMOKE_MEMORY_EVENTS, SMOKE_STAGE_EVENTS
+from benchmarks.scenario import API_KEY, API_SECRET, generate_events, scenario_config
+from benchmarks.stages import STAGES
+from mparticle_dest._destination import Destination
+from mparticle_dest.testing import FakeMparticle
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """Run ``python -m benchmarks --smoke --json PATH`` once; return (stdout, report)."""
+    path = tmp_path_factory.mktemp("bench") / "report.json"
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "benchmarks", "--smoke", "--json", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_every_mode_delivers_every_event_and_counts_agree_with_the_server(
+    smoke_run: tuple[str, dict[str, Any]],
+) -> None:
+    _, report = smoke_run
+    assert report["smoke"] is True
+    assert set(report["throughput"]) == {"batched", "per-event", "baseline"}
+    for mode, r in report["throughput"].items():
+        server = r["server"]
+        assert r["events"] == SMOKE.events, mode
+        assert r["delivered"] == SMOKE.events, mode
+        assert server["events"] == SMOKE.events, mode
+        assert server["requests"] == r["requests"] > 0, mode
+        assert server["bytes"] == r["body_bytes"], mode
+        assert r["bytes_per_event"] == pytest.approx(r["body_bytes"] / r["events"])
+        assert r["requests_per_event"] == pytest.approx(r["requests"] / r["events"])
+        assert r["cpu_s"] > 0 and r["wall_s"] > 0 and r["events_per_s"] > 0
+        assert r["cpu_us_per_event"] == pytest.approx(r["cpu_s"] / r["events"] * 1e6)
+        push = r["push_us"]
+        assert 0 < push["p50"] <= push["p99"] <= push["max"], mode
+        assert r["peak_rss"] > 0
+
+
+def test_per_event_mode_sends_one_request_per_event_and_batching_packs_many(
+    smoke_run: tuple[str, dict[str, Any]],
+) -> None:
+    _, report = smoke_run
+    t = report["throughput"]
+    # Batches of one event, whatever the packing.
+    assert t["per-event"]["server"]["batches"] == SMOKE.events
+    if t["per-event"]["one_batch_per_request"]:
+        assert t["per-event"]["requests"] == SMOKE.events
+    else:  # the Destination cannot limit batches per request: they are packed
+        assert t["per-event"]["requests"] < SMOKE.events
+    # 1,000 events of 50 users in batches of ≤ 100: at least 50 batches, few requests.
+    assert t["batched"]["server"]["batches"] >= SMOKE.users
+    assert t["batched"]["requests"] < SMOKE.events / 10
+    ratios = report["ratios"]
+    assert ratios["batched_vs_per-event"]["requests"] == pytest.approx(
+        t["per-event"]["requests"] / t["batched"]["requests"]
+    )
+
+
+def test_memory_and_stage_passes_are_complete(smoke_run: tuple[str, dict[str, Any]]) -> None:
+    stdout, report = smoke_run
+    for mode in ("batched", "baseline"):
+        mem = report["memory"][mode]
+        assert mem["events"] == SMOKE_MEMORY_EVENTS
+        # Everything held by the stalled server is delivered once it is released.
+        assert mem["delivered"] == SMOKE_MEMORY_EVENTS
+        assert mem["bytes_per_buffered_event"] == pytest.approx(
+            (mem["rss_after"] - mem["rss_before"]) / mem["events"]
+        )
+    stages = report["stages"]
+    assert stages["events"] == SMOKE_STAGE_EVENTS
+    assert list(stages["us_per_event"]) == list(STAGES)
+    assert all(v >= 0 for v in stages["us_per_event"].values())
+    assert stages["requests"] > 0
+    assert stages["profile"] and all(row["calls"] > 0 for row in stages["profile"])
+    for heading in ("events/s", "CPU µs/ev", "bytes/event", "CPU by stage", "Ratios"):
+        assert heading in stdout
+    machine = report["machine"]
+    assert machine["nproc"] and machine["python"] and machine["mparticle_dest"]
+
+
+@pytest.mark.anyio
+async def test_baseline_sends_the_same_batches_as_the_library() -> None:
+    """Equal work: for the same events, identical batch JSON from both clients."""
+    events = generate_events(300, 12, seed=11)
+    batch_size = 7  # several batches per user, one partial batch each at close
+    received: dict[str, list[tuple[Any, int]]] = {}
+    for client_name in ("library", "baseline"):
+        with FakeMparticle(api_key=API_KEY, api_secret=API_SECRET) as server:
+            if client_name == "library":
+                config = scenario_config(batch_size, 3_600_000)
+                async with Destination(config, base_url=server.url) as dest:
+                    for event in events:
+                        await dest.push(event)
+            else:
+                async with httpx.AsyncClient() as http:
+                    client = MinimalClient(server.url, http, batch_size=batch_size)
+                    for event in events:
+                        await client.push(event)
+                    await client.aclose()
+            received[client_name] = sorted(
+                ((dict(b.body), b.size) for b in server.batches),
+                key=lambda item: item[0]["source_request_id"],
+            )
+    assert len(received["library"]) == sum(
+        -(-n // batch_size) for n in _events_per_user(events).values()
+    )
+    assert received["baseline"] == received["library"]
+
+
+def _events_per_user(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event["user"]["id"]] = counts.get(event["user"]["id"], 0) + 1
+    return counts
