@@ -2,9 +2,9 @@
 
 :class:`ServerProcess` runs the project's fake mParticle Events API
 (``python -m mparticle_dest.testing serve --counters-only``) and reads its URL from
-the first line it prints. :class:`StalledServer` runs :mod:`benchmarks.stall_server`,
-which holds every request without answering until it is released: the memory pass
-uses it to keep events buffered in the client.
+the first line it prints. :class:`StalledServer` runs it with ``--stall``: it holds every
+request unanswered until it is released, so the memory pass can keep events
+buffered in the client.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FAKE_SERVER_CMD: tuple[str, ...] = (
     "serve",
     "--counters-only",
 )
-STALL_SERVER_CMD: tuple[str, ...] = (sys.executable, "-m", "benchmarks.stall_server")
+STALL_SERVER_CMD: tuple[str, ...] = (*FAKE_SERVER_CMD, "--no-validate", "--stall")
 
 _STOP_TIMEOUT = 10.0
 #: The fake server's counters endpoint (``mparticle_dest.testing.STATS_PATH``).
