@@ -145,10 +145,12 @@ def structure_obj(cls: type[T], value: Any) -> T:
         return _structure_fns[cls](value, cls)  # type: ignore[no-any-return]
     except ClassValidationError as exc:
         found = translate(exc)
-        failed = {note.name for _, note in exc.group_exceptions()[0]}
-        if failed:
-            # The object was never built, so its own checks did not run: run them on the
-            # raw values of the fields that did structure, so no problem stays hidden.
+        with_notes, without = exc.group_exceptions()
+        failed = {note.name for _, note in with_notes}
+        if all(isinstance(sub, ForbiddenExtraKeysError) for sub in without):
+            # Field errors or unknown keys kept the object from being built, so its own
+            # checks did not run: run them on the raw values of the fields that did
+            # structure, so that no problem stays hidden behind another.
             raw = {
                 a.name: value[camel(a.name)]
                 for a in fields(cast("type[AttrsInstance]", cls))
