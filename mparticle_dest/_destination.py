@@ -1,0 +1,721 @@
+"""``Destination``: lifecycle, the push hot path, the flusher and senders, backpressure, close.
+
+Structure (SPEC §2, §6, §7)::
+
+    push ── build (caller's task) ── Accumulator.add ──┐ sealed batch: wake the flusher
+                                                       ▼
+    background task group:  flusher ── due batches ── Packer ── ≤ max_in_flight sender tasks
+                                                                 └─ Deliverer.send (HTTP)
+
+The accumulator and the packer are synchronous and run on the event loop without
+locks: everything that touches them runs between two awaits, so no other task can
+interleave. ``push`` does not even yield to the loop unless it must wait for room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import os
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from attrs import frozen
+
+from ._accumulator import Accumulator, BatchLimits, SealedBatch
+from ._config import DestinationConfig
+from ._constants import BULK_PATH
+from ._delivery import BatchResult, Deliverer, make_client
+from ._exceptions import (
+    BufferFullError,
+    DeliveryError,
+    DestinationClosedError,
+    InvalidEventError,
+)
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_EVENTS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DeliveryOptions,
+    FailedBatch,
+    FullPolicy,
+)
+from ._pacing import Pacer, PacingPolicy
+from ._packer import Packer
+from ._payload import EventBuilder, Skipped
+from ._receipt import Receipt
+from ._retry import RetryPolicy
+from ._stats import Counters, Stats
+from ._wire import basic_auth_header, endpoint
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["CloseReport", "Destination"]
+
+logger = logging.getLogger("mparticle_dest")
+
+_INF = math.inf
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@frozen(kw_only=True)
+class CloseReport:
+    """What ``aclose()`` (or leaving ``async with``) achieved.
+
+    Attributes:
+        delivered: Events delivered over the destination's life.
+        failed: Events that failed over its life (each batch passed to ``on_error``),
+            ``undelivered`` included.
+        undelivered: Events still buffered when the close timeout ran out; they
+            failed with reason ``"closed"``.
+        timed_out: Whether the close timeout ran out before everything was final.
+        duration: Seconds the close took.
+        stats: The final counters.
+    """
+
+    delivered: int
+    failed: int
+    undelivered: int
+    timed_out: bool
+    duration: float
+    stats: Stats
+
+    @property
+    def ok(self) -> bool:
+        """Whether every accepted event was delivered."""
+        return self.failed == 0
+
+
+# Destinations inherited through fork() must refuse to work: their loop, sockets and
+# background tasks exist only in the parent.
+_live: weakref.WeakSet[Destination] = weakref.WeakSet()
+
+
+def _mark_forked() -> None:
+    for destination in list(_live):
+        destination._forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
+
+
+def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
+    """Cheap functions for the hot path: one identifying the running event loop, and
+    the loop's clock (the one ``anyio.current_time()`` reads, minus its dispatch)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # not asyncio: anyio's other backend
+
+        return trio.lowlevel.current_trio_token, trio.current_time
+    return asyncio.get_running_loop, loop.time
+
+
+def _no_loop() -> object:
+    return None
+
+
+def _no_clock() -> float:
+    raise DestinationClosedError("the Destination is not open")
+
+
+class Destination:
+    """Delivers walkerOS events to mParticle in per-user batches (SPEC §2).
+
+    Use it as an async context manager; leaving the context delivers everything
+    buffered (within ``close_timeout``) and closes::
+
+        async with Destination(config) as dest:
+            receipt = await dest.push(event)
+
+    Args:
+        config: The destination config: a walkerOS-style dict (camelCase keys, as in
+            a ``flow.json``) or a :class:`~mparticle_dest.DestinationConfig`.
+        base_url: Scheme + host (+ path prefix) replacing the pod host, e.g.
+            ``http://127.0.0.1:8080`` (proxies, tests).
+        http_client: An ``httpx.AsyncClient`` you own (not closed by the destination).
+            Give it ``follow_redirects=False`` and a pool of at least ``max_in_flight``.
+        max_buffered_events: Cap on events accepted and not yet final (default 20,000).
+        full_policy: At the cap, ``"wait"`` for room (default), ``"drop"`` the event
+            (counted; its receipt resolves ``dropped``) or ``"raise"``
+            :class:`~mparticle_dest.BufferFullError`.
+        full_timeout: With ``"wait"``, raise ``BufferFullError`` after this many
+            seconds (default ``None``: wait as long as it takes).
+        close_timeout: Seconds the close spends delivering what is buffered
+            (default 10); what is left fails with reason ``"closed"``.
+        max_in_flight: Most concurrent requests (default 4).
+        request_timeout: Seconds per phase of an HTTP attempt (default 30, 10 to
+            connect). Ignored with ``http_client``.
+        retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
+            8 attempts within 60 s).
+        pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
+        on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
+            every batch that failed for good; its exceptions are logged and contained.
+
+    Raises:
+        ConfigError: The config is invalid (the message names every bad key).
+        ValueError: A delivery option is invalid.
+        TypeError: ``on_error`` is not a sync callable.
+    """
+
+    def __init__(
+        self,
+        config: DestinationConfig | Mapping[str, Any],
+        *,
+        base_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        full_policy: FullPolicy = "wait",
+        full_timeout: float | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        pacing: PacingPolicy | None = None,
+        on_error: Callable[[FailedBatch], object] | None = None,
+    ) -> None:
+        self.config = DestinationConfig.coerce(config)
+        self.options = DeliveryOptions(
+            max_buffered_events=max_buffered_events,
+            full_policy=full_policy,
+            full_timeout=full_timeout,
+            close_timeout=close_timeout,
+            max_in_flight=max_in_flight,
+            request_timeout=request_timeout,
+            retry=retry if retry is not None else RetryPolicy(),
+            pacing=pacing if pacing is not None else PacingPolicy(),
+            on_error=on_error,
+        )
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self._url = endpoint(self.config.settings.pod, base_url, BULK_PATH)
+        self._builder = EventBuilder.from_config(self.config)
+        self._acc = Accumulator(BatchLimits().override(self.config.batch))
+        self._packer = Packer()
+        self._http_client = http_client
+        self._deliverer: Deliverer | None = None
+
+        self._state = _State.UNOPENED
+        self._forked = False
+        self._broken = False  # the background stopped on an internal error
+        self._loop: object = None
+        self._loop_probe: Callable[[], object] = _no_loop
+        self._now: Callable[[], float] = _no_clock
+        self._counters = Counters()
+        self._cap = self.options.max_buffered_events
+        self._buffered = 0  # accepted events whose outcome is not final
+        self._unresolved: dict[int, SealedBatch] = {}  # sealed, not final; by seq
+        self._in_flight = 0
+        self._full_warned = False
+
+        self._senders: TaskGroup | None = None
+        self._background_scope: anyio.CancelScope | None = None
+        self._background_done: anyio.Event | None = None
+        self._wake: anyio.Event | None = None  # set to make the flusher look again
+        self._flusher_until = _INF  # when the sleeping flusher will look anyway
+        self._room: anyio.Event | None = None  # set when buffered events drop below the cap
+        self._closed: anyio.Event | None = None
+        self._close_report: CloseReport | None = None
+        self._lifespan_cm: AbstractAsyncContextManager[Destination] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Destination {self._state.value} url={self._url!r}"
+            f" buffered={self._buffered} in_flight={self._in_flight}>"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Destination:
+        if self._state is not _State.UNOPENED:
+            raise DestinationClosedError(
+                "a Destination can be entered only once; create a new one to reopen"
+            )
+        cm = self._lifespan()
+        destination = await cm.__aenter__()
+        self._lifespan_cm = cm
+        return destination
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        cm, self._lifespan_cm = self._lifespan_cm, None
+        if cm is None:
+            return None
+        return await cm.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[Destination]:
+        # The task group is entered and left by the task running ``async with``; aclose()
+        # may run on any task, so it stops the background through its own cancel scope.
+        self._loop_probe, self._now = _loop_probe()
+        self._loop = self._loop_probe()
+        self._closed = anyio.Event()
+        self._background_done = anyio.Event()
+        client = self._http_client
+        owns_client = client is None
+        if client is None:
+            timeout = self.options.request_timeout
+            client = (
+                make_client(max_connections=self.options.max_in_flight)
+                if timeout is None
+                else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
+            )
+        self._client_to_close = client if owns_client else None
+        settings = self.config.settings
+        self._deliverer = Deliverer(
+            client,
+            url=self._url,
+            auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
+            retry=self.options.retry,
+            pacer=Pacer(self.options.pacing),
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._background)
+                self._state = _State.OPEN
+                _live.add(self)
+                try:
+                    yield self
+                finally:
+                    await self.aclose()
+        finally:
+            _live.discard(self)
+            if self._state is not _State.CLOSED:  # start-up failed
+                self._state = _State.CLOSED
+                await self._close_client()
+
+    async def aclose(self) -> CloseReport:
+        """Deliver everything buffered (within ``close_timeout``), stop and report.
+
+        Idempotent: later calls return the first report. Runs shielded, so a cancelled
+        caller still gets everything delivered or reported within the timeout. Events
+        still buffered when the timeout runs out fail with reason ``"closed"`` (their
+        receipts resolve, ``on_error`` receives their batches). Leaving ``async with``
+        calls it.
+
+        Returns:
+            A :class:`CloseReport`.
+        """
+        if self._close_report is not None:
+            return self._close_report
+        if self._state is _State.CLOSING:
+            assert self._closed is not None
+            await self._closed.wait()
+            return self._final_report()
+        if self._state is _State.UNOPENED or self._forked:
+            # Nothing to deliver, or (after fork) nothing this process may touch.
+            self._state = _State.CLOSED
+            self._close_report = self._report(timed_out=False, duration=0.0)
+            return self._close_report
+        self._check_loop()
+        self._state = _State.CLOSING
+        started = anyio.current_time()
+        self._wake_room()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.options.close_timeout) as drain:
+                self._seal_all()
+                await self._wait_unresolved()
+            timed_out = drain.cancelled_caught
+            if self._background_scope is not None:
+                self._background_scope.cancel()
+            if self._background_done is not None:
+                await self._background_done.wait()
+            self._fail_leftovers()
+            await self._close_client()
+        self._state = _State.CLOSED
+        report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
+        self._close_report = report
+        self._log_close(report)
+        assert self._closed is not None
+        self._closed.set()
+        return report
+
+    def _final_report(self) -> CloseReport:
+        assert self._close_report is not None
+        return self._close_report
+
+    async def _close_client(self) -> None:
+        client, self._client_to_close = getattr(self, "_client_to_close", None), None
+        if client is not None:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters (see :class:`~mparticle_dest.Stats`)."""
+        d = self._deliverer.counters if self._deliverer is not None else None
+        return self._counters.snapshot(
+            buffered=self._buffered,
+            in_flight_requests=self._in_flight,
+            requests=d.requests if d else 0,
+            retries=d.retries if d else 0,
+            bytes_sent=d.bytes_sent if d else 0,
+            throttled=d.throttled if d else 0,
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the destination no longer accepts events (closing or closed)."""
+        return self._state in (_State.CLOSING, _State.CLOSED)
+
+    async def push(self, event: Mapping[str, Any]) -> Receipt:
+        """Map one event and add it to its user's batch; return once it is buffered.
+
+        Validation and mapping run on the caller's task; no network wait, and no
+        yield to the event loop unless the buffer is full and the policy is
+        ``"wait"``. Cancelling a waiting ``push`` leaves the event not accepted.
+
+        Args:
+            event: A walkerOS event (a dict, or any mapping).
+
+        Returns:
+            A :class:`~mparticle_dest.Receipt`; ``await receipt`` gives the final
+            :class:`~mparticle_dest.Outcome`. Skipped (consent, ignore) and dropped
+            events get an already resolved receipt.
+
+        Raises:
+            InvalidEventError: The event is invalid (the error names the field); a
+                :class:`~mparticle_dest.LimitExceededError` for a broken mParticle limit.
+            BufferFullError: The buffer is full and the policy is ``"raise"``, or
+                ``full_timeout`` passed while waiting.
+            DestinationClosedError: The destination is not open (not entered yet,
+                closing, closed, used from another event loop or after ``fork()``).
+        """
+        if self._state is not _State.OPEN or self._broken:
+            raise self._closed_error()
+        self._check_loop()
+        counters = self._counters
+        counters.pushed += 1
+        try:
+            built = self._builder.build(event)
+        except InvalidEventError:
+            counters.invalid += 1
+            raise
+        if isinstance(built, Skipped):
+            counters.skip(built.reason)
+            return Receipt.resolved(built.event_id, "skipped", built.reason)
+        counters.mapped += 1
+        if self._buffered >= self._cap:
+            dropped = await self._make_room(built.event_id)
+            if dropped is not None:
+                return dropped
+        try:
+            receipt, sealed = self._acc.add(built, self._now())
+        except InvalidEventError:  # the event alone is over the batch byte limit
+            counters.mapped -= 1
+            counters.invalid += 1
+            raise
+        self._buffered += 1
+        if sealed:
+            for batch in sealed:
+                self._enqueue(batch)
+            self._wake_flusher()
+        elif self._wake is not None:
+            deadline = self._acc.next_deadline()
+            if deadline is not None and deadline < self._flusher_until:
+                self._wake_flusher()
+        return receipt
+
+    async def flush(self) -> None:
+        """Send every buffered event now and return when each one's outcome is final.
+
+        Open batches are sealed at once, whatever their age or size. Delivery failures
+        do not raise: they are on the receipts, in ``stats`` and passed to ``on_error``.
+
+        Raises:
+            DestinationClosedError: The destination is not open.
+        """
+        if self._state is not _State.OPEN or self._broken:
+            raise self._closed_error()
+        self._check_loop()
+        self._seal_all()
+        await self._wait_unresolved()
+
+    # -- push helpers ------------------------------------------------------------------------
+
+    async def _make_room(self, event_id: str) -> Receipt | None:
+        """Apply the full-buffer policy; ``None`` means there is room now."""
+        counters = self._counters
+        # Waiting open batches would hold room until their age: send them now.
+        if self._acc.open_events:
+            self._seal_all()
+        policy = self.options.full_policy
+        if policy == "drop":
+            counters.dropped += 1
+            if not self._full_warned:
+                self._full_warned = True
+                logger.warning(
+                    "mparticle_dest buffer full (%d events): dropping new events until"
+                    " there is room (counted in stats.dropped)",
+                    self._cap,
+                )
+            return Receipt.resolved(event_id, "dropped", "buffer_full")
+        if policy == "raise":
+            counters.refused += 1
+            raise BufferFullError(f"{self._cap} events are buffered (max_buffered_events)")
+        timeout = self.options.full_timeout
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                while self._buffered >= self._cap and self._state is _State.OPEN:
+                    if self._room is None:
+                        self._room = anyio.Event()
+                    await self._room.wait()
+        except BaseException:  # cancelled while waiting: the event was not accepted
+            counters.refused += 1
+            raise
+        if self._state is not _State.OPEN:
+            counters.refused += 1
+            raise self._closed_error()
+        if scope.cancelled_caught:
+            counters.refused += 1
+            raise BufferFullError(
+                f"no room in the buffer ({self._cap} events) after waiting {timeout} s"
+            )
+        return None
+
+    def _closed_error(self) -> DestinationClosedError:
+        if self._forked:
+            return DestinationClosedError(
+                "this Destination was opened in another process (before fork());"
+                " create and enter a new Destination in this process"
+            )
+        if self._state is _State.UNOPENED:
+            return DestinationClosedError(
+                "the Destination is not open: use `async with Destination(...) as dest:`"
+            )
+        if self._broken:
+            return DestinationClosedError(
+                "the Destination stopped after an internal error (see the log)"
+            )
+        return DestinationClosedError("the Destination is closed")
+
+    def _check_loop(self) -> None:
+        if self._forked:
+            raise self._closed_error()
+        try:
+            loop = self._loop_probe()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise DestinationClosedError(
+                "this Destination belongs to another event loop; create one per event loop"
+            )
+
+    # -- engine ------------------------------------------------------------------------------
+
+    def _enqueue(self, batch: SealedBatch) -> None:
+        self._counters.batches += 1
+        self._unresolved[batch.seq] = batch
+        self._packer.add(batch)
+
+    def _seal_all(self) -> None:
+        sealed = self._acc.seal_all()
+        for batch in sealed:
+            self._enqueue(batch)
+        if sealed:
+            self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _wake_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    async def _wait_unresolved(self) -> None:
+        """Wait until every batch sealed so far has its final outcome."""
+        for batch in list(self._unresolved.values()):
+            await batch.outcome.wait()
+
+    async def _background(self, *, task_status: TaskStatus[None]) -> None:
+        assert self._background_done is not None
+        try:
+            async with anyio.create_task_group() as senders:
+                self._senders = senders
+                self._background_scope = senders.cancel_scope
+                task_status.started()
+                await self._flusher()
+        except Exception as exc:  # a bug: fail loudly, but never lose a receipt
+            logger.exception("mparticle_dest: the delivery engine stopped on an internal error")
+            self._broken = True
+            self._fail_all(DeliveryError(f"internal error in the delivery engine: {exc!r}"))
+        finally:
+            self._senders = None
+            self._background_done.set()
+
+    async def _flusher(self) -> None:
+        acc = self._acc
+        while True:
+            now = anyio.current_time()
+            for batch in acc.due(now):
+                self._enqueue(batch)
+            self._dispatch()
+            deadline = acc.next_deadline()
+            self._flusher_until = _INF if deadline is None else deadline
+            self._wake = wake = anyio.Event()
+            with anyio.move_on_after(None if deadline is None else max(deadline - now, 0.0)):
+                await wake.wait()
+
+    def _dispatch(self) -> None:
+        """Start requests while there is room in flight and a key is ready."""
+        packer, deliverer, senders = self._packer, self._deliverer, self._senders
+        assert deliverer is not None
+        while self._in_flight < self.options.max_in_flight and packer.has_ready():
+            batches = packer.next_request()
+            if deliverer.auth_failed:  # no request: every send would be refused again
+                self._settle(batches, None)
+                continue
+            assert senders is not None
+            self._in_flight += 1
+            senders.start_soon(self._send, batches)
+
+    async def _send(self, batches: list[SealedBatch]) -> None:
+        assert self._deliverer is not None
+        results: list[BatchResult] | None
+        try:
+            results = await self._deliverer.send(batches)
+        except Exception:
+            logger.exception("mparticle_dest: sending a request failed on an internal error")
+            results = None
+        finally:
+            # On cancellation (close timeout) the batches stay unresolved: the close
+            # fails them with reason "closed".
+            self._in_flight -= 1
+        self._settle(batches, results)
+        self._dispatch()
+
+    def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
+        """Record the outcome of one request and make its keys sendable again."""
+        if results is None:
+            auth = self._deliverer is not None and self._deliverer.auth_failed
+            error = DeliveryError(
+                "not sent: mParticle refused the credentials earlier"
+                if auth
+                else "not sent: internal error in the delivery engine (see the log)"
+            )
+            for batch in batches:
+                self._fail(batch, error, "authentication" if auth else "error")
+        else:
+            counters = self._counters
+            for result in results:
+                batch = result.batch
+                if result.error is None:
+                    if batch.outcome.resolve(
+                        "delivered", attempts=result.attempts, http_status=result.status
+                    ):
+                        counters.delivered_events += batch.event_count
+                        counters.delivered_batches += 1
+                        if result.possible_duplicate:
+                            counters.duplicates_suspected += batch.event_count
+                else:
+                    self._fail(batch, result.error, result.reason or "error")
+        for batch in batches:
+            self._forget(batch)
+        self._packer.release(batches)
+
+    def _fail(self, batch: SealedBatch, error: DeliveryError, reason: str) -> None:
+        if not batch.outcome.fail(error, reason, attempts=batch.attempts):
+            return
+        counters = self._counters
+        counters.failed_events += batch.event_count
+        counters.failed_batches += 1
+        hook = self.options.on_error
+        if hook is None:
+            return
+        failed = FailedBatch(
+            source_request_id=batch.source_request_id,
+            event_count=batch.event_count,
+            reason=reason,
+            error=error,
+            attempts=batch.attempts,
+            body=batch.body,
+        )
+        try:
+            hook(failed)
+        except Exception:
+            logger.exception("mparticle_dest: the on_error hook raised (ignored)")
+
+    def _forget(self, batch: SealedBatch) -> None:
+        if self._unresolved.pop(batch.seq, None) is None:
+            return
+        self._buffered -= batch.event_count
+        if self._buffered < self._cap:
+            self._full_warned = False
+            self._wake_room()
+
+    def _fail_leftovers(self) -> None:
+        """After the close timeout: everything not final fails with reason ``closed``."""
+        self._seal_all()  # pushes that slipped in are impossible, but open batches are not
+        leftovers = sorted(self._unresolved.values(), key=lambda b: b.seq)
+        if not leftovers:
+            return
+        self._packer.drain()
+        error = DeliveryError(
+            f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
+        )
+        for batch in leftovers:
+            self._counters.undelivered_at_close += batch.event_count
+            self._fail(batch, error, "closed")
+            self._forget(batch)
+
+    def _fail_all(self, error: DeliveryError) -> None:
+        self._seal_all()
+        self._packer.drain()
+        for batch in sorted(self._unresolved.values(), key=lambda b: b.seq):
+            self._fail(batch, error, "error")
+            self._forget(batch)
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _report(self, *, timed_out: bool, duration: float) -> CloseReport:
+        stats = self.stats
+        return CloseReport(
+            delivered=stats.delivered_events,
+            failed=stats.failed_events,
+            undelivered=stats.undelivered_at_close,
+            timed_out=timed_out,
+            duration=duration,
+            stats=stats,
+        )
+
+    @staticmethod
+    def _log_close(report: CloseReport) -> None:
+        if report.undelivered:
+            logger.warning(
+                "mparticle_dest closed: %d events delivered, %d failed, of which %d were"
+                " still buffered when the close timeout ran out",
+                report.delivered,
+                report.failed,
+                report.undelivered,
+            )
+        elif report.failed:
+            logger.warning(
+                "mparticle_dest closed: %d events delivered, %d failed",
+                report.delivered,
+                report.failed,
+            )
+        else:
+            logger.info("mparticle_dest closed: %d events delivered", report.delivered)

@@ -1,0 +1,77 @@
+"""Helpers for the engine's integration tests (``Destination`` against ``FakeMparticle``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mparticle_dest._pacing import PacingPolicy
+from mparticle_dest._retry import RetryPolicy
+from mparticle_dest.testing import FakeMparticle, RecordedEvent
+
+# Retries scaled down so fault tests finish in seconds, with budget enough to outlast ~30 %
+# faults; Retry-After is honoured up to 1 s.
+FAST_RETRY = RetryPolicy(
+    max_attempts=30, max_elapsed=30.0, initial_backoff=0.005, max_backoff=0.05, max_retry_after=1.0
+)
+FAST_PACING = PacingPolicy(throttle_pause=0.01, max_pause=1.0)
+
+
+def make_config(
+    server: FakeMparticle | None = None,
+    *,
+    size: int | None = None,
+    age: int | None = 30,
+    mapping: dict[str, Any] | None = None,
+    secret: str | None = None,
+) -> dict[str, Any]:
+    """A walkerOS-style config: ``user.id`` → ``customer_id``, short batch age (ms)."""
+    settings: dict[str, Any] = dict(server.settings) if server is not None else {"apiKey": "k"}
+    if secret is not None:
+        settings["apiSecret"] = secret
+    settings.setdefault("apiSecret", "s")
+    settings["userIdentities"] = {"customer_id": "user.id"}
+    batch = {k: v for k, v in {"size": size, "age": age}.items() if v is not None}
+    config: dict[str, Any] = {"settings": settings, "batch": batch}
+    if mapping is not None:
+        config["mapping"] = mapping
+    return config
+
+
+def event(user: str, n: int, name: str = "page view", **extra: Any) -> dict[str, Any]:
+    """A walkerOS event with a deterministic id ``<user>-<n>`` (its source_message_id)."""
+    return {
+        "name": name,
+        "id": f"{user}-{n:05d}",
+        "timestamp": 1_700_000_000_000 + n,
+        "user": {"id": user},
+        "data": {"n": n},
+        **extra,
+    }
+
+
+def interleaved(users: int, per_user: int) -> list[dict[str, Any]]:
+    """``users × per_user`` events, round-robin over the users."""
+    return [event(f"u{u:03d}", n) for n in range(per_user) for u in range(users)]
+
+
+def ids_by_user(events: Iterable[RecordedEvent]) -> dict[str, list[str]]:
+    """Received ``source_message_id``s per ``customer_id``, in arrival order."""
+    out: dict[str, list[str]] = {}
+    for e in events:
+        out.setdefault(str(e.user_identities["customer_id"]), []).append(str(e.source_message_id))
+    return out
+
+
+def pushed_by_user(events: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Pushed event ids per user, in push order."""
+    out: dict[str, list[str]] = {}
+    for e in events:
+        out.setdefault(e["user"]["id"], []).append(e["id"])
+    return out
+
+
+def first_occurrences(ids: list[str]) -> list[str]:
+    """``ids`` without repeats, keeping the first occurrence of each."""
+    seen: set[str] = set()
+    return [i for i in ids if not (i in seen or seen.add(i))]
