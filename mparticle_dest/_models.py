@@ -51,6 +51,7 @@ __all__ = [
     "UserIdentity",
     "UserIdentityChange",
     "check_data",
+    "check_model",
     "event_class",
     "parse_batch",
     "parse_event",
@@ -714,6 +715,13 @@ def check_data(event_type: str, data: Mapping[str, Any], *, path: str = "data") 
     """
     out: list[str] = []
     _model_check(event_class(event_type))(data, path, out)
+    return out
+
+
+def check_model(cls: type[_Model], value: Any, *, path: str) -> list[str]:
+    """Check a plain object against a model class; return the problems (empty if valid)."""
+    out: list[str] = []
+    _model_check(cls)(value, path, out)
     return out
 
 

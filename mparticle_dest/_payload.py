@@ -20,7 +20,7 @@ from ._constants import MAX_BATCH_BYTES
 from ._event import normalize_event
 from ._exceptions import ConfigError, InvalidEventError
 from ._limits import Limits, check_batch_bytes
-from ._models import check_data, required_fields
+from ._models import ConsentState, check_data, check_model, required_fields
 from ._wire import BatchKey, IdentityValue, batch_size, dumps_bytes, user_attributes_fragment
 from .mapping import MappingContext, compile_value_mapping
 
@@ -284,6 +284,10 @@ class EventBuilder:
         consent = settings.consent
         if consent is not None and hasattr(consent, "to_dict"):
             consent = consent.to_dict()
+        if consent:
+            # Forwarded verbatim, but a malformed consent_state would get every batch
+            # rejected (400): check its shape once, here.
+            compiler.problems.extend(check_model(ConsentState, consent, path="settings.consent"))
         self._consent: str | None = dumps_bytes(consent).decode() if consent else None
         self._consent_size = len(self._consent.encode()) if self._consent else 0
         try:
@@ -394,7 +398,7 @@ class EventBuilder:
             )
         if result.skipped or result.ignore or result.silent:
             reason = result.skipped or ("ignore" if result.ignore else "silent")
-            return Skipped(reason, event_id, name, result.mapping_key)
+            return Skipped(reason, event_id, name, result.mapping_key or None)
 
         ctx = MappingContext.for_event(mev)
         notes: list[str] = []
@@ -454,12 +458,8 @@ class EventBuilder:
         if plan.check:
             self._check(plan, data, event_id, name, notes, result.mapping_key)
 
-        try:
-            body = plan.prefix + dumps_bytes(data) + b"}"
-        except (ValueError, TypeError) as exc:
-            raise InvalidEventError(
-                f"event {event_id!r} ({name!r}): the mapped event is not JSON: {exc}"
-            ) from None
+        # Mapped values are JSON by construction (the mapping drops anything else).
+        body = plan.prefix + dumps_bytes(data) + b"}"
 
         key = BatchKey(self._environment, tuple(pairs), ip, self._consent, mapped_sri)
         source_request_id = mapped_sri or event_id
@@ -474,7 +474,7 @@ class EventBuilder:
             user_attributes,
             plan.batch,
             data["timestamp_unixtime_ms"],
-            result.mapping_key,
+            result.mapping_key or None,
             tuple(notes),
         )
 
