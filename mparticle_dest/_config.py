@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from attrs import Attribute, field, fields, frozen
+from attrs import Attribute, field, fields, frozen, resolve_types
 
 from ._constants import CUSTOM_EVENT_TYPES, ENVIRONMENTS, EVENT_TYPES, IDENTITY_TYPES, PODS
 from ._exceptions import ConfigError
@@ -452,3 +452,11 @@ class DestinationConfig:
 def nested_fields(cls: type) -> tuple[Attribute[Any], ...]:
     """The fields of ``cls`` holding config objects (structured by their own hook)."""
     return tuple(a for a in fields(cls) if a.metadata.get(NESTED))
+
+
+# Resolve the string annotations now, against this module: the package re-exports these
+# classes with ``__module__`` rewritten to ``mparticle_dest``, where the names in the
+# annotations do not exist, and cattrs resolves them lazily on first use.
+for _cls in (BatchOptions, LimitPolicy, Settings, RuleSettings, Rule, DestinationConfig):
+    resolve_types(_cls)
+del _cls

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +290,18 @@ def test_walkeros_handlers_are_ignored_with_a_warning(
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"config.{key}: walkerOS key ignored by mparticle_dest"
     ]
+
+
+def test_works_when_the_package_re_exports_the_classes_under_its_own_name() -> None:
+    # mparticle_dest/__init__.py rewrites __module__ of its exports (as httpx does);
+    # cattrs must still resolve the annotations. A fresh interpreter, so nothing is cached.
+    code = (
+        "import mparticle_dest._config as c\n"
+        "for cls in (c.BatchOptions, c.LimitPolicy, c.Settings, c.RuleSettings, c.Rule,\n"
+        "            c.DestinationConfig):\n"
+        "    cls.__module__ = 'mparticle_dest'\n"
+        "cfg = c.DestinationConfig.from_dict({'settings': {'apiKey': 'k', 'apiSecret': 's'},\n"
+        "                                      'mapping': {'a': {'b': [{'batch': 1}]}}})\n"
+        "assert cfg.to_dict()['mapping'] == {'a': {'b': [{'batch': {'age': 1}}]}}\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our own code
