@@ -348,7 +348,8 @@ class Deliverer:
             before_sleep=self._before_sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        result: _Attempt = await retrying(self._attempt, group, body)
+        sent: list[int] = [0]  # attempts of this request that reached the wire
+        result: _Attempt = await retrying(self._attempt, group, body, sent)
         if result.kind == "retry":
             attempts = retrying.statistics.get("attempt_number", 1)
             result = evolve(result, message=f"{attempts} attempts, last: {result.message}")
@@ -358,7 +359,6 @@ class Deliverer:
         return result
 
     def _before_sleep(self, state: RetryCallState) -> None:
-        self.counters.retries += 1
         outcome = state.outcome
         message = outcome.result().message if outcome is not None and not outcome.failed else ""
         wait = state.next_action.sleep if state.next_action is not None else 0.0
@@ -369,11 +369,11 @@ class Deliverer:
             wait,
         )
 
-    async def _attempt(self, group: list[SealedBatch], body: bytes) -> _Attempt:
+    async def _attempt(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
         probe = await self._claim_probe()
         settled = False
         try:
-            result = await self._post(group, body)
+            result = await self._post(group, body, sent)
             settled = True
             return result
         finally:
@@ -400,12 +400,15 @@ class Deliverer:
         if probe is not None:
             probe.set()
 
-    async def _post(self, group: list[SealedBatch], body: bytes) -> _Attempt:
+    async def _post(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
         if self._auth_failure is not None:  # another sender learnt it while we waited
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
         await self._pacer.acquire(len(group))
         counters = self.counters
         counters.requests += 1
+        if sent[0]:
+            counters.retries += 1
+        sent[0] += 1
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
