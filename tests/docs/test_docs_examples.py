@@ -9,7 +9,8 @@ credentials. A page must leave no thread, server or logging handler behind.
 
 Only the info string ``python`` (optionally followed by attributes, such as
 ``python title="app.py"``) is executed; use ``json``, ``text``, ``console`` or
-``pycon`` for everything that must not run.
+``pycon`` for everything that must not run, and ``py`` for Python that is highlighted
+but cannot run here (a snippet needing Flask or Django, say).
 """
 
 from __future__ import annotations
