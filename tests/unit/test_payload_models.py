@@ -91,7 +91,7 @@ def test_event_wire_order_puts_own_fields_first_and_the_tail_last() -> None:
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.event_type)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_every_model_instance_fits_the_oas_and_the_checker(cls: type, data: st.DataObject) -> None:
     event = data.draw(_model_strategy(cls))
@@ -101,7 +101,7 @@ def test_every_model_instance_fits_the_oas_and_the_checker(cls: type, data: st.D
     assert m.parse_event(wire) == event
 
 
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(batch=_model_strategy(m.Batch))
 def test_batches_fit_the_oas_and_round_trip(batch: m.Batch) -> None:
     wire = batch.to_dict()

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.oas import validate_batch, validate_bulk
 
@@ -104,6 +104,7 @@ _user_attributes = st.one_of(
 )
 
 
+@settings(deadline=None)
 @given(key=_keys, bodies=_bodies, user_attributes=_user_attributes, sri=st.one_of(st.none(), _text))
 def test_batch_size_is_exact_without_assembling(
     key: BatchKey, bodies: list[bytes], user_attributes: dict[str, Any] | None, sri: str | None
@@ -126,6 +127,7 @@ def test_batch_size_is_exact_without_assembling(
     assert parsed.get("source_request_id") == (sri or None)
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(min_size=2, max_size=20), max_size=6))
 def test_bulk_size_is_exact(batches: list[bytes]) -> None:
     assert bulk_size(sum(map(len, batches)), len(batches)) == len(encode_bulk(batches))
