@@ -147,11 +147,10 @@ def compile_include(spec: Any, path: str, problems: list[str]) -> tuple[str, ...
                 f"{join(path, i)}: unknown include section {section!r} "
                 f"(known: {', '.join(_INCLUDE_NAMES)})"
             )
-        elif section == "all":
-            sections.extend(s for s in SECTIONS if s not in sections)
         elif section not in sections:
             sections.append(section)
-    return tuple(sections)
+    # As in walkerOS, "all" anywhere means every section, in the canonical order.
+    return SECTIONS if "all" in sections else tuple(sections)
 
 
 def _compile_remove(
