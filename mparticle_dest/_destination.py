@@ -581,13 +581,9 @@ class Destination:
 
     def _dispatch(self) -> None:
         """Start requests while there is room in flight and a key is ready."""
-        packer, deliverer, senders = self._packer, self._deliverer, self._senders
-        assert deliverer is not None
+        packer, senders = self._packer, self._senders
         while self._in_flight < self.options.max_in_flight and packer.has_ready():
             batches = packer.next_request()
-            if deliverer.auth_failed:  # no request: every send would be refused again
-                self._settle(batches, None)
-                continue
             assert senders is not None
             self._in_flight += 1
             senders.start_soon(self._send, batches)
@@ -610,14 +606,9 @@ class Destination:
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""
         if results is None:
-            auth = self._deliverer is not None and self._deliverer.auth_failed
-            error = DeliveryError(
-                "not sent: mParticle refused the credentials earlier"
-                if auth
-                else "not sent: internal error in the delivery engine (see the log)"
-            )
+            error = DeliveryError("not sent: internal error in the delivery engine (see the log)")
             for batch in batches:
-                self._fail(batch, error, "authentication" if auth else "error")
+                self._fail(batch, error, "error")
         else:
             counters = self._counters
             for result in results:

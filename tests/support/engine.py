@@ -10,11 +10,12 @@ from mparticle_dest._retry import RetryPolicy
 from mparticle_dest.testing import FakeMparticle, RecordedEvent
 
 # Retries scaled down so fault tests finish in seconds, with budget enough to outlast ~30 %
-# faults; Retry-After is honoured up to 1 s.
+# faults; Retry-After is honoured up to 1 s. Pacing keeps the shared 429 gate but not the
+# rate decrease (a test sends a few hundred batches; an AIMD rate would stretch it to minutes).
 FAST_RETRY = RetryPolicy(
     max_attempts=30, max_elapsed=30.0, initial_backoff=0.005, max_backoff=0.05, max_retry_after=1.0
 )
-FAST_PACING = PacingPolicy(throttle_pause=0.01, max_pause=1.0)
+FAST_PACING = PacingPolicy(throttle_factor=1.0, throttle_pause=0.01, max_pause=1.0)
 
 
 def make_config(
