@@ -161,6 +161,14 @@ class Progress:
             f"{lines:,} lines", f"{lines:,}/{self.total:,} lines", 1
         )
 
+    def clear(self) -> None:
+        """Erase the progress line, so that a message can be written on stderr."""
+        if self.enabled and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+            self._last = 0.0  # redraw at the next update
+
     def finish(self, lines: int, delivered: int) -> None:
         """Draw the final state and end the line."""
         if not self.enabled:

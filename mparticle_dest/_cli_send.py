@@ -281,7 +281,15 @@ def run_send(
     Returns:
         Whether every line was delivered (or skipped by the mapping).
     """
-    rejects = RejectSink(rejects_path, err)
+    display = Progress(None, enabled=False if dry_run else progress)
+    if display.enabled and total_path is not None:
+        display.total = count_lines(total_path)  # a bar needs the total; counting is fast
+
+    def err_line(text: str) -> None:
+        display.clear()  # messages must not collide with the progress line
+        err(text)
+
+    rejects = RejectSink(rejects_path, err_line)
     try:
         if dry_run:
             report = anyio.run(
@@ -289,12 +297,6 @@ def run_send(
             )
             out = err
         else:
-            total = (
-                count_lines(total_path)
-                if total_path is not None and progress is not False
-                else None
-            )
-            display = Progress(total, enabled=progress)
             report = anyio.run(
                 functools.partial(
                     _send_main, config, stream, rejects, display, base_url, historical

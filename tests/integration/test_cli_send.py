@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import select
 import subprocess
 import sys
@@ -251,6 +250,7 @@ def test_historical_posts_to_the_historical_endpoint(
 def test_progress_line_is_drawn_on_a_terminal(
     server: FakeMparticle, config_path: Path, tmp_path: Path
 ) -> None:
+    pty = pytest.importorskip("pty")  # POSIX terminals only
     events_file = tmp_path / "e.jsonl"
     events_file.write_text("".join(json.dumps(event(i, i % 5)) + "\n" for i in range(200)))
     primary, secondary = pty.openpty()
