@@ -3,15 +3,15 @@
 Every error raised by mparticle_dest derives from :class:`MparticleDestError`::
 
     MparticleDestError
-    ├── ConfigError (ValueError)            bad destination config; lists every problem with its key path
-    ├── InvalidEventError (ValueError)      bad walkerOS event, raised by push(); names the field
-    │   └── LimitExceededError              an mParticle limit (name length, attribute count, 128 KB batch, ...)
-    ├── BufferFullError                     push() with the "raise" full-buffer policy and no room
-    ├── DestinationClosedError              push()/flush() on a destination that is not open
-    └── DeliveryError                       final outcome of a delivery that did not succeed
-        ├── AuthenticationError             401/403: bad or missing credentials (never retried)
-        ├── RejectedError                   400: mParticle rejected the batch (carries its message)
-        └── RetryBudgetExhaustedError       429/5xx/network errors outlasted the retry budget
+    ├── ConfigError (ValueError)        bad config; every problem with its key path
+    ├── InvalidEventError (ValueError)  bad walkerOS event, raised by push(); names the field
+    │   └── LimitExceededError          an mParticle limit (name length, 128 KB batch, ...)
+    ├── BufferFullError                 push() under the "raise" policy with no room
+    ├── DestinationClosedError          push()/flush() on a destination that is not open
+    └── DeliveryError                   final outcome of a delivery that did not succeed
+        ├── AuthenticationError         401/403: bad or missing credentials (never retried)
+        ├── RejectedError               400: mParticle rejected the batch (its message kept)
+        └── RetryBudgetExhaustedError   429/5xx/network errors outlasted the retry budget
 
 ``push`` raises only for the caller's mistakes (bad event, closed destination, full
 buffer under the ``raise`` policy). Delivery failures are reported as values on the
