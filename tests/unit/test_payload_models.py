@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.mp_strategies import model_strategy as _model_strategy
 from support.oas import EVENT_SCHEMAS, OASValidationError, validate_batch, validate_event
 
 from mparticle_dest import _models as m
@@ -20,44 +19,6 @@ from mparticle_dest._constants import EVENT_TYPES
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 STEP_EXAMPLES = json.loads((SHARED / "walkeros-step-examples.json").read_text("utf-8"))["examples"]
 EVENT_CLASSES = typing.get_args(m.Event)
-
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
-_json = st.recursive(
-    _json_leaf,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
-
-
-def _strategy(tp: Any) -> st.SearchStrategy[Any]:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        return st.one_of(*(_strategy(a) for a in args))
-    if origin is Literal:
-        return st.sampled_from(args)
-    if origin is list:
-        return st.lists(_strategy(args[0]), max_size=2)
-    if origin is dict:
-        return st.dictionaries(_strategy(args[0]), _strategy(args[1]), max_size=3)
-    if tp is type(None):
-        return st.none()
-    if tp is Any:
-        return _json.filter(lambda v: v is not None)
-    if isinstance(tp, type) and attrs.has(tp):
-        return _model_strategy(tp)
-    return {
-        str: st.text(max_size=10),
-        int: st.integers(-(2**53), 2**53),
-        float: st.floats(allow_nan=False, allow_infinity=False, width=32),
-        bool: st.booleans(),
-    }[tp]
-
-
-def _model_strategy(cls: type) -> st.SearchStrategy[Any]:
-    hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: _strategy(hints[f.name]) for f in attrs.fields(cls)})
 
 
 @pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
