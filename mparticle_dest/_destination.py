@@ -289,14 +289,21 @@ class Destination:
             pacer=Pacer(self.options.pacing),
         )
         try:
+            error: Exception | None = None
             async with anyio.create_task_group() as tg:
                 await tg.start(self._background)
                 self._state = _State.OPEN
                 _live.add(self)
                 try:
                     yield self
+                except Exception as exc:
+                    # Re-raised below, outside the task group, which would wrap it in
+                    # an ExceptionGroup: the caller sees its own error unchanged.
+                    error = exc
                 finally:
                     await self.aclose()
+            if error is not None:
+                raise error
         finally:
             _live.discard(self)
             if self._state is not _State.CLOSED:  # start-up failed
@@ -553,11 +560,15 @@ class Destination:
     async def _background(self, *, task_status: TaskStatus[None]) -> None:
         assert self._background_done is not None
         try:
-            async with anyio.create_task_group() as senders:
-                self._senders = senders
-                self._background_scope = senders.cancel_scope
-                task_status.started()
-                await self._flusher()
+            # Shielded: when the task running ``async with`` is cancelled, the close
+            # still needs the flusher and senders to deliver what is buffered. Only
+            # aclose() stops them, by cancelling this scope.
+            with anyio.CancelScope(shield=True) as scope:
+                self._background_scope = scope
+                async with anyio.create_task_group() as senders:
+                    self._senders = senders
+                    task_status.started()
+                    await self._flusher()
         except Exception as exc:  # a bug: fail loudly, but never lose a receipt
             logger.exception("mparticle_dest: the delivery engine stopped on an internal error")
             self._broken = True

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
+
+import anyio
 
 from mparticle_dest._pacing import PacingPolicy
 from mparticle_dest._retry import RetryPolicy
@@ -76,3 +79,38 @@ def first_occurrences(ids: list[str]) -> list[str]:
     """``ids`` without repeats, keeping the first occurrence of each."""
     seen: set[str] = set()
     return [i for i in ids if not (i in seen or seen.add(i))]
+
+
+@asynccontextmanager
+async def asgi_lifespan(app: Any) -> AsyncIterator[Any]:
+    """Run ``app``'s ASGI lifespan as a server does; yield the app to send requests to.
+
+    Startup runs on entry and shutdown on exit (in a task of the current event loop);
+    the yielded ASGI app hands every request the lifespan state, as servers do.
+    """
+    state: dict[str, Any] = {}
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](2)
+    to_server, server_inbox = anyio.create_memory_object_stream[dict[str, Any]](2)
+
+    async def run() -> None:
+        async with app_inbox, to_server:
+            scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+            await app(scope, app_inbox.receive, to_server.send)
+
+    async with anyio.create_task_group() as tg, to_app, server_inbox:
+        tg.start_soon(run)
+        await to_app.send({"type": "lifespan.startup"})
+        message = await server_inbox.receive()
+        if message["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"lifespan startup failed: {message}")
+
+        async def with_state(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await app({**scope, "state": dict(state)}, receive, send)
+
+        try:
+            yield with_state
+        finally:
+            await to_app.send({"type": "lifespan.shutdown"})
+            message = await server_inbox.receive()
+            if message["type"] != "lifespan.shutdown.complete":
+                raise RuntimeError(f"lifespan shutdown failed: {message}")
