@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._mapping_callables import Call, inspect_callable, prepare_call
-from ._mapping_paths import compile_getter, split_path
+from ._mapping_paths import Segment, compile_getter, split_path, step
 from ._mapping_values import (
     MappingContext,
     granted,
@@ -271,7 +271,28 @@ def _path_fn(path: str, static: Any) -> ValueFn:
     if not path:
         # walkerOS skips an empty key: the result is the input itself.
         return lambda value, ctx: to_property(value)
-    return _path_getter_fn(compile_getter(split_path(path)), static)
+    segments = split_path(path)
+    if static is None and len(segments) == 2 and "*" not in (segments[0][0], segments[1][0]):
+        return _two_segment_fn(segments)
+    return _path_getter_fn(compile_getter(segments), static)
+
+
+def _two_segment_fn(segments: tuple[Segment, ...]) -> ValueFn:
+    # The hot path of most configs ("data.id", "user.id"): lookup and the JSON-like
+    # check fused into one closure, scalars returned without another call.
+    (key1, index1), (key2, index2) = segments
+
+    def get(value: Any, ctx: MappingContext) -> Any:
+        found = value.get(key1) if type(value) is dict else step(value, key1, index1)
+        if found is None:
+            return None
+        found = found.get(key2) if type(found) is dict else step(found, key2, index2)
+        kind = type(found)
+        if kind is str or kind is int or kind is bool:
+            return found
+        return to_property(found)
+
+    return get
 
 
 def _path_getter_fn(getter: Callable[[Any, Any], Any], static: Any) -> ValueFn:

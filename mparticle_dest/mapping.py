@@ -136,3 +136,9 @@ def process_event_mapping(event: Mapping[str, Any], config: Any) -> MappingResul
         ConfigError: the config's mapping is invalid.
     """
     return CompiledMapping.from_config(config).process(event)
+
+
+# Public classes show as ``mparticle_dest.mapping.X`` in reprs and the API reference.
+for _public in (CompiledMapping, MappingContext, MappingResult):
+    _public.__module__ = __name__
+del _public
