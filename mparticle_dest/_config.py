@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from attrs import Attribute, field, fields, frozen, resolve_types
+from attrs import field, fields, frozen, resolve_types
 
 from ._constants import CUSTOM_EVENT_TYPES, ENVIRONMENTS, EVENT_TYPES, IDENTITY_TYPES, PODS
 from ._exceptions import ConfigError
@@ -36,14 +36,12 @@ __all__ = [
     "Settings",
 ]
 
-#: Field metadata key of a field's check: ``Callable[[Any], Iterator[Finding]]``.
+#: Field metadata key of a field's check: ``Callable[[Any], Iterator[Problem]]``.
 CHECK = "mparticle_dest.check"
 #: Field metadata key of the config class a field holds (structured by that class's hook).
 NESTED = "mparticle_dest.nested"
 
 PathPart = str | int
-Finding = tuple[tuple[PathPart, ...], str]
-"""A problem below a field: the path inside the field's value and the message."""
 LimitAction = Literal["truncate", "reject"]
 
 
@@ -54,7 +52,7 @@ class Attr(str):
 
 
 Problem = tuple[tuple[PathPart, ...], str]
-"""A problem of a config object: its path from that object (``Attr`` parts are field names)."""
+"""A path (relative to whoever reports it; ``Attr`` parts are field names) and a message."""
 
 
 def camel(name: str) -> str:
@@ -117,18 +115,18 @@ def _self_check(instance: Any) -> None:
 
 # -- field checks: each yields (sub_path, message) -------------------------------------------
 
-Check = Callable[[Any], Iterator[Finding]]
+Check = Callable[[Any], Iterator[Problem]]
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(value: Any) -> Iterator[Finding]:
+    def check(value: Any) -> Iterator[Problem]:
         if value not in choices or not isinstance(value, str):
             yield (), f"expected one of {', '.join(choices)}, got {value!r}"
 
     return check
 
 
-def _required_text(value: Any) -> Iterator[Finding]:
+def _required_text(value: Any) -> Iterator[Problem]:
     if isinstance(value, Secret):
         value = value.get_secret_value()
     if not isinstance(value, str):
@@ -137,12 +135,12 @@ def _required_text(value: Any) -> Iterator[Finding]:
         yield (), "required (got an empty string)"
 
 
-def _flag(value: Any) -> Iterator[Finding]:
+def _flag(value: Any) -> Iterator[Problem]:
     if not isinstance(value, bool):
         yield (), f"expected true or false, got {value!r}"
 
 
-def _identities(value: Any) -> Iterator[Finding]:
+def _identities(value: Any) -> Iterator[Problem]:
     if not isinstance(value, Mapping):
         yield (), f"expected an object {{identity_type: value_mapping}}, got {type_name(value)}"
         return
@@ -151,7 +149,7 @@ def _identities(value: Any) -> Iterator[Finding]:
             yield (key,), f"unknown identity type; valid: {', '.join(IDENTITY_TYPES)}"
 
 
-def _static_consent(value: Any) -> Iterator[Finding]:
+def _static_consent(value: Any) -> Iterator[Problem]:
     if value is None:
         return
     if not isinstance(value, Mapping):
@@ -164,7 +162,7 @@ def _static_consent(value: Any) -> Iterator[Finding]:
 
 
 def _count(minimum: int) -> Check:
-    def check(value: Any) -> Iterator[Finding]:
+    def check(value: Any) -> Iterator[Problem]:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int):
@@ -175,40 +173,30 @@ def _count(minimum: int) -> Check:
     return check
 
 
-def _nested(cls: type, *, optional: bool = False) -> Check:
-    def check(value: Any) -> Iterator[Finding]:
-        if isinstance(value, cls) or (optional and value is None):
+def _nested(cls: type) -> Check:
+    def check(value: Any) -> Iterator[Problem]:
+        if isinstance(value, cls):
             return
+        got = type_name(value)
         if isinstance(value, Mapping):
-            yield (
-                (),
-                (
-                    f"expected a {cls.__name__} object, got a dict "
-                    "(use DestinationConfig.from_dict for walkerOS dicts)"
-                ),
-            )
-        else:
-            yield (), f"expected a {cls.__name__} object, got {type_name(value)}"
+            got = "a dict (use DestinationConfig.from_dict for walkerOS dicts)"
+        yield (), f"expected a {cls.__name__} object, got {got}"
 
     return check
+
+
+_BATCH_EXPECTED = "expected a non-negative number of milliseconds or an object with size/age/wait"
 
 
 def _batch_check(*, optional: bool) -> Check:
-    def check(value: Any) -> Iterator[Finding]:
-        if isinstance(value, BatchOptions) or (optional and value is None):
-            return
-        yield (
-            (),
-            (
-                "expected a non-negative number of milliseconds or an object with size/age/wait, "
-                f"got {value!r}"
-            ),
-        )
+    def check(value: Any) -> Iterator[Problem]:
+        if not (isinstance(value, BatchOptions) or (optional and value is None)):
+            yield (), f"{_BATCH_EXPECTED}, got {value!r}"
 
     return check
 
 
-def _rules(value: Any) -> Iterator[Finding]:
+def _rules(value: Any) -> Iterator[Problem]:
     if not isinstance(value, Mapping):
         yield (), f"expected an object {{entity: {{action: rule}}}}, got {type_name(value)}"
         return
@@ -435,6 +423,12 @@ class DestinationConfig:
     def coerce(cls, config: DestinationConfig | Mapping[str, Any]) -> DestinationConfig:
         """Return ``config`` if it is a ``DestinationConfig``, else build one from the dict.
 
+        Args:
+            config: a ``DestinationConfig``, or a walkerOS destination config dict.
+
+        Returns:
+            A validated ``DestinationConfig``.
+
         Raises:
             ConfigError: the dict is invalid, or ``config`` is neither.
         """
@@ -447,11 +441,6 @@ class DestinationConfig:
         from ._converter import unstructure_config
 
         return unstructure_config(self)
-
-
-def nested_fields(cls: type) -> tuple[Attribute[Any], ...]:
-    """The fields of ``cls`` holding config objects (structured by their own hook)."""
-    return tuple(a for a in fields(cls) if a.metadata.get(NESTED))
 
 
 # Resolve the string annotations now, against this module: the package re-exports these
