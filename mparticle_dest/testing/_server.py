@@ -23,6 +23,7 @@ from .._constants import (
     MAX_BATCHES_PER_REQUEST,
     MAX_REQUEST_BYTES,
 )
+from ._bodies import error_body, parse_array, parse_json
 from ._faults import Fault, FaultPlan, TokenBucket
 from ._http import BodyTooLargeError, Handler, Server
 from ._records import RecordedBatch, RecordedEvent, RecordedRequest, Recorder, ServerStats
@@ -39,75 +40,6 @@ STATS_PATH = "/_fake/stats"
 BatchPredicate = Callable[[Mapping[str, Any]], bool]
 
 _ROUTES = (EVENTS_PATH, BULK_PATH, HISTORICAL_PATH)
-_MAX_ERRORS = 20  # error entries per 400 body; a poisoned bulk request can have 100
-_REASONS = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "REQUEST_TOO_LARGE",
-    429: "TOO_MANY_REQUESTS",
-    500: "INTERNAL_SERVER_ERROR",
-    502: "BAD_GATEWAY",
-    503: "SERVICE_UNAVAILABLE",
-    504: "GATEWAY_TIMEOUT",
-}
-
-
-def _error_body(status: int, messages: list[str]) -> bytes:
-    code = _REASONS.get(status, "ERROR")
-    errors = [{"code": code, "message": m} for m in messages[:_MAX_ERRORS]]
-    return json.dumps({"errors": errors}, separators=(",", ":")).encode()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_WS = " \t\n\r"
-
-
-def _parse_array(text: str, ascii_only: bool) -> list[tuple[Any, int]] | None:
-    """Parse a JSON array into ``(item, byte size)`` pairs; ``None`` when it is not an array.
-
-    Each item is decoded in place, so its size is exactly the bytes it took in the body.
-
-    Raises:
-        ValueError: The text is not valid JSON.
-    """
-    i = len(text) - len(text.lstrip(_WS))
-    if not text.startswith("[", i):
-        _parse_json(text)  # raises for malformed JSON; otherwise it is valid but no array
-        return None
-    items: list[tuple[Any, int]] = []
-    i += 1
-    while True:
-        while i < len(text) and text[i] in _WS:
-            i += 1
-        if text.startswith("]", i) and not items:
-            i += 1
-            break
-        item, end = _decoder.raw_decode(text, i)
-        size = end - i if ascii_only else len(text[i:end].encode())
-        items.append((item, size))
-        while end < len(text) and text[end] in _WS:
-            end += 1
-        if text.startswith(",", end):
-            i = end + 1
-            continue
-        if text.startswith("]", end):
-            i = end + 1
-            break
-        raise ValueError(f"expected ',' or ']' at char {end}")
-    if text[i:].strip(_WS):
-        raise ValueError(f"extra data at char {i}")
-    return items
 
 
 class FakeMparticle:
@@ -489,11 +421,11 @@ class FakeMparticle:
             text = body.decode("utf-8")
             ascii_only = body.isascii()
             if path == EVENTS_PATH:
-                parsed = _parse_json(text)
+                parsed = parse_json(text)
                 items = [(parsed, len(body))] if isinstance(parsed, dict) else None
                 shape = "a JSON object (one batch)"
             else:
-                items = _parse_array(text, ascii_only)
+                items = parse_array(text, ascii_only)
                 shape = "a JSON array of batches"
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             self._answer(h, path, body, 400, [f"malformed JSON: {exc}"], fault=injected)
@@ -576,7 +508,7 @@ class FakeMparticle:
         fault: str | None = None,
     ) -> None:
         self._record(h, path, body, status, fault=fault, error="; ".join(messages) or None)
-        h.send(status, _error_body(status, messages) if messages else b"", headers)
+        h.send(status, error_body(status, messages) if messages else b"", headers)
 
     def _record(
         self,
