@@ -21,6 +21,8 @@ from typing import Any, ClassVar, Literal, Union, cast
 import attrs
 import cattrs
 
+from ._model_checks import check_object, value_check
+
 __all__ = [
     "ApplicationStateTransition",
     "Batch",
@@ -547,7 +549,7 @@ def _is_value_union(tp: Any) -> bool:
 
 def _structure_value_union(obj: Any, tp: Any) -> Any:
     problems: list[str] = []
-    _kind_check(tp)(obj, "value", problems)
+    value_check(tp)(obj, "value", problems)
     if problems:
         raise ValueError("; ".join(problems))
     return obj
@@ -588,141 +590,18 @@ def parse_batch(obj: Mapping[str, Any]) -> Batch:
     return _structure(obj, Batch)  # type: ignore[no-any-return]
 
 
-# --------------------------------------------------------------------------- checking
-# A plain-dict checker whose rules come from the models above: the push path checks
-# the user-mapped parts of an event (commerce fields, eventData) without building
-# attrs objects. One problem string per violation, each starting with its path.
-
-_Check = typing.Callable[[Any, str, list[str]], None]
-_MODEL_CHECKS: dict[type, _Check] = {}
-
-
-def _kind_check(tp: Any) -> _Check:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            return _kind_check(inner[0])
-        checks = [_kind_check(a) for a in inner]
-
-        def any_of(v: Any, path: str, out: list[str]) -> None:
-            for c in checks:
-                probe: list[str] = []
-                c(v, path, probe)
-                if not probe:
-                    return
-            out.append(f"{path}: {v!r} is not {_describe(tp)}")
-
-        return any_of
-    if origin is Literal:
-        allowed = args
-
-        def enum(v: Any, path: str, out: list[str]) -> None:
-            if v not in allowed or isinstance(v, bool):
-                out.append(f"{path}: {v!r} is not one of {', '.join(map(str, allowed))}")
-
-        return enum
-    if origin is list:
-        item = _kind_check(args[0])
-
-        def list_of(v: Any, path: str, out: list[str]) -> None:
-            if not isinstance(v, list):
-                out.append(f"{path}: expected a list, got {type(v).__name__}")
-                return
-            for i, x in enumerate(v):
-                item(x, f"{path}[{i}]", out)
-
-        return list_of
-    if origin is dict:
-        value = _kind_check(args[1])
-
-        def dict_of(v: Any, path: str, out: list[str]) -> None:
-            if not isinstance(v, dict):
-                out.append(f"{path}: expected an object, got {type(v).__name__}")
-                return
-            for k, x in v.items():
-                value(x, f"{path}.{k}", out)
-
-        return dict_of
-    if isinstance(tp, type) and issubclass(tp, _Model):
-        return _model_check(tp)
-    if tp is Any:
-        return lambda v, path, out: None
-    return _scalar_check(tp)
-
-
-def _scalar_check(tp: Any) -> _Check:
-    accepted: tuple[type, ...] = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}[tp]
-    name = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}[tp]
-
-    def scalar(v: Any, path: str, out: list[str]) -> None:
-        if not isinstance(v, accepted) or (tp is not bool and isinstance(v, bool)):
-            out.append(f"{path}: expected {name}, got {v!r}")
-
-    return scalar
-
-
-_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list"}
-
-
-def _describe(tp: Any) -> str:
-    names = [
-        _TYPE_NAMES.get(typing.get_origin(a) or a, str(a))
-        for a in typing.get_args(tp)
-        if a is not type(None)
-    ]
-    return "a " + " or ".join(names)
-
-
-def _model_check(cls: type[_Model]) -> _Check:
-    cached = _MODEL_CHECKS.get(cls)
-    if cached is None:
-        cached = _MODEL_CHECKS[cls] = _compile_model_check(cls)
-    return cached
-
-
-def _compile_model_check(cls: type[_Model]) -> _Check:
-    hints = typing.get_type_hints(cls)
-    fields = [
-        (f.name, _kind_check(hints[f.name]), f.default is attrs.NOTHING) for f in _fields(cls)
-    ]
-    known = {f.name for f in _fields(cls)}
-    closed = cls.closed
-
-    def check(v: Any, path: str, out: list[str]) -> None:
-        if not isinstance(v, dict):
-            out.append(f"{path}: expected an object, got {type(v).__name__}")
-            return
-        for name, field_check, required in fields:
-            x = v.get(name)
-            if x is None:
-                if required:
-                    out.append(f"{path}.{name}: required by mParticle but missing")
-            else:
-                field_check(x, f"{path}.{name}", out)
-        if closed:
-            out.extend(f"{path}.{k}: not a field of {cls.__name__}" for k in v if k not in known)
-
-    return check
-
-
 def check_data(event_type: str, data: Mapping[str, Any], *, path: str = "data") -> list[str]:
     """Check an event's ``data`` dict against its model; return the problems (empty if valid).
 
     ``None`` values count as missing. Keys unknown to the model pass (mParticle's
     event data is open), except inside closed objects such as ``product_action``.
     """
-    out: list[str] = []
-    _model_check(event_class(event_type))(data, path, out)
-    return out
+    return check_object(event_class(event_type), data, path=path)
 
 
 def check_model(cls: type[_Model], value: Any, *, path: str) -> list[str]:
     """Check a plain object against a model class; return the problems (empty if valid)."""
-    out: list[str] = []
-    _model_check(cls)(value, path, out)
-    return out
+    return check_object(cls, value, path=path)
 
 
 def required_fields(event_type: str) -> tuple[str, ...]:
