@@ -31,7 +31,7 @@ from attrs import frozen
 
 from ._accumulator import Accumulator, BatchLimits, SealedBatch
 from ._config import DestinationConfig
-from ._constants import BULK_PATH
+from ._constants import BULK_PATH, HISTORICAL_PATH
 from ._delivery import BatchResult, Deliverer, make_client
 from ._exceptions import (
     BufferFullError,
@@ -166,6 +166,9 @@ class Destination:
         pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
         on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
             every batch that failed for good; its exceptions are logged and contained.
+        historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
+            data older than 30 days (default ``False``); ``push`` then refuses events
+            without a ``timestamp``.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
@@ -188,6 +191,7 @@ class Destination:
         retry: RetryPolicy | None = None,
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
+        historical: bool = False,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
         self.options = DeliveryOptions(
@@ -200,10 +204,12 @@ class Destination:
             retry=retry if retry is not None else RetryPolicy(),
             pacing=pacing if pacing is not None else PacingPolicy(),
             on_error=on_error,
+            historical=historical,
         )
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        self._url = endpoint(self.config.settings.pod, base_url, BULK_PATH)
+        path = HISTORICAL_PATH if historical else BULK_PATH
+        self._url = endpoint(self.config.settings.pod, base_url, path)
         self._builder = EventBuilder.from_config(self.config)
         self._acc = Accumulator(BatchLimits().override(self.config.batch))
         self._packer = Packer()
@@ -218,6 +224,7 @@ class Destination:
         self._now: Callable[[], float] = _no_clock
         self._counters = Counters()
         self._cap = self.options.max_buffered_events
+        self._historical = historical
         self._buffered = 0  # accepted events whose outcome is not final
         self._unresolved: dict[int, SealedBatch] = {}  # sealed, not final; by seq
         self._in_flight = 0
@@ -415,6 +422,8 @@ class Destination:
         counters = self._counters
         counters.pushed += 1
         try:
+            if self._historical and isinstance(event, Mapping):
+                self._check_historical(event)
             built = self._builder.build(event)
         except InvalidEventError:
             counters.invalid += 1
@@ -500,6 +509,15 @@ class Destination:
                 f"no room in the buffer ({self._cap} events) after waiting {timeout} s"
             )
         return None
+
+    @staticmethod
+    def _check_historical(event: Mapping[str, Any]) -> None:
+        # "Now" would be a wrong time for a backfill, and mParticle requires it there.
+        if event.get("timestamp") is None:
+            raise InvalidEventError(
+                "timestamp: required when posting to the historical endpoint",
+                field="timestamp",
+            )
 
     def _closed_error(self) -> DestinationClosedError:
         if self._forked:

@@ -93,6 +93,8 @@ class DeliveryOptions:
         pacing: The adaptive pacing tuning.
         on_error: Called with a :class:`FailedBatch` for every batch that failed for
             good. A plain sync callable; its exceptions are logged and contained.
+        historical: Post to ``/v2/bulkevents/historical`` (backfills of data older
+            than 30 days); every pushed event must then carry its ``timestamp``.
     """
 
     max_buffered_events: int = field(
@@ -115,3 +117,4 @@ class DeliveryOptions:
         factory=PacingPolicy, validator=validators.instance_of(PacingPolicy)
     )
     on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
+    historical: bool = field(default=False, validator=validators.instance_of(bool))

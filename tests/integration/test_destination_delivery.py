@@ -207,3 +207,17 @@ async def test_5000_events_are_all_delivered_when_the_context_is_left_at_once() 
         assert report.failed == report.undelivered == 0
         assert report.ok and not report.timed_out
         assert ids_by_user(server.events) == pushed_by_user(events)
+
+
+async def test_historical_posts_to_the_historical_endpoint_and_needs_timestamps() -> None:
+    async with FakeMparticle() as server:
+        async with Destination(make_config(server), base_url=server.url, historical=True) as dest:
+            receipt = await dest.push(event("u1", 1))
+            untimed = {k: v for k, v in event("u1", 2).items() if k != "timestamp"}
+            with pytest.raises(InvalidEventError, match="timestamp") as info:
+                await dest.push(untimed)
+            assert info.value.field == "timestamp"
+            assert (await receipt).delivered
+        assert {r.path for r in server.requests} == {"/v2/bulkevents/historical"}
+        assert [e.source_message_id for e in server.events] == ["u1-00001"]
+        assert dest.stats.invalid == 1
