@@ -16,7 +16,9 @@ signals so that, together, they settle under that limit instead of trading 429s:
   of answers to requests already in flight counts once). While the header stays
   below :attr:`~PacingPolicy.hold_usage`, successes raise the rate additively,
   by :attr:`~PacingPolicy.recovery` × the starting rate per second, and pacing
-  switches off again once the starting rate is reached.
+  switches off again once the starting rate is reached. The rate never drops below
+  :attr:`~PacingPolicy.min_rate` nor :attr:`~PacingPolicy.min_fraction` × the starting
+  rate, so 429s that slowing down cannot cure (a blip) never make a destination crawl.
 
 The pacer is synchronous apart from :meth:`Pacer.acquire`, takes an injectable
 clock, and needs no lock: it runs on one event loop and never awaits while
@@ -41,8 +43,12 @@ __all__ = ["Pacer", "PacingPolicy"]
 USAGE_HEADER: Final = "x-mp-rate-limit-percentage-used"
 RETRY_AFTER_HEADER: Final = "retry-after"
 
-# The observed send rate is measured over this sliding window (seconds).
+# The observed send rate is measured over this sliding window (seconds)...
 _WINDOW: Final = 1.0
+# ...or over the time since the oldest send in it, when shorter (but not below this):
+# right after a start the traffic has not filled the window yet, and dividing by the
+# whole window would take a burst for a trickle and pace far too hard.
+_MIN_SPAN: Final = 0.1
 
 _factor = [validators.gt(0.0), validators.le(1.0)]
 
@@ -60,6 +66,10 @@ class PacingPolicy:
         recovery: Additive increase per second without pressure, as a fraction of
             the rate observed when pacing started.
         min_rate: The rate never drops below this many batches per second.
+        min_fraction: Nor below this fraction of the rate observed when pacing
+            started: isolated 429s (a blip, not a limit) slow a busy destination
+            down at most this much, while a 4× overload is still absorbed by pacing
+            alone; beyond that, the ``Retry-After`` gate does the rest.
         throttle_pause: How long the gate closes on a 429 without ``Retry-After`` (s).
         max_pause: Cap on the gate for any ``Retry-After`` (s).
         decrease_interval: At most one decrease per this many seconds.
@@ -71,6 +81,7 @@ class PacingPolicy:
     usage_factor: float = field(default=0.85, converter=float, validator=_factor)
     recovery: float = field(default=0.05, converter=float, validator=validators.gt(0.0))
     min_rate: float = field(default=10.0, converter=float, validator=validators.gt(0.0))
+    min_fraction: float = field(default=0.25, converter=float, validator=_factor)
     throttle_pause: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
     max_pause: float = field(default=60.0, converter=float, validator=validators.ge(0.0))
     decrease_interval: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
@@ -96,6 +107,7 @@ class Pacer:
     __slots__ = (
         "_ceiling",
         "_clock",
+        "_floor",
         "_gate",
         "_last_decrease",
         "_last_increase",
@@ -115,6 +127,7 @@ class Pacer:
         self._gate = -math.inf  # no send starts before this time
         self._rate: float | None = None  # batches/s; None = unpaced (fast path)
         self._ceiling = 0.0  # observed rate when pacing started; reaching it again ends pacing
+        self._floor = 0.0
         self._step = 0.0  # additive increase per second
         self._next_slot = -math.inf
         self._last_decrease = -math.inf
@@ -138,9 +151,13 @@ class Pacer:
         return max(self._gate - self._clock(), 0.0)
 
     def observed_rate(self) -> float:
-        """Batches per second started over the last second."""
-        self._trim(self._clock())
-        return self._recent_cost / _WINDOW
+        """Batches per second started over the last second (or since the first send)."""
+        now = self._clock()
+        self._trim(now)
+        if not self._recent:
+            return 0.0
+        span = min(max(now - self._recent[0][0], _MIN_SPAN), _WINDOW)
+        return self._recent_cost / span
 
     def reserve(self, cost: int = 1) -> float:
         """Book a send of ``cost`` batches; return how many seconds to wait before it.
@@ -206,13 +223,13 @@ class Pacer:
         self._last_decrease = now
         self._last_increase = now
         if self._rate is None:
-            self._trim(now)
-            observed = max(self._recent_cost / _WINDOW, self._policy.min_rate)
+            observed = max(self.observed_rate(), self._policy.min_rate)
             self._ceiling = observed
+            self._floor = max(self._policy.min_rate, self._policy.min_fraction * observed)
             self._step = self._policy.recovery * observed
             self._rate = observed
             self._next_slot = now
-        self._rate = max(self._rate * factor, self._policy.min_rate)
+        self._rate = max(self._rate * factor, self._floor)
 
     def _increase(self, now: float) -> None:
         if self._rate is None:

@@ -234,13 +234,14 @@ async def test_refused_credentials_make_exactly_one_request(
 
 async def test_high_rate_limit_usage_engages_pacing() -> None:
     plan = FaultPlan.script([Fault.ok(percentage_used=95)], then=Fault.ok(percentage_used=10))
+    # A frozen clock: the 50 batches count as sent in the shortest span (0.1 s).
+    pacer = Pacer(PacingPolicy(min_rate=1.0), clock=lambda: 0.0)
     async with FakeMparticle(api_key=KEY, api_secret=SECRET, faults=plan) as server:
-        deliverer, client = make_deliverer(server, pacing=PacingPolicy(min_rate=1.0))
+        deliverer, client = make_deliverer(server, pacer=pacer)
         async with client:
             await deliverer.send([batch(i) for i in range(50)])
             engaged = deliverer.pacer.rate
-    assert engaged is not None
-    assert engaged == pytest.approx(50 * 0.85, rel=0.05)
+    assert engaged == pytest.approx(50 / 0.1 * 0.85)
 
 
 async def test_secrets_stay_out_of_logs_reprs_and_errors(
