@@ -7,9 +7,9 @@ Structure (SPEC §2, §6, §7)::
     background task group:  flusher ── due batches ── Packer ── ≤ max_in_flight sender tasks
                                                                  └─ Deliverer.send (HTTP)
 
-The accumulator and the packer are synchronous and run on the event loop without
-locks: everything that touches them runs between two awaits, so no other task can
-interleave. ``push`` does not even yield to the loop unless it must wait for room.
+This module holds the lifecycle and the caller-facing API; ``_engine.Engine`` holds
+the machinery behind it. ``push`` does not even yield to the loop unless it must wait
+for room.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -26,16 +25,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
 from attrs import frozen
 
-from ._accumulator import Accumulator, BatchLimits, SealedBatch
+from ._accumulator import Accumulator, BatchLimits
 from ._config import DestinationConfig
 from ._constants import BULK_PATH, HISTORICAL_PATH
-from ._delivery import BatchResult, Deliverer, make_client
+from ._delivery import Deliverer, make_client
+from ._engine import Engine
 from ._exceptions import (
     BufferFullError,
-    DeliveryError,
     DestinationClosedError,
     InvalidEventError,
 )
@@ -61,8 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["CloseReport", "Destination"]
 
 logger = logging.getLogger("mparticle_dest")
-
-_INF = math.inf
 
 
 class _State(enum.Enum):
@@ -211,31 +207,24 @@ class Destination:
         path = HISTORICAL_PATH if historical else BULK_PATH
         self._url = endpoint(self.config.settings.pod, base_url, path)
         self._builder = EventBuilder.from_config(self.config)
-        self._acc = Accumulator(BatchLimits().override(self.config.batch))
-        self._packer = Packer()
+        self._counters = Counters()
+        self._engine = Engine(
+            Accumulator(BatchLimits().override(self.config.batch)),
+            Packer(),
+            self.options,
+            self._counters,
+        )
         self._http_client = http_client
-        self._deliverer: Deliverer | None = None
+        self._client_to_close: httpx.AsyncClient | None = None
 
         self._state = _State.UNOPENED
         self._forked = False
-        self._broken = False  # the background stopped on an internal error
         self._loop: object = None
         self._loop_probe: Callable[[], object] = _no_loop
         self._now: Callable[[], float] = _no_clock
-        self._counters = Counters()
         self._cap = self.options.max_buffered_events
         self._historical = historical
-        self._buffered = 0  # accepted events whose outcome is not final
-        self._unresolved: dict[int, SealedBatch] = {}  # sealed, not final; by seq
-        self._in_flight = 0
-        self._full_warned = False
 
-        self._senders: TaskGroup | None = None
-        self._background_scope: anyio.CancelScope | None = None
-        self._background_done: anyio.Event | None = None
-        self._wake: anyio.Event | None = None  # set to make the flusher look again
-        self._flusher_until = _INF  # when the sleeping flusher will look anyway
-        self._room: anyio.Event | None = None  # set when buffered events drop below the cap
         self._closed: anyio.Event | None = None
         self._close_report: CloseReport | None = None
         self._lifespan_cm: AbstractAsyncContextManager[Destination] | None = None
@@ -243,7 +232,7 @@ class Destination:
     def __repr__(self) -> str:
         return (
             f"<Destination {self._state.value} url={self._url!r}"
-            f" buffered={self._buffered} in_flight={self._in_flight}>"
+            f" buffered={self._engine.buffered} in_flight={self._engine.in_flight}>"
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -276,7 +265,6 @@ class Destination:
         self._loop_probe, self._now = _loop_probe()
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
-        self._background_done = anyio.Event()
         client = self._http_client
         owns_client = client is None
         if client is None:
@@ -288,7 +276,7 @@ class Destination:
             )
         self._client_to_close = client if owns_client else None
         settings = self.config.settings
-        self._deliverer = Deliverer(
+        self._engine.deliverer = Deliverer(
             client,
             url=self._url,
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
@@ -298,7 +286,7 @@ class Destination:
         try:
             error: Exception | None = None
             async with anyio.create_task_group() as tg:
-                await tg.start(self._background)
+                await tg.start(self._engine.run)
                 self._state = _State.OPEN
                 _live.add(self)
                 try:
@@ -343,17 +331,15 @@ class Destination:
         self._check_loop()
         self._state = _State.CLOSING
         started = anyio.current_time()
-        self._wake_room()
+        engine = self._engine
+        engine.wake_room()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self.options.close_timeout) as drain:
-                self._seal_all()
-                await self._wait_unresolved()
+                engine.seal_all()
+                await engine.wait_unresolved()
             timed_out = drain.cancelled_caught
-            if self._background_scope is not None:
-                self._background_scope.cancel()
-            if self._background_done is not None:
-                await self._background_done.wait()
-            self._fail_leftovers()
+            await engine.stop()
+            engine.fail_leftovers()
             await self._close_client()
         self._state = _State.CLOSED
         report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
@@ -368,7 +354,7 @@ class Destination:
         return self._close_report
 
     async def _close_client(self) -> None:
-        client, self._client_to_close = getattr(self, "_client_to_close", None), None
+        client, self._client_to_close = self._client_to_close, None
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
@@ -378,10 +364,11 @@ class Destination:
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`~mparticle_dest.Stats`)."""
-        d = self._deliverer.counters if self._deliverer is not None else None
+        engine = self._engine
+        d = engine.deliverer.counters if engine.deliverer is not None else None
         return self._counters.snapshot(
-            buffered=self._buffered,
-            in_flight_requests=self._in_flight,
+            buffered=engine.buffered,
+            in_flight_requests=engine.in_flight,
             requests=d.requests if d else 0,
             retries=d.retries if d else 0,
             bytes_sent=d.bytes_sent if d else 0,
@@ -416,7 +403,8 @@ class Destination:
             DestinationClosedError: The destination is not open (not entered yet,
                 closing, closed, used from another event loop or after ``fork()``).
         """
-        if self._state is not _State.OPEN or self._broken:
+        engine = self._engine
+        if self._state is not _State.OPEN or engine.broken:
             raise self._closed_error()
         self._check_loop()
         counters = self._counters
@@ -432,25 +420,26 @@ class Destination:
             counters.skip(built.reason)
             return Receipt.resolved(built.event_id, "skipped", built.reason)
         counters.mapped += 1
-        if self._buffered >= self._cap:
+        if engine.buffered >= self._cap:
             dropped = await self._make_room(built.event_id)
             if dropped is not None:
                 return dropped
         try:
-            receipt, sealed = self._acc.add(built, self._now())
+            receipt, sealed = engine.acc.add(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
             raise
-        self._buffered += 1
+        engine.buffered += 1
         if sealed:
             for batch in sealed:
-                self._enqueue(batch)
-            self._wake_flusher()
-        elif self._wake is not None:
-            deadline = self._acc.next_deadline()
-            if deadline is not None and deadline < self._flusher_until:
-                self._wake_flusher()
+                engine.enqueue(batch)
+            engine.wake_flusher()
+        elif engine.wake is not None:
+            # Wake the flusher only if this event's batch is due before it looks anyway.
+            deadline = engine.acc.next_deadline()
+            if deadline is not None and deadline < engine.flusher_until:
+                engine.wake_flusher()
         return receipt
 
     async def flush(self) -> None:
@@ -462,25 +451,25 @@ class Destination:
         Raises:
             DestinationClosedError: The destination is not open.
         """
-        if self._state is not _State.OPEN or self._broken:
+        if self._state is not _State.OPEN or self._engine.broken:
             raise self._closed_error()
         self._check_loop()
-        self._seal_all()
-        await self._wait_unresolved()
+        self._engine.seal_all()
+        await self._engine.wait_unresolved()
 
     # -- push helpers ------------------------------------------------------------------------
 
     async def _make_room(self, event_id: str) -> Receipt | None:
         """Apply the full-buffer policy; ``None`` means there is room now."""
-        counters = self._counters
+        counters, engine = self._counters, self._engine
         # Waiting open batches would hold room until their age: send them now.
-        if self._acc.open_events:
-            self._seal_all()
+        if engine.acc.open_events:
+            engine.seal_all()
         policy = self.options.full_policy
         if policy == "drop":
             counters.dropped += 1
-            if not self._full_warned:
-                self._full_warned = True
+            if not engine.full_warned:
+                engine.full_warned = True
                 logger.warning(
                     "mparticle_dest buffer full (%d events): dropping new events until"
                     " there is room (counted in stats.dropped)",
@@ -493,10 +482,10 @@ class Destination:
         timeout = self.options.full_timeout
         try:
             with anyio.move_on_after(timeout) as scope:
-                while self._buffered >= self._cap and self._state is _State.OPEN:
-                    if self._room is None:
-                        self._room = anyio.Event()
-                    await self._room.wait()
+                while engine.buffered >= self._cap and self._state is _State.OPEN:
+                    if engine.room is None:
+                        engine.room = anyio.Event()
+                    await engine.room.wait()
         except BaseException:  # cancelled while waiting: the event was not accepted
             counters.refused += 1
             raise
@@ -529,7 +518,7 @@ class Destination:
             return DestinationClosedError(
                 "the Destination is not open: use `async with Destination(...) as dest:`"
             )
-        if self._broken:
+        if self._engine.broken:
             return DestinationClosedError(
                 "the Destination stopped after an internal error (see the log)"
             )
@@ -546,167 +535,6 @@ class Destination:
             raise DestinationClosedError(
                 "this Destination belongs to another event loop; create one per event loop"
             )
-
-    # -- engine ------------------------------------------------------------------------------
-
-    def _enqueue(self, batch: SealedBatch) -> None:
-        self._counters.batches += 1
-        self._unresolved[batch.seq] = batch
-        self._packer.add(batch)
-
-    def _seal_all(self) -> None:
-        sealed = self._acc.seal_all()
-        for batch in sealed:
-            self._enqueue(batch)
-        if sealed:
-            self._wake_flusher()
-
-    def _wake_flusher(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _wake_room(self) -> None:
-        if self._room is not None:
-            self._room.set()
-            self._room = None
-
-    async def _wait_unresolved(self) -> None:
-        """Wait until every batch sealed so far has its final outcome."""
-        for batch in list(self._unresolved.values()):
-            await batch.outcome.wait()
-
-    async def _background(self, *, task_status: TaskStatus[None]) -> None:
-        assert self._background_done is not None
-        try:
-            # Shielded: when the task running ``async with`` is cancelled, the close
-            # still needs the flusher and senders to deliver what is buffered. Only
-            # aclose() stops them, by cancelling this scope.
-            with anyio.CancelScope(shield=True) as scope:
-                self._background_scope = scope
-                async with anyio.create_task_group() as senders:
-                    self._senders = senders
-                    task_status.started()
-                    await self._flusher()
-        except Exception as exc:  # a bug: fail loudly, but never lose a receipt
-            logger.exception("mparticle_dest: the delivery engine stopped on an internal error")
-            self._broken = True
-            self._fail_all(DeliveryError(f"internal error in the delivery engine: {exc!r}"))
-        finally:
-            self._senders = None
-            self._background_done.set()
-
-    async def _flusher(self) -> None:
-        acc = self._acc
-        while True:
-            now = anyio.current_time()
-            for batch in acc.due(now):
-                self._enqueue(batch)
-            self._dispatch()
-            deadline = acc.next_deadline()
-            self._flusher_until = _INF if deadline is None else deadline
-            self._wake = wake = anyio.Event()
-            with anyio.move_on_after(None if deadline is None else max(deadline - now, 0.0)):
-                await wake.wait()
-
-    def _dispatch(self) -> None:
-        """Start requests while there is room in flight and a key is ready."""
-        packer, senders = self._packer, self._senders
-        while self._in_flight < self.options.max_in_flight and packer.has_ready():
-            batches = packer.next_request()
-            assert senders is not None
-            self._in_flight += 1
-            senders.start_soon(self._send, batches)
-
-    async def _send(self, batches: list[SealedBatch]) -> None:
-        assert self._deliverer is not None
-        results: list[BatchResult] | None
-        try:
-            results = await self._deliverer.send(batches)
-        except Exception:
-            logger.exception("mparticle_dest: sending a request failed on an internal error")
-            results = None
-        finally:
-            # On cancellation (close timeout) the batches stay unresolved: the close
-            # fails them with reason "closed".
-            self._in_flight -= 1
-        self._settle(batches, results)
-        self._dispatch()
-
-    def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
-        """Record the outcome of one request and make its keys sendable again."""
-        if results is None:
-            error = DeliveryError("not sent: internal error in the delivery engine (see the log)")
-            for batch in batches:
-                self._fail(batch, error, "error")
-        else:
-            counters = self._counters
-            for result in results:
-                batch = result.batch
-                if result.error is None:
-                    if batch.outcome.resolve(
-                        "delivered", attempts=result.attempts, http_status=result.status
-                    ):
-                        counters.delivered_events += batch.event_count
-                        counters.delivered_batches += 1
-                        if result.possible_duplicate:
-                            counters.duplicates_suspected += batch.event_count
-                else:
-                    self._fail(batch, result.error, result.reason or "error")
-        for batch in batches:
-            self._forget(batch)
-        self._packer.release(batches)
-
-    def _fail(self, batch: SealedBatch, error: DeliveryError, reason: str) -> None:
-        if not batch.outcome.fail(error, reason, attempts=batch.attempts):
-            return
-        counters = self._counters
-        counters.failed_events += batch.event_count
-        counters.failed_batches += 1
-        hook = self.options.on_error
-        if hook is None:
-            return
-        failed = FailedBatch(
-            source_request_id=batch.source_request_id,
-            event_count=batch.event_count,
-            reason=reason,
-            error=error,
-            attempts=batch.attempts,
-            body=batch.body,
-        )
-        try:
-            hook(failed)
-        except Exception:
-            logger.exception("mparticle_dest: the on_error hook raised (ignored)")
-
-    def _forget(self, batch: SealedBatch) -> None:
-        if self._unresolved.pop(batch.seq, None) is None:
-            return
-        self._buffered -= batch.event_count
-        if self._buffered < self._cap:
-            self._full_warned = False
-            self._wake_room()
-
-    def _fail_leftovers(self) -> None:
-        """After the close timeout: everything not final fails with reason ``closed``."""
-        self._seal_all()  # pushes that slipped in are impossible, but open batches are not
-        leftovers = sorted(self._unresolved.values(), key=lambda b: b.seq)
-        if not leftovers:
-            return
-        self._packer.drain()
-        error = DeliveryError(
-            f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
-        )
-        for batch in leftovers:
-            self._counters.undelivered_at_close += batch.event_count
-            self._fail(batch, error, "closed")
-            self._forget(batch)
-
-    def _fail_all(self, error: DeliveryError) -> None:
-        self._seal_all()
-        self._packer.drain()
-        for batch in sorted(self._unresolved.values(), key=lambda b: b.seq):
-            self._fail(batch, error, "error")
-            self._forget(batch)
 
     # -- reporting ---------------------------------------------------------------------------
 

@@ -213,3 +213,50 @@ async def test_secrets_never_appear_in_logs_reprs_errors_or_stats(
     for text in texts:
         assert secret not in text
         assert token not in text
+
+
+class _BrokenDeliverer:
+    """Stands in for the deliverer and fails with a bug (not an HTTP outcome)."""
+
+    def __init__(self, counters: object) -> None:
+        self.counters = counters
+
+    async def send(self, batches: object) -> object:
+        raise RuntimeError("bug in delivery")
+
+
+async def test_a_bug_in_a_send_fails_its_batches_and_the_engine_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeMparticle() as server:
+        async with Destination(make_config(server), base_url=server.url) as dest:
+            real = dest._engine.deliverer
+            assert real is not None
+            dest._engine.deliverer = _BrokenDeliverer(real.counters)  # type: ignore[assignment]
+            outcome = await (await dest.push(event("u1", 1)))
+            assert (outcome.status, outcome.reason) == ("failed", "error")
+            dest._engine.deliverer = real
+            assert (await (await dest.push(event("u1", 2)))).delivered
+    assert any("internal error" in r.getMessage() for r in caplog.records)
+    assert dest.stats.failed_events == 1 and dest.stats.delivered_events == 1
+
+
+async def test_a_bug_in_the_flusher_fails_every_receipt_and_closes_push(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_due(now: float) -> list[object]:
+        raise RuntimeError("bug in the flusher")
+
+    async with FakeMparticle() as server:
+        async with Destination(make_config(server, age=60_000), base_url=server.url) as dest:
+            # The first event of an idle destination wakes the flusher, which runs (and
+            # fails) as soon as this task yields.
+            receipt = await dest.push(event("u1", 1))
+            dest._engine.acc.due = broken_due  # type: ignore[method-assign,assignment]
+            outcome = await receipt
+            assert (outcome.status, outcome.reason) == ("failed", "error")
+            with pytest.raises(DestinationClosedError, match="internal error"):
+                await dest.push(event("u1", 3))
+        report = await dest.aclose()
+    assert report.failed == 1 and report.delivered == 0
+    assert any("delivery engine stopped" in r.getMessage() for r in caplog.records)
