@@ -30,7 +30,6 @@ logger = logging.getLogger("mparticle_dest.payload")
 
 ValueFn = Callable[[Any, MappingContext], Any]
 
-_MAX_SAFE_BATCH: Final = MAX_BATCH_BYTES
 # Worst-case JSON growth of a string: a control character becomes "\u00XX" (6 bytes).
 _JSON_GROWTH: Final = 6
 
@@ -255,8 +254,8 @@ class EventBuilder:
 
     __slots__ = (
         "_consent",
-        "_consent_size",
         "_default",
+        "_envelope_bound",
         "_environment",
         "_ip",
         "_limits",
@@ -289,7 +288,9 @@ class EventBuilder:
             # rejected (400): check its shape once, here.
             compiler.problems.extend(check_model(ConsentState, consent, path="settings.consent"))
         self._consent: str | None = dumps_bytes(consent).decode() if consent else None
-        self._consent_size = len(self._consent.encode()) if self._consent else 0
+        # Envelope bytes besides the batch-level strings: keys, punctuation, environment,
+        # identity type names (at most 22 of them), and the consent.
+        self._envelope_bound = 1024 + (len(self._consent.encode()) if self._consent else 0)
         try:
             self._limits = Limits(settings.limits)
         except ValueError as exc:
@@ -406,10 +407,12 @@ class EventBuilder:
 
         # batch level: identities, ip, source_request_id, user attributes
         pairs = []
+        text = 0  # characters of the batch-level strings, for the size bound below
         for identity_type, fn in plan.identities:
             value = _identity_value(fn(mev, ctx))
             if value is not None:
                 pairs.append((identity_type, value))
+                text += len(value) if type(value) is str else 24
         ip = _string_value(self._ip(mev, ctx)) if self._ip is not None else None
         mapped_sri = (
             _string_value(self._source_request_id(mev, ctx))
@@ -463,7 +466,17 @@ class EventBuilder:
 
         key = BatchKey(self._environment, tuple(pairs), ip, self._consent, mapped_sri)
         source_request_id = mapped_sri or event_id
-        self._check_size(key, body, user_attributes, source_request_id, event_id, name)
+        # A cheap upper bound of this event's lone batch; the exact size (which needs
+        # the key's envelope encoded) only when the bound comes near 128 KB.
+        text += len(source_request_id) + (len(ip) if ip else 0)
+        bound = len(body) + self._envelope_bound + _JSON_GROWTH * text
+        ua_size = 0
+        if user_attributes:
+            ua_size = len(user_attributes_fragment(user_attributes))
+            bound += ua_size
+        if bound > MAX_BATCH_BYTES:
+            size = batch_size(key, len(body), 1, ua_size, source_request_id)
+            check_batch_bytes(size, event_id, name)
         return BuiltEvent(
             key,
             body,
@@ -500,27 +513,6 @@ class EventBuilder:
                 "that mParticle would reject: " + "; ".join(problems),
                 field=problems[0].split(":", 1)[0],
             )
-
-    def _check_size(
-        self,
-        key: BatchKey,
-        body: bytes,
-        user_attributes: dict[str, Any] | None,
-        source_request_id: str,
-        event_id: str,
-        name: str,
-    ) -> None:
-        ua_size = len(user_attributes_fragment(user_attributes)) if user_attributes else 0
-        # Cheap upper bound first: the exact size needs the key's envelope encoded.
-        bound = len(body) + ua_size + self._consent_size + 160
-        bound += _JSON_GROWTH * (len(source_request_id) + (len(key.ip) if key.ip else 0))
-        for identity_type, value in key.user_identities:
-            bound += (
-                len(identity_type) + 6 + (_JSON_GROWTH * len(value) if type(value) is str else 32)
-            )
-        if bound <= _MAX_SAFE_BATCH:
-            return
-        check_batch_bytes(batch_size(key, len(body), 1, ua_size, source_request_id), event_id, name)
 
 
 def _iter_rules(mapping: Any) -> Any:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Union
+from json import encoder as json_encoder
+from typing import Any, Final, NamedTuple, Union
 
 from ._constants import EVENTS_PATH, PODS
 
@@ -36,8 +37,24 @@ __all__ = [
     "user_attributes_fragment",
 ]
 
-_encoder: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_encode: Final = _encoder.encode
+
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# The C encoder, built once: json.dumps would build one per call. No circular-reference
+# markers: everything encoded here is a tree (mapped values are copied by the mapping).
+_make_encoder: Any = getattr(json_encoder, "c_make_encoder", None)
+_c_encoder: Final = (
+    _make_encoder(
+        None, _not_json, json_encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    if _make_encoder is not None
+    else None
+)
+_py_encode: Final = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 _EVENTS_OPEN: Final = b'{"events":['
 _EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
@@ -52,86 +69,34 @@ def dumps_bytes(obj: Any) -> bytes:
         ValueError: for NaN or infinite floats (not JSON).
         TypeError: for values that are not JSON-able.
     """
-    return _encode(obj).encode()
+    if _c_encoder is not None:
+        return "".join(_c_encoder(obj, 0)).encode()
+    return _py_encode(obj).encode()  # pragma: no cover - interpreters without _json
 
 
-class BatchKey:
+class _BatchKeyFields(NamedTuple):
+    environment: str
+    user_identities: tuple[tuple[str, IdentityValue], ...] = ()
+    ip: str | None = None
+    consent_state: str | None = None
+    source_request_id: str | None = None
+
+
+class BatchKey(_BatchKeyFields):
     """Everything batch-level; events with equal keys share a batch (SPEC §6).
 
-    Immutable and hashable (the hash is computed once). ``user_identities`` is the
-    resolved identities as ``((type, value), ...)`` in wire order; ``consent_state``
-    is the consent JSON text; ``source_request_id`` is the mapped value when
-    ``settings.sourceRequestId`` is configured and resolved, else ``None``.
+    An immutable named tuple ``(environment, user_identities, ip, consent_state,
+    source_request_id)``: cheap to build and hash on every push. ``user_identities``
+    is the resolved identities as ``((type, value), ...)`` in wire order;
+    ``consent_state`` is the consent JSON text; ``source_request_id`` is the mapped
+    value when ``settings.sourceRequestId`` is configured and resolved, else ``None``.
 
     The key also caches its envelope fragments (see :meth:`fragments`), so sizing and
     assembling a batch are joins; keep using the batch's first key object for both.
     """
 
-    __slots__ = (
-        "_fragments",
-        "_hash",
-        "consent_state",
-        "environment",
-        "ip",
-        "source_request_id",
-        "user_identities",
-    )
-
-    environment: str
-    user_identities: tuple[tuple[str, IdentityValue], ...]
-    ip: str | None
-    consent_state: str | None
-    source_request_id: str | None
-    _hash: int
-    _fragments: tuple[bytes, bytes, bytes] | None
-
-    def __init__(
-        self,
-        environment: str,
-        user_identities: tuple[tuple[str, IdentityValue], ...] = (),
-        ip: str | None = None,
-        consent_state: str | None = None,
-        source_request_id: str | None = None,
-    ) -> None:
-        setter = object.__setattr__
-        setter(self, "environment", environment)
-        setter(self, "user_identities", user_identities)
-        setter(self, "ip", ip)
-        setter(self, "consent_state", consent_state)
-        setter(self, "source_request_id", source_request_id)
-        setter(
-            self,
-            "_hash",
-            hash((environment, user_identities, ip, consent_state, source_request_id)),
-        )
-        setter(self, "_fragments", None)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"BatchKey is immutable (cannot set {name!r})")
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if other is self:
-            return True
-        if type(other) is not BatchKey:
-            return NotImplemented
-        return (
-            self._hash == other._hash
-            and self.user_identities == other.user_identities
-            and self.environment == other.environment
-            and self.ip == other.ip
-            and self.consent_state == other.consent_state
-            and self.source_request_id == other.source_request_id
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"BatchKey(environment={self.environment!r}, user_identities={self.user_identities!r},"
-            f" ip={self.ip!r}, consent_state={self.consent_state!r},"
-            f" source_request_id={self.source_request_id!r})"
-        )
+    # Not a field: set on first use, in the instance dict (a tuple subclass has one).
+    _fragments: tuple[bytes, bytes, bytes] | None = None
 
     def fragments(self) -> tuple[bytes, bytes, bytes]:
         """The envelope bytes around the per-batch parts, computed once per key.
@@ -141,7 +106,7 @@ class BatchKey:
         holds ``consent_state`` and closes the object. ``user_attributes`` goes between
         head and middle, ``source_request_id`` between middle and tail.
         """
-        cached: tuple[bytes, bytes, bytes] | None = self._fragments
+        cached = self._fragments
         if cached is None:
             head = b'],"environment":' + dumps_bytes(self.environment)
             if self.user_identities:
@@ -150,8 +115,7 @@ class BatchKey:
             tail = b"}"
             if self.consent_state is not None:
                 tail = b',"consent_state":' + self.consent_state.encode() + b"}"
-            cached = (head, middle, tail)
-            object.__setattr__(self, "_fragments", cached)
+            cached = self._fragments = (head, middle, tail)
         return cached
 
 

@@ -44,7 +44,7 @@ def test_batch_key_equality_hash_and_immutability() -> None:
     assert a != BatchKey("development", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', None)
     assert a != BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", '{"gdpr":{}}', "r")
     assert a != ("production",)
-    with pytest.raises(AttributeError, match="immutable"):
+    with pytest.raises(AttributeError):
         a.ip = "x"  # type: ignore[misc]
 
 
