@@ -1,5 +1,13 @@
-"""Deliver walkerOS-style events from async Python services to mParticle's Events API."""
+"""Deliver walkerOS-style events from async Python services to mParticle's Events API.
 
+The public surface is this package's ``__all__`` plus the submodules
+:mod:`mparticle_dest.mapping` (the walkerOS mapping language) and
+:mod:`mparticle_dest.testing` (a fake Events API on loopback).
+"""
+
+from ._config import BatchOptions, DestinationConfig, LimitPolicy, Rule, RuleSettings, Settings
+from ._destination import CloseReport, Destination
+from ._event import WalkerEvent
 from ._exceptions import (
     AuthenticationError,
     BufferFullError,
@@ -12,27 +20,52 @@ from ._exceptions import (
     RejectedError,
     RetryBudgetExhaustedError,
 )
+from ._options import DeliveryOptions, FailedBatch, FullPolicy
+from ._pacing import PacingPolicy
+from ._receipt import Outcome, Receipt
+from ._retry import RetryPolicy
+from ._secret import Secret
+from ._stats import Stats
+from ._sync import SyncDestination, SyncReceipt
 from ._version import __version__
 
 __all__ = [
     "AuthenticationError",
+    "BatchOptions",
     "BufferFullError",
+    "CloseReport",
     "ConfigError",
     "DeliveryError",
+    "DeliveryOptions",
+    "Destination",
     "DestinationClosedError",
+    "DestinationConfig",
+    "FailedBatch",
+    "FullPolicy",
     "InvalidEventError",
     "LimitExceededError",
+    "LimitPolicy",
     "MparticleDestError",
+    "Outcome",
+    "PacingPolicy",
+    "Receipt",
     "RejectedError",
     "RetryBudgetExhaustedError",
+    "RetryPolicy",
+    "Rule",
+    "RuleSettings",
+    "Secret",
+    "Settings",
+    "Stats",
+    "SyncDestination",
+    "SyncReceipt",
+    "WalkerEvent",
     "__version__",
 ]
 
+# Show public classes as ``mparticle_dest.X`` in reprs and docs, as httpx does.
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__"):
-        try:
-            _obj.__module__ = __name__
-        except (AttributeError, TypeError):  # pragma: no cover - builtins/immutable
-            pass
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
 del _name, _obj

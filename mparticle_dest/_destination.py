@@ -29,7 +29,7 @@ from attrs import frozen
 
 from ._accumulator import Accumulator, BatchLimits
 from ._config import DestinationConfig
-from ._constants import BULK_PATH, HISTORICAL_PATH
+from ._constants import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from ._delivery import Deliverer, make_client
 from ._engine import Engine
 from ._exceptions import (
@@ -155,6 +155,7 @@ class Destination:
         close_timeout: Seconds the close spends delivering what is buffered
             (default 10); what is left fails with reason ``"closed"``.
         max_in_flight: Most concurrent requests (default 4).
+        max_batches_per_request: Most batches in one request (1–100, default 100).
         request_timeout: Seconds per phase of an HTTP attempt (default 30, 10 to
             connect). Ignored with ``http_client``.
         retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
@@ -183,6 +184,7 @@ class Destination:
         full_timeout: float | None = None,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_batches_per_request: int = MAX_BATCHES_PER_REQUEST,
         request_timeout: float | None = None,
         retry: RetryPolicy | None = None,
         pacing: PacingPolicy | None = None,
@@ -196,6 +198,7 @@ class Destination:
             full_timeout=full_timeout,
             close_timeout=close_timeout,
             max_in_flight=max_in_flight,
+            max_batches_per_request=max_batches_per_request,
             request_timeout=request_timeout,
             retry=retry if retry is not None else RetryPolicy(),
             pacing=pacing if pacing is not None else PacingPolicy(),
@@ -210,7 +213,7 @@ class Destination:
         self._counters = Counters()
         self._engine = Engine(
             Accumulator(BatchLimits().override(self.config.batch)),
-            Packer(),
+            Packer(max_batches=self.options.max_batches_per_request),
             self.options,
             self._counters,
         )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from attrs import field, frozen, validators
 
+from ._constants import MAX_BATCHES_PER_REQUEST
 from ._exceptions import DeliveryError
 from ._pacing import PacingPolicy
 from ._retry import RetryPolicy
@@ -87,6 +88,9 @@ class DeliveryOptions:
         close_timeout: Seconds ``aclose()`` spends delivering what is buffered;
             what is left then fails with reason ``"closed"``.
         max_in_flight: Most requests in flight at once.
+        max_batches_per_request: Most batches packed into one ``/v2/bulkevents``
+            request (1 to 100, mParticle's limit; default 100). With ``batch.size``
+            1 and this at 1, delivery is one request per event, walkerOS's strategy.
         request_timeout: Seconds for each phase of one HTTP attempt (``None``:
             30 s, and 10 s to connect). Ignored with a caller-owned ``http_client``.
         retry: The per-request retry budget and backoff.
@@ -110,6 +114,14 @@ class DeliveryOptions:
     )
     max_in_flight: int = field(
         default=DEFAULT_MAX_IN_FLIGHT, validator=[validators.instance_of(int), validators.ge(1)]
+    )
+    max_batches_per_request: int = field(
+        default=MAX_BATCHES_PER_REQUEST,
+        validator=[
+            validators.instance_of(int),
+            validators.ge(1),
+            validators.le(MAX_BATCHES_PER_REQUEST),
+        ],
     )
     request_timeout: float | None = field(default=None, validator=_optional_timeout)
     retry: RetryPolicy = field(factory=RetryPolicy, validator=validators.instance_of(RetryPolicy))

@@ -221,9 +221,6 @@ def test_historical_rejects_events_without_timestamp_in_dry_run(
     assert "/v2/bulkevents/historical" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs Destination(historical=True) posting to /v2/bulkevents/historical"
-)
 def test_historical_posts_to_the_historical_endpoint(
     server: FakeMparticle, config_path: Path, tmp_path: Path
 ) -> None:

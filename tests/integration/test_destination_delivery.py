@@ -221,3 +221,23 @@ async def test_historical_posts_to_the_historical_endpoint_and_needs_timestamps(
         assert {r.path for r in server.requests} == {"/v2/bulkevents/historical"}
         assert [e.source_message_id for e in server.events] == ["u1-00001"]
         assert dest.stats.invalid == 1
+
+
+async def test_one_batch_per_request_gives_walkeros_one_request_per_event() -> None:
+    events = interleaved(users=3, per_user=4)
+    async with FakeMparticle() as server:
+        config = make_config(server, size=1)
+        async with Destination(config, base_url=server.url, max_batches_per_request=1) as dest:
+            for e in events:
+                await dest.push(e)
+        requests = server.requests
+
+    assert len(requests) == len(events)
+    assert all(len(json.loads(r.body)) == 1 for r in requests)
+    assert ids_by_user(server.events) == pushed_by_user(events)
+
+
+def test_max_batches_per_request_is_bounded_by_mparticles_limit() -> None:
+    for bad in (0, MAX_BATCHES_PER_REQUEST + 1):
+        with pytest.raises(ValueError, match="max_batches_per_request"):
+            Destination(make_config(), max_batches_per_request=bad)
