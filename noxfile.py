@@ -1,4 +1,4 @@
-"""Developer and CI sessions: ``nox -s lint typecheck tests`` is what CI runs."""
+"""Developer and CI sessions: ``nox -s lint typecheck tests docs`` is what CI runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 
 @nox.session
