@@ -17,10 +17,11 @@ from ._records import (
     ServerStats,
 )
 from ._schema import validate_batch, validate_event
-from ._server import STATS_PATH, BatchPredicate, FakeMparticle
+from ._server import STATS_PATH, BatchObserver, BatchPredicate, FakeMparticle
 
 __all__ = [
     "STATS_PATH",
+    "BatchObserver",
     "BatchPredicate",
     "FakeMparticle",
     "Fault",

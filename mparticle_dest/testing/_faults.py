@@ -19,6 +19,7 @@ from attrs import frozen
 __all__ = ["Fault", "FaultKind", "FaultPlan", "TokenBucket"]
 
 FaultKind = Literal["ok", "rate_limited", "server_error", "slow", "drop", "stall", "bad_request"]
+"""What a :class:`Fault` does to the request it applies to."""
 
 
 @frozen

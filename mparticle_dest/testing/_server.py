@@ -9,9 +9,10 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio.to_thread
 
@@ -29,17 +30,23 @@ from ._http import BodyTooLargeError, Handler, Server
 from ._records import RecordedBatch, RecordedEvent, RecordedRequest, Recorder, ServerStats
 from ._schema import check_historical, validate_batch
 
-__all__ = ["STATS_PATH", "BatchPredicate", "FakeMparticle"]
+__all__ = ["STATS_PATH", "BatchObserver", "BatchPredicate", "FakeMparticle"]
 
 logger = logging.getLogger("mparticle_dest.testing")
 
-#: ``GET`` this path (no auth) for the counters as JSON, e.g. from another process.
 STATS_PATH = "/_fake/stats"
+"""``GET`` this path (no auth) for the counters as JSON, e.g. from another process."""
 
-#: Called with each parsed batch of a request; a true result rejects it with a 400.
 BatchPredicate = Callable[[Mapping[str, Any]], bool]
+"""Called with each parsed batch of a request; a true result rejects it with a 400."""
+
+BatchObserver = Callable[["FakeMparticle", str, Mapping[str, Any]], None]
+"""Called with ``(server, path, batch)`` for each batch a server accepted (see
+:meth:`FakeMparticle.observing`)."""
 
 _ROUTES = (EVENTS_PATH, BULK_PATH, HISTORICAL_PATH)
+
+_observers_lock = threading.Lock()
 
 
 class FakeMparticle:
@@ -69,6 +76,9 @@ class FakeMparticle:
         host: The address to bind (loopback by default).
         port: The port to bind (``0``: an ephemeral port).
     """
+
+    # Replaced, never mutated, so server threads can iterate it without a lock.
+    _observers: ClassVar[tuple[BatchObserver, ...]] = ()
 
     def __init__(
         self,
@@ -197,6 +207,31 @@ class FakeMparticle:
         return f"<FakeMparticle {where} events={self.event_count}>"
 
     # -- configuration ---------------------------------------------------------------
+
+    @classmethod
+    @contextmanager
+    def observing(cls, observer: BatchObserver) -> Iterator[None]:
+        """Call ``observer(server, path, batch)`` for every batch any server accepts.
+
+        Process-wide, for every :class:`FakeMparticle` (including those started by
+        code under test), while the ``with`` block runs; a test suite can use it to
+        audit every accepted payload, e.g. against another schema. The observer runs
+        on a server thread before the response is sent, so it must be thread-safe
+        and quick; an exception it raises is logged and does not change the answer.
+
+        Args:
+            observer: Receives the server, the request path and the parsed batch
+                (do not mutate it).
+        """
+        with _observers_lock:
+            cls._observers = (*cls._observers, observer)
+        try:
+            yield
+        finally:
+            with _observers_lock:
+                remaining = list(cls._observers)
+                remaining.remove(observer)
+                cls._observers = tuple(remaining)
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Replace the fault plan (``None``: answer normally) for the following requests."""
@@ -459,6 +494,8 @@ class FakeMparticle:
             headers["X-mp-rate-limit-percentage-used"] = str(fault.percentage_used)
         elif self._bucket is not None:
             headers["X-mp-rate-limit-percentage-used"] = str(self._bucket.percentage_used())
+        for observer in FakeMparticle._observers:
+            self._notify(observer, path, items)
         self._recorder.add_request(
             method=h.command,
             path=path,
@@ -469,6 +506,13 @@ class FakeMparticle:
             batches=items,
         )
         h.send(202, b"", headers)
+
+    def _notify(self, observer: BatchObserver, path: str, items: list[tuple[Any, int]]) -> None:
+        try:
+            for batch, _size in items:
+                observer(self, path, batch)
+        except Exception:
+            logger.exception("fake mParticle: batch observer %r failed", observer)
 
     def _check_batches(self, path: str, items: list[tuple[Any, int]]) -> list[str]:
         bulk = path != EVENTS_PATH
