@@ -180,6 +180,8 @@ async def run_demo(echo: Echo, *, users: int = 4, events: int = 80, waves: int =
 def _summarize(
     echo: Echo, server: FakeMparticle, stream: list[dict[str, Any]], outcomes: list[Outcome]
 ) -> None:
+    # The sample comes first and the counts last, so a terminal ends on the summary.
+    _show_sample(echo, server)
     kinds = Counter(e["name"] for e in stream)
     echo("Pushed")
     echo(f"  {len(stream)} events: " + ", ".join(f"{n} × {k!r}" for k, n in kinds.items()))
@@ -197,23 +199,36 @@ def _summarize(
         )
     types = Counter(e.event_type for e in server.events)
     echo("  event types: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
+    echo(
+        f"  One batch per user, many users' batches per request: {len(requests)} requests"
+        f" for {server.event_count} events"
+    )
+    echo("  (walkerOS's destination sends one request per event).")
     echo("")
     statuses = Counter(o.status for o in outcomes)
-    echo("Receipts")
+    echo("Receipts (the final outcome of every pushed event)")
     echo("  " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
-    if server.batches:
-        sample = max(server.batches, key=lambda b: len({e["event_type"] for e in b.events}))
-        shown: dict[str, Any] = {}
-        for sample_event in sample.events:
-            shown.setdefault(sample_event["event_type"], sample_event)
-        echo("")
-        echo(
-            f"Sample batch of {sample.user_identities.get('customer_id')}"
-            f" ({len(sample.events)} events; the first of each event type shown):"
-        )
-        body = dict(sample.body)
-        body["events"] = list(shown.values())
-        echo(json.dumps(body, indent=2, ensure_ascii=False))
+    echo("")
+    echo("Next: map and batch your own events without sending them (mparticle-dest send --help):")
+    echo("  mparticle-dest send events.jsonl --config flow.json --dry-run")
+
+
+def _show_sample(echo: Echo, server: FakeMparticle) -> None:
+    if not server.batches:
+        return
+    sample = max(server.batches, key=lambda b: len({e["event_type"] for e in b.events}))
+    shown: dict[str, Any] = {}
+    for sample_event in sample.events:
+        shown.setdefault(sample_event["event_type"], sample_event)
+    customer = sample.user_identities.get("customer_id")
+    echo(
+        f"A batch as mParticle received it (customer_id {customer}, {len(sample.events)}"
+        " events; the first event of each type shown):"
+    )
+    body = dict(sample.body)
+    body["events"] = list(shown.values())
+    echo(json.dumps(body, indent=2, ensure_ascii=False))
+    echo("")
 
 
 def demo_main(echo: Echo, *, users: int, events: int, waves: int) -> bool:

@@ -261,9 +261,11 @@ def test_demo_delivers_every_event_and_summarizes_what_the_server_received(
     assert "30 delivered" in out
     # Two bursts, each flushed: at least one bulk request per burst.
     assert out.count("POST /v2/bulkevents:") >= 2
-    # The sample batch is real JSON as the server received it.
-    sample = out[out.index("{", out.index("Sample batch")) :]
-    batch = json.loads(sample)
+    # The sample batch is real JSON as the server received it; the summary comes last.
+    start = out.index("{", out.index("A batch as mParticle received it"))
+    batch, end = json.JSONDecoder().raw_decode(out, start)
+    assert out.index("Received by mParticle") > end
+    assert out.rstrip().endswith("mparticle-dest send events.jsonl --config flow.json --dry-run")
     assert batch["environment"] == "development"
     assert batch["user_identities"]["customer_id"].startswith("user-")
     assert {e["event_type"] for e in batch["events"]} <= {
