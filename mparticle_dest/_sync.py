@@ -36,6 +36,7 @@ from ._config import DestinationConfig
 from ._destination import CloseReport, Destination
 from ._exceptions import DestinationClosedError
 from ._receipt import Outcome, Receipt
+from ._stats import Stats
 
 __all__ = ["SyncDestination", "SyncReceipt"]
 
@@ -250,8 +251,16 @@ class SyncDestination:
             raise TimeoutError(f"flush not finished after {timeout} s") from None
 
     @property
-    def stats(self) -> Any:
-        """The destination's counters (see :attr:`Destination.stats`)."""
+    def stats(self) -> Stats:
+        """The destination's counters (see :attr:`Destination.stats`).
+
+        After ``close()``, the final counters (as on the close report).
+
+        Raises:
+            DestinationClosedError: The instance was inherited through ``fork()``.
+        """
+        if self._closed and self._report is not None and os.getpid() == self._pid:
+            return self._report.stats
         return self._check_usable().stats
 
     @property
