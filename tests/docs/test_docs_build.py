@@ -7,12 +7,18 @@ skipped where the docs tools are not installed (the ``dev`` extra has them).
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import mparticle_dest
+import mparticle_dest.mapping
+import mparticle_dest.testing
 
 pytest.importorskip("mkdocs")
 pytest.importorskip("mkdocstrings")
@@ -34,4 +40,17 @@ def test_mkdocs_build_strict_succeeds(tmp_path: Path) -> None:
 
     warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
     assert done.returncode == 0, "\n".join(warnings) or done.stderr
-    assert (tmp_path / "reference" / "index.html").exists()
+    reference = (tmp_path / "reference" / "index.html").read_text("utf-8")
+    rendered = set(re.findall(r'id="(mparticle_dest[\w.]*)"', reference))
+    missing = [
+        f"{module.__name__}.{name}"
+        for module in (mparticle_dest, mparticle_dest.mapping, mparticle_dest.testing)
+        for name in module.__all__
+        if _documented_api(getattr(module, name)) and f"{module.__name__}.{name}" not in rendered
+    ]
+    assert not missing, f"public names missing from the API reference: {missing}"
+
+
+def _documented_api(obj: object) -> bool:
+    """Classes and functions: every one must have its entry on the reference page."""
+    return inspect.isclass(obj) or inspect.isfunction(obj)
