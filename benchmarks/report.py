@@ -49,12 +49,6 @@ def format_report(report: dict[str, Any]) -> str:
         + ("; measurements in one process" if report["in_process"] else "; one process per run"),
         "",
     ]
-    per_event = report["throughput"].get("per-event")
-    if per_event and not per_event["one_batch_per_request"]:
-        lines[-1:-1] = [
-            "  NOTE: Destination has no max_batches_per_request option: the per-event mode"
-            " packs its one-event batches into bulk requests (not walkerOS's one per request)."
-        ]
     rows = []
     for mode, r in report["throughput"].items():
         server = r.get("server") or {}

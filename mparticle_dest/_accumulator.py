@@ -89,6 +89,7 @@ class SealedBatch:
 
 # mParticle's batch limit (128 KB) is the hard ceiling; an event count and the age are tunable.
 DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batches/s limit
+_INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
 _SRID_MEMORY = 65_536
 
@@ -169,11 +170,11 @@ class _OpenBatch:
     __slots__ = (
         "age_deadline",
         "bodies",
-        "body_bytes",
+        "deadline",
         "id",
         "key",
-        "last_at",
         "outcome",
+        "size",
         "size_limit",
         "source_request_id",
         "ua_fragment",
@@ -181,24 +182,19 @@ class _OpenBatch:
         "wait",
     )
 
-    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str, now: float) -> None:
+    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str) -> None:
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
         self.bodies: list[bytes] = []
-        self.body_bytes = 0
+        self.size = 0  # exact length of the batch JSON with the events so far
         self.outcome = BatchOutcome()
         self.user_attributes: dict[str, Any] = {}
         self.ua_fragment = b""
-        self.last_at = now
-        self.age_deadline = float("inf")
+        self.age_deadline = _INF
+        self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
         self.size_limit: int | None = None
         self.wait: float | None = None
-
-    def deadline(self) -> float:
-        if self.wait is None:
-            return self.age_deadline
-        return min(self.age_deadline, self.last_at + self.wait)
 
 
 class Accumulator:
@@ -238,7 +234,8 @@ class Accumulator:
         The open batch is sealed *before* the event when the event would push its
         JSON past ``max_bytes`` or its merged user attributes past the limit, and
         the batch holding the event is sealed right away when it reaches its size
-        or its deadline has already passed (``{"age": 0}``).
+        or its deadline has already passed (``{"age": 0}``). O(1): the batch's exact
+        byte size is kept up to date, not recomputed.
 
         Returns:
             The event's receipt and the batches sealed by this call (0, 1 or 2, oldest first).
@@ -248,51 +245,64 @@ class Accumulator:
                 nothing is changed.
         """
         key = built.key
-        body_len = len(built.body)
+        body = built.body
         new_ua = built.user_attributes or None
         sealed: list[SealedBatch] = []
         ob = self._open.get(key)
-        merged = self._merge(ob, body_len, new_ua) if ob is not None else None
-        if merged is None:
+        merged = None
+        if ob is None:
+            fits = False
+        elif new_ua:
+            merged = self._merge(ob, len(body), new_ua)
+            fits = merged is not None
+        else:
+            size = ob.size + len(body) + 1  # the event and its comma
+            fits = size <= self.limits.max_bytes
+        if not fits:
             base = built.source_request_id
             srid, next_suffix = self._choose_srid(base)
             ua_fragment = user_attributes_fragment(new_ua)
-            lone = batch_size(key, body_len, 1, len(ua_fragment), srid)
-            if lone > self.limits.max_bytes:
+            size = batch_size(key, len(body), 1, len(ua_fragment), srid)
+            if size > self.limits.max_bytes:
                 raise LimitExceededError(
-                    f"event {built.event_id!r} needs a {lone}-byte batch; mParticle accepts"
+                    f"event {built.event_id!r} needs a {size}-byte batch; mParticle accepts"
                     f" at most {self.limits.max_bytes} bytes per batch",
                     limit="batch_bytes",
                 )
             if ob is not None:
                 sealed.append(self._seal(ob))
-            ob = self._open_batch(key, base, srid, next_suffix, now)
-            ua, ua_fragment_new = (dict(new_ua) if new_ua else {}), ua_fragment
-        else:
-            ua, ua_fragment_new = merged
+            ob = self._open_batch(key, base, srid, next_suffix)
+            if new_ua:
+                ob.user_attributes = dict(new_ua)
+                ob.ua_fragment = ua_fragment
+        elif merged is not None:
+            assert ob is not None
+            ob.user_attributes, ob.ua_fragment, size = merged
         assert ob is not None
-        ob.bodies.append(built.body)
-        ob.body_bytes += body_len
-        if new_ua:
-            ob.user_attributes = ua
-            ob.ua_fragment = ua_fragment_new
+        bodies = ob.bodies
+        bodies.append(body)
+        ob.size = size
         self._events += 1
         receipt = Receipt(ob.outcome, built.event_id)
 
-        limits = self.limits.override(built.batch)
-        before = ob.deadline()
-        ob.last_at = now
-        ob.age_deadline = min(ob.age_deadline, now + limits.age)
-        if limits.size is not None:
-            current = ob.size_limit
-            ob.size_limit = limits.size if current is None else min(current, limits.size)
-        if limits.wait is not None:
-            ob.wait = limits.wait if ob.wait is None else min(ob.wait, limits.wait)
-        deadline = ob.deadline()
-        full = ob.size_limit is not None and len(ob.bodies) >= ob.size_limit
-        if full or deadline <= now:
+        hint = built.batch
+        limits = self.limits if hint is None else self.limits.override(hint)
+        age_deadline = now + limits.age
+        if age_deadline < ob.age_deadline:
+            ob.age_deadline = age_deadline
+        size_limit = limits.size
+        if size_limit is not None and (ob.size_limit is None or size_limit < ob.size_limit):
+            ob.size_limit = size_limit
+        wait = limits.wait
+        if wait is not None and (ob.wait is None or wait < ob.wait):
+            ob.wait = wait
+        deadline = ob.age_deadline
+        if ob.wait is not None and now + ob.wait < deadline:
+            deadline = now + ob.wait
+        if (ob.size_limit is not None and len(bodies) >= ob.size_limit) or deadline <= now:
             sealed.append(self._seal(ob))
-        elif deadline != before:
+        elif deadline != ob.deadline:
+            ob.deadline = deadline
             heapq.heappush(self._deadlines, (deadline, ob.id, ob))
         return receipt, sealed
 
@@ -302,7 +312,7 @@ class Accumulator:
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             deadline, _, ob = heapq.heappop(heap)
-            if self._open.get(ob.key) is ob and ob.deadline() == deadline:
+            if self._open.get(ob.key) is ob and ob.deadline == deadline:
                 out.append(self._seal(ob))
         return out
 
@@ -311,7 +321,7 @@ class Accumulator:
         heap = self._deadlines
         while heap:
             deadline, _, ob = heap[0]
-            if self._open.get(ob.key) is ob and ob.deadline() == deadline:
+            if self._open.get(ob.key) is ob and ob.deadline == deadline:
                 return deadline
             heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
         return None
@@ -325,26 +335,18 @@ class Accumulator:
     # -- internals ---------------------------------------------------------------------------
 
     def _merge(
-        self, ob: _OpenBatch, body_len: int, new_ua: Mapping[str, Any] | None
-    ) -> tuple[dict[str, Any], bytes] | None:
-        """The batch's user attributes and their fragment with the event added; ``None``
-        when the event does not fit (the batch must be sealed first)."""
-        ua, fragment = ob.user_attributes, ob.ua_fragment
-        if new_ua:
-            ua = {**ua, **new_ua}
-            if len(ua) > self.limits.max_user_attributes:
-                return None
-            fragment = user_attributes_fragment(ua)
-        size = batch_size(
-            ob.key,
-            ob.body_bytes + body_len,
-            len(ob.bodies) + 1,
-            len(fragment),
-            ob.source_request_id,
-        )
+        self, ob: _OpenBatch, body_len: int, new_ua: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bytes, int] | None:
+        """The batch's user attributes, their fragment and its size with the event added;
+        ``None`` when the event does not fit (the batch must be sealed first)."""
+        ua = {**ob.user_attributes, **new_ua}
+        if len(ua) > self.limits.max_user_attributes:
+            return None
+        fragment = user_attributes_fragment(ua)
+        size = ob.size + body_len + 1 + len(fragment) - len(ob.ua_fragment)
         if size > self.limits.max_bytes:
             return None
-        return ua, fragment
+        return ua, fragment, size
 
     def _choose_srid(self, base: str) -> tuple[str, int]:
         """The next batch's ``source_request_id``: ``base`` (the mapped id, else the first
@@ -359,9 +361,7 @@ class Accumulator:
             if candidate not in self._srids:
                 return candidate, suffix
 
-    def _open_batch(
-        self, key: BatchKey, base: str, srid: str, next_suffix: int, now: float
-    ) -> _OpenBatch:
+    def _open_batch(self, key: BatchKey, base: str, srid: str, next_suffix: int) -> _OpenBatch:
         srids = self._srids
         srids[base] = next_suffix
         srids.move_to_end(base)
@@ -369,7 +369,7 @@ class Accumulator:
             srids[srid] = 2
         while len(srids) > _SRID_MEMORY:
             srids.popitem(last=False)
-        ob = _OpenBatch(key, next(self._batch_ids), srid, now)
+        ob = _OpenBatch(key, next(self._batch_ids), srid)
         self._open[key] = ob
         return ob
 
@@ -377,6 +377,7 @@ class Accumulator:
         del self._open[ob.key]
         self._events -= len(ob.bodies)
         body = encode_batch(ob.key, ob.bodies, ob.ua_fragment, ob.source_request_id)
+        assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
         return SealedBatch(
             key=ob.key,
             body=body,

@@ -80,8 +80,12 @@ class Engine:
             self.wake_flusher()
 
     def wake_flusher(self) -> None:
-        if self.wake is not None:
-            self.wake.set()
+        # Dropped once set: until the flusher has looked and gone back to sleep (with a
+        # fresh event), more pushes have nothing to wake.
+        wake = self.wake
+        if wake is not None:
+            self.wake = None
+            wake.set()
 
     def wake_room(self) -> None:
         if self.room is not None:

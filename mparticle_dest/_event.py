@@ -25,7 +25,7 @@ from attrs import define, fields
 
 from ._exceptions import InvalidEventError
 
-__all__ = ["WalkerEvent", "new_event_id", "normalize_event"]
+__all__ = ["WalkerEvent", "new_event_id", "normalize_event", "prepare_event"]
 
 #: Deepest nesting accepted inside an event; deeper input is treated as circular.
 MAX_DEPTH = 100
@@ -307,8 +307,22 @@ def normalize_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
             not ``"entity action"``, a known field has the wrong type, or a value
             anywhere is not JSON-serializable (``field`` names the dotted path).
     """
+    out = prepare_event(event)
+    return out.copy() if out is event else out
+
+
+def prepare_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
+    """:func:`normalize_event` for the push path: no copy when nothing needs filling.
+
+    Returns the caller's own dict when it already has ``entity``, ``action``, ``id``
+    and ``timestamp`` (the usual walkerOS event); the caller must treat the result
+    as read-only (the mapping does: it copies what it writes).
+
+    Raises:
+        InvalidEventError: as :func:`normalize_event`.
+    """
     if type(event) is dict:  # the common case, before the slower ABC check
-        out = event.copy()
+        out = event
     elif isinstance(event, WalkerEvent):
         out = event.to_dict()
     elif isinstance(event, Mapping):
@@ -318,6 +332,10 @@ def normalize_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
             f"event: expected a mapping or WalkerEvent, got {type(event).__name__}", field=None
         )
     entity, action = _validate(out)
+    if "entity" in out and "action" in out and "id" in out and "timestamp" in out:
+        return out
+    if out is event:
+        out = out.copy()
     if "entity" not in out:
         out["entity"] = entity
     if "action" not in out:

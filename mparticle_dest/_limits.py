@@ -122,10 +122,23 @@ class Limits:
     ) -> dict[str, Any]:
         """Return the event's ``custom_attributes``: scalar values, within the limits.
 
+        ``data`` itself is returned when it already complies (the mapping builds it fresh).
+
         Raises:
             LimitExceededError: ``attribute_value_length`` or ``custom_attributes_count``
                 under the "reject" policy.
         """
+        if len(data) <= MAX_CUSTOM_ATTRIBUTES:
+            # The usual case, checked without building a new dict: scalars within limits.
+            for value in data.values():
+                cls = type(value)
+                if cls is str:
+                    if len(value) > MAX_ATTRIBUTE_VALUE_LENGTH:
+                        break
+                elif cls is not int and cls is not float and cls is not bool:
+                    break
+            else:
+                return data
         out: dict[str, Any] = {}
         for key, value in data.items():
             if value is None:

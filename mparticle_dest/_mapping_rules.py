@@ -24,6 +24,8 @@ __all__ = ["CompiledMapping", "MappingResult", "SkipReason", "compile_rules", "f
 SkipReason = Literal["consent", "ignore"]
 _INCLUDE_NAMES = (*SECTIONS, "all")
 _Policy = tuple[tuple[tuple[Segment, ...], ValueFn], ...]
+#: ``CompiledMapping.resolve``: (event, data, rule, mapping_key, skipped, ignore, silent, ctx).
+Resolved = tuple[Mapping[str, Any], Any, Any, str, "SkipReason | None", bool, bool, MappingContext]
 
 
 @define(slots=True)
@@ -310,10 +312,20 @@ class CompiledMapping:
         """
         if type(event) is not dict and not isinstance(event, Mapping):
             raise TypeError(f"an event must be a mapping, got {type(event).__name__}")
+        mapped, data, rule, key, skipped, ignore, silent, _ = self.resolve(event)
+        return MappingResult(mapped, data, rule, key, ignore, silent, skipped)
+
+    def resolve(self, event: Mapping[str, Any]) -> Resolved:
+        """:meth:`process` for the delivery engine's hot path: a plain tuple, no checks.
+
+        Returns ``(event, data, rule, mapping_key, skipped, ignore, silent, context)``:
+        the fields of :class:`MappingResult`, plus the :class:`MappingContext` of the
+        mapped event (for the destination's own value mappings).
+        """
         consent = _consent_of(event)
-        if self._consent is not None and not granted(self._consent, consent):
-            return MappingResult(event, None, None, "", False, False, "consent")
         ctx = MappingContext(event, None, consent, logger)
+        if self._consent is not None and not granted(self._consent, consent):
+            return event, None, None, "", "consent", False, False, ctx
         owned: set[int] | None = None
         if self._policy is not None:
             event, owned = _apply_policy(event, self._policy, ctx, owned)
@@ -324,7 +336,7 @@ class CompiledMapping:
         if found is not None:
             rule, key = found
             if rule.consent is not None and not granted(rule.consent, ctx.consent):
-                return MappingResult(event, None, rule.rule, key, False, rule.silent, "consent")
+                return event, None, rule.rule, key, "consent", False, rule.silent, ctx
             if rule.policy is not None:
                 event, owned = _apply_policy(event, rule.policy, ctx, owned)
                 ctx = MappingContext(event, None, _consent_of(event), logger)
@@ -333,7 +345,7 @@ class CompiledMapping:
         include = self._include
         if rule is not None:
             if rule.ignore:
-                return MappingResult(event, data, rule.rule, key or "", True, rule.silent, "ignore")
+                return event, data, rule.rule, key or "", "ignore", True, rule.silent, ctx
             if rule.name is not None:
                 if owned is None:
                     event = dict(event)
@@ -356,18 +368,12 @@ class CompiledMapping:
                     data = assign(included, data)
                 elif data is None:
                     data = included
-        if rule is not None and rule.remove is not None and type(data) is dict:
+        if rule is None:
+            return event, data, None, "", None, False, False, ctx
+        if rule.remove is not None and type(data) is dict:
             for segments in rule.remove:
                 delete_path(data, segments)
-        return MappingResult(
-            event,
-            data,
-            None if rule is None else rule.rule,
-            key or "",
-            False,
-            False if rule is None else rule.silent,
-            None,
-        )
+        return event, data, rule.rule, key or "", None, False, rule.silent, ctx
 
 
 def _consent_of(event: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -13,15 +13,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ._config import BatchOptions, DestinationConfig
-from ._constants import MAX_BATCH_BYTES
-from ._event import normalize_event
+from ._constants import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH
+from ._event import prepare_event
 from ._exceptions import ConfigError, InvalidEventError
 from ._limits import Limits, check_batch_bytes
 from ._models import ConsentState, check_data, check_model, required_fields
-from ._wire import BatchKey, IdentityValue, batch_size, dumps_bytes, user_attributes_fragment
+from ._wire import (
+    BatchKey,
+    IdentityValue,
+    batch_size,
+    dumps_bytes,
+    encode_json,
+    user_attributes_fragment,
+)
 from .mapping import MappingContext, compile_value_mapping
 
 __all__ = ["BatchKey", "BuiltEvent", "EventBuilder", "Skipped"]
@@ -32,10 +39,28 @@ ValueFn = Callable[[Any, MappingContext], Any]
 
 # Worst-case JSON growth of a string: a control character becomes "\u00XX" (6 bytes).
 _JSON_GROWTH: Final = 6
+# Builds a BatchKey in C (the named tuple's own __new__ is a Python function).
+_new_tuple: Final = tuple.__new__
 
 
-class BuiltEvent:
+class _BuiltFields(NamedTuple):
+    key: BatchKey
+    body: bytes
+    event_id: str
+    event_name: str
+    event_type: str
+    source_request_id: str
+    user_attributes: dict[str, Any] | None
+    batch: BatchOptions | None
+    timestamp_ms: int
+    mapping_key: str | None = None
+    truncated: tuple[str, ...] = ()
+
+
+class BuiltEvent(_BuiltFields):
     """One mapped event, encoded once, ready for the accumulator.
+
+    An immutable named tuple (built in C on every push, read by attribute).
 
     Attributes:
         key: the batch key (events with equal keys share a batch).
@@ -54,45 +79,7 @@ class BuiltEvent:
             ``LimitExceededError.limit``); empty when nothing was cut.
     """
 
-    __slots__ = (
-        "batch",
-        "body",
-        "event_id",
-        "event_name",
-        "event_type",
-        "key",
-        "mapping_key",
-        "source_request_id",
-        "timestamp_ms",
-        "truncated",
-        "user_attributes",
-    )
-
-    def __init__(
-        self,
-        key: BatchKey,
-        body: bytes,
-        event_id: str,
-        event_name: str,
-        event_type: str,
-        source_request_id: str,
-        user_attributes: dict[str, Any] | None,
-        batch: BatchOptions | None,
-        timestamp_ms: int,
-        mapping_key: str | None = None,
-        truncated: tuple[str, ...] = (),
-    ) -> None:
-        self.key = key
-        self.body = body
-        self.event_id = event_id
-        self.event_name = event_name
-        self.event_type = event_type
-        self.source_request_id = source_request_id
-        self.user_attributes = user_attributes
-        self.batch = batch
-        self.timestamp_ms = timestamp_ms
-        self.mapping_key = mapping_key
-        self.truncated = truncated
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return (
@@ -180,6 +167,7 @@ class _Plan:
 
     __slots__ = (
         "batch",
+        "batch_level",
         "check",
         "commerce",
         "custom_event_type",
@@ -212,6 +200,8 @@ class _Plan:
         self.identities = identities
         self.user_attributes = user_attributes
         self.batch = batch
+        # Whether anything besides the identities is batch-level (set by the builder).
+        self.batch_level = True
         # The walkerOS types' own fields are built here; mapped fields are checked.
         self.check = event_data is not None or event_type not in ("custom_event", "screen_view")
 
@@ -259,8 +249,8 @@ class EventBuilder:
         "_environment",
         "_ip",
         "_limits",
-        "_mapping",
         "_plans",
+        "_resolve",
         "_rules",
         "_source_request_id",
         "config",
@@ -296,7 +286,7 @@ class EventBuilder:
         except ValueError as exc:
             compiler.problems.append(str(exc))
             self._limits = Limits()
-        self._mapping = config.compiled_mapping
+        self._resolve = config.compiled_mapping.resolve
 
         base_identities = compiler.identities(settings.user_identities, "settings.userIdentities")
         base_attributes = compiler.value(settings.user_attributes, "settings.userAttributes")
@@ -319,6 +309,9 @@ class EventBuilder:
             )
         if compiler.problems:
             raise ConfigError(compiler.problems)
+        batch_level = self._ip is not None or self._source_request_id is not None
+        for plan in (self._default, *self._plans.values()):
+            plan.batch_level = batch_level or bool(plan.user_attributes)
 
     @classmethod
     def from_config(cls, config: DestinationConfig | Mapping[str, Any]) -> EventBuilder:
@@ -386,54 +379,58 @@ class EventBuilder:
             LimitExceededError: an mParticle limit is broken under the "reject"
                 policy, or the event alone exceeds a 128 KB batch.
         """
-        ev = normalize_event(event)
-        result = self._mapping.process(ev)
-        mev = result.event
+        ev = prepare_event(event)
+        mev, raw, rule, mapping_key, skipped, ignore, silent, ctx = self._resolve(ev)
         event_id: str = mev.get("id") or ev["id"]
-        rule = result.rule
         plan = self._default if rule is None else self._plans.get(id(rule), self._default)
         name = plan.name or mev.get("name")
         if type(name) is not str:
             raise InvalidEventError(
                 f"event {event_id!r}: name {name!r} is not a string", field="name"
             )
-        if result.skipped or result.ignore or result.silent:
-            reason = result.skipped or ("ignore" if result.ignore else "silent")
-            return Skipped(reason, event_id, name, result.mapping_key or None)
+        if skipped or ignore or silent:
+            reason = skipped or ("ignore" if ignore else "silent")
+            return Skipped(reason, event_id, name, mapping_key or None)
 
-        ctx = MappingContext.for_event(mev)
         notes: list[str] = []
         limits = self._limits
 
         # batch level: identities, ip, source_request_id, user attributes
-        pairs = []
+        pairs: list[tuple[str, IdentityValue]] = []
         text = 0  # characters of the batch-level strings, for the size bound below
         for identity_type, fn in plan.identities:
-            value = _identity_value(fn(mev, ctx))
-            if value is not None:
-                pairs.append((identity_type, value))
-                text += len(value) if type(value) is str else 24
-        ip = _string_value(self._ip(mev, ctx)) if self._ip is not None else None
-        mapped_sri = (
-            _string_value(self._source_request_id(mev, ctx))
-            if self._source_request_id is not None
-            else None
-        )
-        user_attributes: dict[str, Any] | None = None
-        if plan.user_attributes:
-            merged: dict[str, Any] = {}
-            for fn in plan.user_attributes:
-                value = fn(mev, ctx)
-                if isinstance(value, dict):
-                    merged.update(value)
-            if merged:
-                user_attributes = limits.user_attributes(merged, event_id, name, notes) or None
+            value = fn(mev, ctx)
+            if type(value) is str:
+                if value:
+                    pairs.append((identity_type, value))
+                    text += len(value)
+            else:
+                value = _identity_value(value)
+                if value is not None:
+                    pairs.append((identity_type, value))
+                    text += len(value) if type(value) is str else 24
+        ip = mapped_sri = user_attributes = None
+        if plan.batch_level:
+            if self._ip is not None:
+                ip = _string_value(self._ip(mev, ctx))
+            if self._source_request_id is not None:
+                mapped_sri = _string_value(self._source_request_id(mev, ctx))
+            if plan.user_attributes:
+                merged: dict[str, Any] = {}
+                for fn in plan.user_attributes:
+                    value = fn(mev, ctx)
+                    if isinstance(value, dict):
+                        merged.update(value)
+                if merged:
+                    user_attributes = limits.user_attributes(merged, event_id, name, notes) or None
 
         # the event's data, in wire key order
         event_type = plan.event_type
         if event_type == "custom_event":
             data: dict[str, Any] = {
-                "event_name": limits.event_name(name, event_id, notes),
+                "event_name": name
+                if len(name) <= MAX_EVENT_NAME_LENGTH
+                else limits.event_name(name, event_id, notes),
                 "custom_event_type": plan.custom_event_type,
             }
         elif event_type == "screen_view":
@@ -449,27 +446,31 @@ class EventBuilder:
                 for k, v in extra.items():
                     if k not in data:
                         data[k] = v
-        raw = result.data
         if raw and isinstance(raw, dict):
             custom = limits.custom_attributes(raw, event_id, name, notes)
             if custom:
                 data["custom_attributes"] = custom
         timestamp = mev.get("timestamp") or _now_ms()
-        data["timestamp_unixtime_ms"] = int(timestamp)
+        if type(timestamp) is not int:
+            timestamp = int(timestamp)
+        data["timestamp_unixtime_ms"] = timestamp
         if event_id:
             data["source_message_id"] = event_id
         if plan.check:
-            self._check(plan, data, event_id, name, notes, result.mapping_key)
+            self._check(plan, data, event_id, name, notes, mapping_key)
 
         # Mapped values are JSON by construction (the mapping drops anything else).
-        body = plan.prefix + dumps_bytes(data) + b"}"
+        body = plan.prefix + encode_json(data) + b"}"
 
-        key = BatchKey(self._environment, tuple(pairs), ip, self._consent, mapped_sri)
+        key = _new_tuple(BatchKey, (self._environment, tuple(pairs), ip, self._consent, mapped_sri))
         source_request_id = mapped_sri or event_id
         # A cheap upper bound of this event's lone batch; the exact size (which needs
         # the key's envelope encoded) only when the bound comes near 128 KB.
-        text += len(source_request_id) + (len(ip) if ip else 0)
-        bound = len(body) + self._envelope_bound + _JSON_GROWTH * text
+        bound = (
+            len(body)
+            + self._envelope_bound
+            + _JSON_GROWTH * (text + len(source_request_id) + (len(ip) if ip else 0))
+        )
         ua_size = 0
         if user_attributes:
             ua_size = len(user_attributes_fragment(user_attributes))
@@ -477,18 +478,21 @@ class EventBuilder:
         if bound > MAX_BATCH_BYTES:
             size = batch_size(key, len(body), 1, ua_size, source_request_id)
             check_batch_bytes(size, event_id, name)
-        return BuiltEvent(
-            key,
-            body,
-            event_id,
-            name,
-            event_type,
-            source_request_id,
-            user_attributes,
-            plan.batch,
-            data["timestamp_unixtime_ms"],
-            result.mapping_key or None,
-            tuple(notes),
+        return _new_tuple(
+            BuiltEvent,
+            (
+                key,
+                body,
+                event_id,
+                name,
+                event_type,
+                source_request_id,
+                user_attributes,
+                plan.batch,
+                timestamp,
+                mapping_key or None,
+                tuple(notes) if notes else (),
+            ),
         )
 
     def _check(

@@ -1,10 +1,11 @@
 """JSON bytes on the wire: the one encoder, batch and bulk assembly, endpoints, auth.
 
-Every byte the library sends goes through :func:`dumps_bytes` (compact separators,
-UTF-8, no ASCII escaping: the same text ``JSON.stringify`` produces for the walkerOS
-destination). Events are encoded once, at push; a batch is then assembled by joining
-the stored event bytes with envelope fragments, and :func:`batch_size` gives its exact
-length without assembling it, so the accumulator can do O(1) byte accounting::
+Every byte the library sends goes through :func:`encode_json` (orjson: compact
+separators, UTF-8, no ASCII escaping, the same text ``JSON.stringify`` produces for
+the walkerOS destination) or its strict twin :func:`dumps_bytes`. Events are encoded
+once, at push; a batch is then assembled by joining the stored event bytes with
+envelope fragments, and :func:`batch_size` gives its exact length without assembling
+it, so the accumulator can do O(1) byte accounting::
 
     {"events":[<body>,<body>],"environment":...,"user_identities":{...}   <- key head
      ,"user_attributes":{...}                                             <- per batch
@@ -21,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from json import encoder as json_encoder
 from typing import Any, Final, NamedTuple, Union
 
+import orjson
+
 from ._constants import EVENTS_PATH, PODS
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
+    "encode_json",
     "endpoint",
     "source_request_id_fragment",
     "user_attributes_fragment",
@@ -42,7 +46,8 @@ def _not_json(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-# The C encoder, built once: json.dumps would build one per call. No circular-reference
+# The stdlib C encoder, built once (json.dumps would build one per call): the strict
+# check for NaN/infinity and the fallback for what orjson refuses. No circular-reference
 # markers: everything encoded here is a tree (mapped values are copied by the mapping).
 _make_encoder: Any = getattr(json_encoder, "c_make_encoder", None)
 _c_encoder: Final = (
@@ -56,22 +61,47 @@ _py_encode: Final = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 
+_orjson_dumps: Final = orjson.dumps
 _EVENTS_OPEN: Final = b'{"events":['
 _EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
 
 IdentityValue = Union[str, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
+def _stdlib_bytes(obj: Any) -> bytes:
+    if _c_encoder is not None:
+        return "".join(_c_encoder(obj, 0)).encode()
+    return _py_encode(obj).encode()  # pragma: no cover - interpreters without _json
+
+
+def encode_json(obj: Any) -> bytes:
+    """Encode a value that is JSON by construction (the hot path: no NaN or infinity).
+
+    orjson writes compact UTF-8 in dict order, as ``JSON.stringify`` does; what it
+    refuses (integers beyond 64 bits, non-string keys, nesting deeper than 254) goes
+    through the stdlib encoder instead, which raises for values that are not JSON.
+    A NaN or infinity must not reach this function: orjson would write ``null``.
+    """
+    try:
+        return _orjson_dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError
+        return _stdlib_bytes(obj)
+
+
 def dumps_bytes(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON (dict key order kept, no ASCII escaping).
+
+    The same bytes as :func:`encode_json`, but strict about numbers.
 
     Raises:
         ValueError: for NaN or infinite floats (not JSON).
         TypeError: for values that are not JSON-able.
     """
-    if _c_encoder is not None:
-        return "".join(_c_encoder(obj, 0)).encode()
-    return _py_encode(obj).encode()  # pragma: no cover - interpreters without _json
+    out = encode_json(obj)
+    if b"null" in out:
+        # orjson spells NaN and infinity "null": let the strict encoder judge.
+        _stdlib_bytes(obj)
+    return out
 
 
 class _BatchKeyFields(NamedTuple):
@@ -108,10 +138,10 @@ class BatchKey(_BatchKeyFields):
         """
         cached = self._fragments
         if cached is None:
-            head = b'],"environment":' + dumps_bytes(self.environment)
+            head = b'],"environment":' + encode_json(self.environment)
             if self.user_identities:
-                head += b',"user_identities":' + dumps_bytes(dict(self.user_identities))
-            middle = b',"ip":' + dumps_bytes(self.ip) if self.ip else b""
+                head += b',"user_identities":' + encode_json(dict(self.user_identities))
+            middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
             tail = b"}"
             if self.consent_state is not None:
                 tail = b',"consent_state":' + self.consent_state.encode() + b"}"
@@ -123,14 +153,14 @@ def user_attributes_fragment(user_attributes: Mapping[str, Any] | None) -> bytes
     """Return the envelope bytes for a batch's merged ``user_attributes`` (``b""`` if empty)."""
     if not user_attributes:
         return b""
-    return b',"user_attributes":' + dumps_bytes(user_attributes)
+    return b',"user_attributes":' + encode_json(user_attributes)
 
 
 def source_request_id_fragment(source_request_id: str | None) -> bytes:
     """Return the envelope bytes for ``source_request_id`` (``b""`` when empty or None)."""
     if not source_request_id:
         return b""
-    return b',"source_request_id":' + dumps_bytes(source_request_id)
+    return b',"source_request_id":' + encode_json(source_request_id)
 
 
 def encode_batch(

@@ -70,12 +70,9 @@ def test_per_event_mode_sends_one_request_per_event_and_batching_packs_many(
 ) -> None:
     _, report = smoke_run
     t = report["throughput"]
-    # Batches of one event, whatever the packing.
+    # walkerOS's strategy: batches of one event, one request each.
     assert t["per-event"]["server"]["batches"] == SMOKE.events
-    if t["per-event"]["one_batch_per_request"]:
-        assert t["per-event"]["requests"] == SMOKE.events
-    else:  # the Destination cannot limit batches per request: they are packed
-        assert t["per-event"]["requests"] < SMOKE.events
+    assert t["per-event"]["requests"] == t["per-event"]["server"]["requests"] == SMOKE.events
     # 1,000 events of 50 users in batches of ≤ 100: at least 50 batches, few requests.
     assert t["batched"]["server"]["batches"] >= SMOKE.users
     assert t["batched"]["requests"] < SMOKE.events / 10
