@@ -20,9 +20,12 @@ import httpx
 import pytest
 from support.oas_audit import OASAudit
 
+import mparticle_dest
 from mparticle_dest.testing import FakeMparticle
 
 TESTS = Path(__file__).resolve().parents[1]
+#: The subprocess imports the package this run imported (not whatever its cwd finds).
+PACKAGE_ROOT = Path(mparticle_dest.__file__).resolve().parents[1]
 AUTH = ("test-key", "test-secret")
 
 
@@ -166,5 +169,5 @@ def _run_pytest(where: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), str(TESTS)])},
     )
