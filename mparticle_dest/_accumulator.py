@@ -212,7 +212,9 @@ class Accumulator:
     def __init__(self, limits: BatchLimits | None = None) -> None:
         self.limits = limits or BatchLimits()
         self._open: dict[BatchKey, _OpenBatch] = {}
-        self._deadlines: list[tuple[float, int, _OpenBatch]] = []
+        # Heap of (deadline, batch id, open batch); entries go stale when a batch is
+        # sealed or its deadline moves. Read-only outside: the engine peeks at it.
+        self.deadlines: list[tuple[float, int, _OpenBatch]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
         self._srids: OrderedDict[str, int] = OrderedDict()
@@ -303,13 +305,13 @@ class Accumulator:
             sealed.append(self._seal(ob))
         elif deadline != ob.deadline:
             ob.deadline = deadline
-            heapq.heappush(self._deadlines, (deadline, ob.id, ob))
+            heapq.heappush(self.deadlines, (deadline, ob.id, ob))
         return receipt, sealed
 
     def due(self, now: float) -> list[SealedBatch]:
         """Seal and return every open batch whose deadline has passed, oldest deadline first."""
         out: list[SealedBatch] = []
-        heap = self._deadlines
+        heap = self.deadlines
         while heap and heap[0][0] <= now:
             deadline, _, ob = heapq.heappop(heap)
             if self._open.get(ob.key) is ob and ob.deadline == deadline:
@@ -318,7 +320,7 @@ class Accumulator:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which :meth:`due` will return a batch (``None``: no open batch)."""
-        heap = self._deadlines
+        heap = self.deadlines
         while heap:
             deadline, _, ob = heap[0]
             if self._open.get(ob.key) is ob and ob.deadline == deadline:
@@ -329,7 +331,7 @@ class Accumulator:
     def seal_all(self) -> list[SealedBatch]:
         """Seal every open batch (flush and close), in the order they were opened."""
         out = [self._seal(ob) for ob in list(self._open.values())]
-        self._deadlines.clear()
+        self.deadlines.clear()
         return out
 
     # -- internals ---------------------------------------------------------------------------

@@ -409,7 +409,12 @@ class Destination:
         engine = self._engine
         if self._state is not _State.OPEN or engine.broken:
             raise self._closed_error()
-        self._check_loop()
+        try:
+            here = self._loop_probe()
+        except RuntimeError:
+            here = None
+        if here is not self._loop or self._forked:
+            self._check_loop()  # raises, saying which
         counters = self._counters
         counters.pushed += 1
         try:
@@ -427,8 +432,9 @@ class Destination:
             dropped = await self._make_room(built.event_id)
             if dropped is not None:
                 return dropped
+        acc = engine.acc
         try:
-            receipt, sealed = engine.acc.add(built, self._now())
+            receipt, sealed = acc.add(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
@@ -439,9 +445,10 @@ class Destination:
                 engine.enqueue(batch)
             engine.wake_flusher()
         elif engine.wake is not None:
-            # Wake the flusher only if this event's batch is due before it looks anyway.
-            deadline = engine.acc.next_deadline()
-            if deadline is not None and deadline < engine.flusher_until:
+            # Wake the flusher only if a batch is due before it looks anyway (the
+            # earliest deadline, possibly stale: a needless wake-up is harmless).
+            deadlines = acc.deadlines
+            if deadlines and deadlines[0][0] < engine.flusher_until:
                 engine.wake_flusher()
         return receipt
 

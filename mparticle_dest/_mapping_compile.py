@@ -214,11 +214,17 @@ class _Compiler:
                 )
                 return _undefined
             entries = []
+            paths = []
             for out_key, sub in body.items():
                 if not isinstance(out_key, str):
                     self.problem(join(where, out_key), "map keys must be strings")
                     continue
                 entries.append((out_key, self.value(sub, join(where, out_key))))
+                segments = split_path(sub) if isinstance(sub, str) and sub else ()
+                if len(segments) == 2 and "*" not in (segments[0][0], segments[1][0]):
+                    paths.append((out_key, segments))
+            if paths and len(paths) == len(entries):
+                return _map_two_segment_paths(tuple(paths))
             return _map(tuple(entries))
         if not isinstance(body, (list, tuple)):
             self.problem(where, f"expected a list of value mappings, got {type(body).__name__}")
@@ -372,6 +378,41 @@ def _map(entries: tuple[tuple[str, ValueFn], ...]) -> ValueFn:
             result = fn(value, ctx)
             if result is not None:
                 out[key] = result
+        return out
+
+    return run
+
+
+def _map_two_segment_paths(entries: tuple[tuple[str, tuple[Segment, ...]], ...]) -> ValueFn:
+    # The most common ``map`` ({"id": "data.id", "name": "data.name", ...}): the same
+    # results as ``_map`` over ``_two_segment_fn`` entries, in one closure, reading a
+    # first segment shared by consecutive entries once.
+    groups: list[tuple[str, int | None, list[tuple[str, str, int | None]]]] = []
+    for out_key, ((key1, index1), (key2, index2)) in entries:
+        if not groups or groups[-1][0] != key1:
+            groups.append((key1, index1, []))
+        groups[-1][2].append((out_key, key2, index2))
+    plan = tuple((key1, index1, tuple(items)) for key1, index1, items in groups)
+
+    def run(value: Any, ctx: MappingContext) -> Any:
+        out = {}
+        is_dict = type(value) is dict
+        for key1, index1, items in plan:
+            parent = value.get(key1) if is_dict else step(value, key1, index1)
+            if parent is None:
+                continue
+            parent_is_dict = type(parent) is dict
+            for out_key, key2, index2 in items:
+                found = parent.get(key2) if parent_is_dict else step(parent, key2, index2)
+                kind = type(found)
+                if not (kind is str or kind is int or kind is bool):
+                    if kind is float and found - found == 0.0:
+                        pass
+                    else:
+                        found = to_property(found)
+                        if found is None:
+                            continue
+                out[out_key] = found
         return out
 
     return run

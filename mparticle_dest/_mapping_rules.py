@@ -173,6 +173,8 @@ def _compile_remove(
 
 
 _Candidates = tuple[str, tuple[_Rule, ...]]
+# Event names whose rule lists are remembered: a service sends few distinct names.
+_MAX_NAMES = 4096
 _Tree = dict[str, dict[str, _Candidates]]
 
 
@@ -221,7 +223,7 @@ class CompiledMapping:
     Build it with :meth:`from_config`; :meth:`process` is the per-event hot path.
     """
 
-    __slots__ = ("_consent", "_data", "_include", "_policy", "_tree", "_wildcard")
+    __slots__ = ("_chains", "_consent", "_data", "_include", "_policy", "_tree", "_wildcard")
 
     def __init__(
         self,
@@ -238,6 +240,7 @@ class CompiledMapping:
         self._consent = consent
         self._include = include
         self._wildcard = tree.get("*", {}).get("*")
+        self._chains: dict[str, tuple[_Candidates, ...]] = {}  # event name -> rule lists
 
     @classmethod
     def from_config(cls, config: Any) -> CompiledMapping:
@@ -276,10 +279,24 @@ class CompiledMapping:
         name = event.get("name")
         if type(name) is not str:
             return None
+        chains = self._chains.get(name)
+        if chains is None:
+            chains = self._chains_for(name)
+            if len(self._chains) < _MAX_NAMES:
+                self._chains[name] = chains
+        for key, rules in chains:
+            for rule in rules:
+                if rule.condition is None or rule.condition(event, ctx):
+                    return rule, key
+        return None
+
+    def _chains_for(self, name: str) -> tuple[_Candidates, ...]:
+        """The rule lists an event called ``name`` tries, in order (they depend on the
+        name alone; the rules' conditions are then evaluated per event)."""
         entity, _, rest = name.partition(" ")
         action = rest.partition(" ")[0]
         if not entity or not action:
-            return None
+            return ()
         tree = self._tree
         actions = tree.get(entity)
         if actions is None:
@@ -289,17 +306,11 @@ class CompiledMapping:
             candidates = actions.get(action)
             if candidates is None:
                 candidates = actions.get("*")
-            if candidates is not None:
-                rule = _first_match(candidates[1], event, ctx)
-                if rule is not None:
-                    return rule, candidates[0]
-        # The "* *" fallback, unless that is exactly what was just tried.
         fallback = self._wildcard
+        # The "* *" fallback, unless that is exactly what is tried first.
         if fallback is not None and fallback is not candidates:
-            rule = _first_match(fallback[1], event, ctx)
-            if rule is not None:
-                return rule, fallback[0]
-        return None
+            return (candidates, fallback) if candidates is not None else (fallback,)
+        return (candidates,) if candidates is not None else ()
 
     def process(self, event: Mapping[str, Any]) -> MappingResult:
         """Map one event (the caller's event is never mutated).
@@ -380,13 +391,6 @@ def _consent_of(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
     consent = event.get("consent")
     if type(consent) is dict or isinstance(consent, Mapping):
         return consent
-    return None
-
-
-def _first_match(rules: tuple[_Rule, ...], event: Any, ctx: MappingContext) -> _Rule | None:
-    for rule in rules:
-        if rule.condition is None or rule.condition(event, ctx):
-            return rule
     return None
 
 
