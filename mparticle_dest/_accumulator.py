@@ -328,6 +328,18 @@ class Accumulator:
             heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
         return None
 
+    def seal_oldest(self, events: int) -> list[SealedBatch]:
+        """Seal open batches in the order they were opened until ``events`` events are
+        sealed (or none is left open); a full buffer makes room this way."""
+        chosen: list[_OpenBatch] = []
+        count = 0
+        for ob in self._open.values():
+            if count >= events:
+                break
+            chosen.append(ob)
+            count += len(ob.bodies)
+        return [self._seal(ob) for ob in chosen]
+
     def seal_all(self) -> list[SealedBatch]:
         """Seal every open batch (flush and close), in the order they were opened."""
         out = [self._seal(ob) for ob in list(self._open.values())]

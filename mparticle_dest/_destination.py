@@ -472,9 +472,8 @@ class Destination:
     async def _make_room(self, event_id: str) -> Receipt | None:
         """Apply the full-buffer policy; ``None`` means there is room now."""
         counters, engine = self._counters, self._engine
-        # Waiting open batches would hold room until their age: send them now.
-        if engine.acc.open_events:
-            engine.seal_all()
+        # Waiting open batches would hold room until their age: send the oldest now.
+        engine.make_room()
         policy = self.options.full_policy
         if policy == "drop":
             counters.dropped += 1

@@ -73,7 +73,22 @@ class Engine:
         self.packer.add(batch)
 
     def seal_all(self) -> None:
-        sealed = self.acc.seal_all()
+        self._enqueue_all(self.acc.seal_all())
+
+    def make_room(self) -> None:
+        """At the buffer cap: get enough of the oldest open batches on their way.
+
+        Keeps at least a quarter of the cap sealed and queued (or in flight), sealing
+        the batches opened first: they have waited longest and hold the most events,
+        while sealing everything would cut every user's batch short each time the
+        buffer fills (many tiny batches when there are many users).
+        """
+        queued = self.packer.queued_events
+        target = max(self.cap // 4, 1)
+        if self.acc.open_events and queued < target:
+            self._enqueue_all(self.acc.seal_oldest(target - queued))
+
+    def _enqueue_all(self, sealed: list[SealedBatch]) -> None:
         for batch in sealed:
             self.enqueue(batch)
         if sealed:

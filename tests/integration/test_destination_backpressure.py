@@ -145,3 +145,16 @@ async def test_buffered_open_batches_are_sent_when_the_buffer_fills() -> None:
                 await dest.push(event(f"u{i % 7}", i))
             assert server.event_count >= 40  # room was made by sending waiting batches
         assert server.event_count == 60
+
+
+async def test_a_full_buffer_sends_the_oldest_batches_and_lets_the_others_grow() -> None:
+    # 30 users and room for 60 events: sealing every open batch whenever the buffer
+    # fills would cut each user's batch at 2 events (300 batches for 600 events).
+    async with FakeMparticle() as server:
+        async with Destination(
+            make_config(server, age=60_000), base_url=server.url, max_buffered_events=60
+        ) as dest:
+            for i in range(600):
+                await dest.push(event(f"u{i % 30}", i))
+        assert server.event_count == 600
+        assert dest.stats.batches < 250, dest.stats.batches

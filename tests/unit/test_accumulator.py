@@ -309,3 +309,15 @@ def test_property_no_loss_no_duplication_order_and_limits(
     assert per_user == pushed  # order per user
     srids = [b.source_request_id for b in sealed]
     assert len(srids) == len(set(srids))
+
+
+def test_seal_oldest_seals_in_opening_order_until_enough_events() -> None:
+    acc = Accumulator()
+    for user, n in (("u1", 3), ("u2", 2), ("u3", 4)):
+        for i in range(n):
+            acc.add(event(user, f"{user}-{i}"), now=0.0)
+    sealed = acc.seal_oldest(4)  # u1 holds 3: not enough, so u2 goes too
+    assert [ids(b) for b in sealed] == [["u1-0", "u1-1", "u1-2"], ["u2-0", "u2-1"]]
+    assert (acc.open_batches, acc.open_events) == (1, 4)
+    assert [ids(b) for b in acc.seal_oldest(100)] == [["u3-0", "u3-1", "u3-2", "u3-3"]]
+    assert acc.seal_oldest(1) == []
