@@ -289,7 +289,10 @@ class Destination:
         try:
             error: Exception | None = None
             async with anyio.create_task_group() as tg:
-                await tg.start(self._engine.run)
+                # The engine shields itself from cancellation; if the caller were cancelled
+                # before it reported readiness, start() (and the task group) would wait forever.
+                with anyio.CancelScope(shield=True):
+                    await tg.start(self._engine.run)
                 self._state = _State.OPEN
                 _live.add(self)
                 try:

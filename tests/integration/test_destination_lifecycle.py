@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+from typing import Any
 
 import anyio
 import httpx
@@ -260,3 +262,33 @@ async def test_a_bug_in_the_flusher_fails_every_receipt_and_closes_push(
         report = await dest.aclose()
     assert report.failed == 1 and report.delivered == 0
     assert any("delivery engine stopped" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_caller_cancelled_while_the_engine_starts_does_not_hang(backend: str) -> None:
+    # The engine task shields itself from cancellation; a caller cancelled before the engine
+    # reported readiness once left the task group waiting forever. Run in a thread so a
+    # regression fails this test instead of hanging the run.
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with FakeMparticle() as server:
+            dest = Destination(make_config(server), base_url=server.url)
+            real_run = dest._engine.run
+
+            async def run(*, task_status: Any) -> None:
+                scope.cancel()  # the caller's deadline expires exactly now
+                await real_run(task_status=task_status)
+
+            dest._engine.run = run  # type: ignore[method-assign]
+            with anyio.CancelScope() as scope:
+                async with dest:
+                    pass
+            result["state"] = repr(dest)
+
+    worker = threading.Thread(target=anyio.run, args=(main,), kwargs={"backend": backend})
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout=15)
+    assert not worker.is_alive(), "async with Destination(...) never returned"
+    assert "closed" in result["state"]
