@@ -30,7 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="unmapped fields added to each event's data (default 0)",
     )
-    p.add_argument("--batch-size", type=int, help=f"events per batch (default {d.batch_size})")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"events per batch, 0 for none (library modes only; default {d.batch_size})",
+    )
     p.add_argument("--batch-age", type=int, help=f"batch age in ms (default {d.batch_age})")
     p.add_argument(
         "--modes",

@@ -80,6 +80,8 @@ async def open_mode(
                 counts.delivered += events
 
             batch_size = params.batch_size if max_buffered is None else max_buffered
+            if batch_size <= 0:
+                raise ValueError("the baseline needs a batch size (it has no byte limit per batch)")
             client = MinimalClient(url, http, batch_size=batch_size, on_response=on_response)
             yield client, counts
             await client.aclose()

@@ -44,7 +44,8 @@ class ScenarioParams:
         users: number of distinct users the events are spread over (uniformly at random).
         seed: random seed of the event generator.
         extra_data_fields: unmapped fields added to every event's ``data`` (event shape knob).
-        batch_size: events per per-user batch (walkerOS ``batch.size``).
+        batch_size: events per per-user batch (walkerOS ``batch.size``); ``0`` sets no
+            size, so batches seal on bytes (128 KB) and age only (library modes only).
         batch_age: milliseconds before a non-full batch is flushed (walkerOS ``batch.age``).
     """
 
@@ -69,7 +70,7 @@ def scenario_config(batch_size: int, batch_age: int) -> dict[str, Any]:
             "userIdentities": dict(IDENTITY_MAP),
         },
         "mapping": {"product": {"view": {"data": {"map": dict(ATTRIBUTE_MAP)}}}},
-        "batch": {"size": batch_size, "age": batch_age},
+        "batch": {"size": batch_size, "age": batch_age} if batch_size > 0 else {"age": batch_age},
     }
 
 

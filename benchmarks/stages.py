@@ -4,11 +4,11 @@ The instrumented pass runs the library's own stage functions over the scenario's
 events, one stage at a time (all events through a stage, then the next), and
 charges each stage the process CPU it took:
 
-- ``validate``: ``_event.normalize_event``;
-- ``map``: the compiled mapping (``config.compiled_mapping.process``) on the
-  normalized event;
-- ``encode``: ``_wire.dumps_bytes`` of the mParticle event dict (the decoded bodies
-  the builder produced, so the same shapes are encoded);
+- ``validate``: ``_event.prepare_event`` (what push runs: no copy of a complete event);
+- ``map``: the compiled mapping (``config.compiled_mapping.resolve``, what the
+  builder calls) on the validated event;
+- ``encode``: ``_wire.encode_json`` (orjson) of the mParticle event dict (the decoded
+  bodies the builder produced, so the same shapes are encoded);
 - ``build``: ``EventBuilder.build`` minus the three stages above (the mParticle
   dict, identities, batch key, limits), derived;
 - ``accumulate``: ``Accumulator.add`` with the scenario's batch size, then
@@ -58,10 +58,10 @@ async def stage_breakdown(params: ScenarioParams, url: str, *, profile_top: int)
     from mparticle_dest._config import DestinationConfig
     from mparticle_dest._constants import BULK_PATH
     from mparticle_dest._delivery import Deliverer, make_client
-    from mparticle_dest._event import normalize_event
+    from mparticle_dest._event import prepare_event
     from mparticle_dest._packer import Packer
     from mparticle_dest._payload import BuiltEvent, EventBuilder
-    from mparticle_dest._wire import basic_auth_header, dumps_bytes, encode_bulk, endpoint
+    from mparticle_dest._wire import basic_auth_header, encode_bulk, encode_json, endpoint
 
     events = generate_events(
         params.events, params.users, seed=params.seed, extra_data_fields=params.extra_data_fields
@@ -71,16 +71,16 @@ async def stage_breakdown(params: ScenarioParams, url: str, *, profile_top: int)
     mapping = config.compiled_mapping
     cpu: dict[str, float] = {}
 
-    normalized, cpu["validate"] = _cpu(lambda: [normalize_event(e) for e in events])
-    _, cpu["map"] = _cpu(lambda: [mapping.process(e) for e in normalized])
+    validated, cpu["validate"] = _cpu(lambda: [prepare_event(e) for e in events])
+    _, cpu["map"] = _cpu(lambda: [mapping.resolve(e) for e in validated])
     built_all, build_total = _cpu(lambda: [builder.build(e) for e in events])
     built = [b for b in built_all if isinstance(b, BuiltEvent)]
     dicts = [json.loads(b.body) for b in built]
-    _, cpu["encode"] = _cpu(lambda: [dumps_bytes(d) for d in dicts])
+    _, cpu["encode"] = _cpu(lambda: [encode_json(d) for d in dicts])
     cpu["build"] = max(0.0, build_total - cpu["validate"] - cpu["map"] - cpu["encode"])
 
     def accumulate() -> list[Any]:
-        acc = Accumulator(BatchLimits(size=params.batch_size, age=_NEVER))
+        acc = Accumulator(BatchLimits(size=params.batch_size or None, age=_NEVER))
         sealed = []
         for i, b in enumerate(built):
             sealed.extend(acc.add(b, float(i))[1])

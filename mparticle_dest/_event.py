@@ -1,10 +1,11 @@
 """The walkerOS v4 event model and the per-push validation of events (SPEC §3).
 
-``normalize_event`` runs on every ``push``, on the caller's task, so it is written
-for speed: one pass over the top-level keys, then an iterative walk over the nested
-containers that tests the common JSON types by identity and tracks no path. Only
-when that fast pass finds something does a slower recursive pass run to name the
-offending value's dotted path.
+``prepare_event`` (``normalize_event`` without the copy when nothing needs filling)
+runs on every ``push``, on the caller's task, so it is written for speed: one pass
+over the top-level keys, then an iterative walk over the nested containers that
+tests the common JSON types by identity and tracks no path. Only when that fast
+pass finds something does a slower recursive pass run to name the offending
+value's dotted path.
 
 JSON-able here means what strict JSON can carry: ``dict`` (string keys), ``list``,
 ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (subclasses such as
@@ -261,7 +262,11 @@ def _validate(event: Mapping[str, Any]) -> tuple[str, str]:
     name = event.get("name", _MISSING)
     if name is _MISSING:
         raise InvalidEventError("name: required", field="name")
-    entity, action = _split_name(name)
+    parts = name.split(" ", 2) if type(name) is str else ()
+    if len(parts) > 1 and parts[0] and parts[1]:
+        entity, action = parts[0], parts[1]
+    else:
+        entity, action = _split_name(name)  # raises, saying what is wrong
     exact = _EXACT
     containers: list[Any] = []
     ok = True

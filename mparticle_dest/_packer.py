@@ -76,15 +76,15 @@ class Packer:
         it is (filling its last bytes is not worth a scan of every ready key). Returns
         ``[]`` when no key is ready.
         """
-        taken: list[SealedBatch] = []
-        ready, muted = self._ready, self._muted
+        taken: list[tuple[Hashable, deque[SealedBatch]]] = []
+        ready = self._ready
         # bulk_size() inlined: "[" + batches joined by "," + "]".
         room = self.max_bytes - 2
         total = 0
         skips = 0
-        for key, queue in list(ready.items()):
-            head = queue[0]
-            size = len(head.body)
+        # Only the keys looked at are visited (no copy of every ready key per request).
+        for key, queue in ready.items():
+            size = len(queue[0].body)
             # The first batch always goes: a batch (≤ 128 KB) fits an empty request.
             if taken and total + size + len(taken) > room:
                 skips += 1
@@ -92,16 +92,19 @@ class Packer:
                     break
                 continue
             skips = 0
-            queue.popleft()
-            del ready[key]
-            muted[key] = queue
-            taken.append(head)
+            taken.append((key, queue))
             total += size
             if len(taken) >= self.max_batches:
                 break
-        self._batches -= len(taken)
-        self._events -= sum(b.event_count for b in taken)
-        return taken
+        muted = self._muted
+        batches = []
+        for key, queue in taken:
+            del ready[key]
+            muted[key] = queue
+            batches.append(queue.popleft())
+        self._batches -= len(batches)
+        self._events -= sum(b.event_count for b in batches)
+        return batches
 
     def release(self, batches: Iterable[SealedBatch]) -> None:
         """Unmute the keys of a finished request; their next batches become ready."""
