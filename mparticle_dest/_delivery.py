@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Final, Literal
 
@@ -60,6 +61,9 @@ _UNSENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTim
 _FATAL_ERRORS: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 _Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
+
+# Stateless, so shared by every retrier.
+_RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
 
 
 def make_client(
@@ -168,8 +172,9 @@ class _Attempt:
 class Deliverer:
     """Posts sealed batches to mParticle with retries, splitting and adaptive pacing.
 
-    One instance serves all concurrent sends of a destination; each :meth:`send`
-    builds its own tenacity retrier (tenacity #93: a shared one corrupts its state).
+    One instance serves all concurrent sends of a destination; each request that
+    needs a retry builds its own tenacity retrier (tenacity #93: a shared one
+    corrupts its state).
 
     Args:
         client: The HTTP client (owned by the caller of this class).
@@ -340,16 +345,32 @@ class Deliverer:
         if self._auth_failure is not None:
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
         body = encode_bulk([b.body for b in group])
+        sent: list[int] = [0]  # attempts of this request that reached the wire
+        started = time.monotonic()
+        first = await self._attempt(group, body, sent)
+        if first.kind != "retry":
+            # Most requests settle at once: no retrier is built for them (tenacity's
+            # set-up costs more per request than the rest of this module).
+            return first
+        # A retriable failure: only now build this request's own retrier (one per
+        # request: a shared one corrupts its state, tenacity #93). Its attempt 1 is the
+        # one already made, and its time budget counts from that attempt's start.
+        replay: list[_Attempt] = [first]
+
+        async def attempt() -> _Attempt:
+            if replay:
+                return replay.pop()
+            return await self._attempt(group, body, sent)
+
         retrying = AsyncRetrying(
             sleep=anyio.sleep,
-            stop=self._retry.stop(),
+            stop=self._retry.stop(started=started),
             wait=self._retry.wait(),
-            retry=retry_if_result(lambda a: a.kind == "retry"),
+            retry=_RETRY_ON_RESULT,
             before_sleep=self._before_sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            retry_error_callback=_last_result,
         )
-        sent: list[int] = [0]  # attempts of this request that reached the wire
-        result: _Attempt = await retrying(self._attempt, group, body, sent)
+        result: _Attempt = await retrying(attempt)
         if result.kind == "retry":
             attempts = retrying.statistics.get("attempt_number", 1)
             result = evolve(result, message=f"{attempts} attempts, last: {result.message}")
@@ -484,6 +505,11 @@ class Deliverer:
         if len(message) > _MAX_MESSAGE:
             message = message[: _MAX_MESSAGE - 1] + "…"
         return message
+
+
+def _last_result(state: RetryCallState) -> _Attempt | None:
+    """What a retrier whose budget is spent returns: the last attempt's result."""
+    return state.outcome.result() if state.outcome is not None else None
 
 
 def _describe(exc: BaseException) -> str:

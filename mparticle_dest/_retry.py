@@ -2,13 +2,14 @@
 
 :class:`RetryPolicy` holds the user-tunable numbers; :func:`parse_retry_after`
 reads a ``Retry-After`` header (delay-seconds or HTTP-date). The tenacity wiring
-lives in ``_delivery.py``, which builds one fresh retrier per request from the
-policy's :meth:`~RetryPolicy.stop` and :meth:`~RetryPolicy.wait`.
+lives in ``_delivery.py``, which builds one fresh retrier per retried request from
+the policy's :meth:`~RetryPolicy.stop` and :meth:`~RetryPolicy.wait`.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -73,13 +74,36 @@ class RetryPolicy:
         """Seconds to wait for a parsed ``Retry-After`` value (capped at ``max_retry_after``)."""
         return min(max(retry_after, 0.0), self.max_retry_after)
 
-    def stop(self) -> stop_base:
-        """A fresh tenacity stop condition for one request's budget."""
-        return stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_elapsed)
+    def stop(self, *, started: float | None = None) -> stop_base:
+        """A fresh tenacity stop condition for one request's budget.
+
+        Args:
+            started: ``time.monotonic()`` when the request's first attempt began, if
+                it ran before the retrier (the delivery's fast path); default: the
+                retrier's own start.
+        """
+        elapsed = (
+            stop_before_delay(self.max_elapsed)
+            if started is None
+            else _StopBeforeDelaySince(started, self.max_elapsed)
+        )
+        return stop_after_attempt(self.max_attempts) | elapsed
 
     def wait(self) -> wait_base:
         """A fresh tenacity wait: the server's ``Retry-After`` if any, else full jitter."""
         return _RetryAfterOrJitter(self)
+
+
+class _StopBeforeDelaySince(stop_base):
+    """``stop_before_delay`` counted from a given start instead of the retrier's own."""
+
+    def __init__(self, started: float, max_delay: float) -> None:
+        self._started = started
+        self._max_delay = max_delay
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        now = retry_state.outcome_timestamp or time.monotonic()
+        return now - self._started + retry_state.upcoming_sleep >= self._max_delay
 
 
 class _RetryAfterOrJitter(wait_base):

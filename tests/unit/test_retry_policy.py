@@ -97,6 +97,19 @@ def test_stop_before_a_wait_would_end_past_the_budget() -> None:
     assert stop(too_late)
 
 
+def test_time_budget_counts_from_the_first_attempt_when_given() -> None:
+    # The delivery's fast path makes attempt 1 before building the retrier: the budget
+    # must still count that attempt's time (here 6 s before the retrier's own start).
+    stop = RetryPolicy(max_attempts=100, max_elapsed=10.0).stop(started=94.0)
+    fits = _state(1, elapsed=1.0)  # 7 s after the first attempt began
+    fits.upcoming_sleep = 2.5
+    assert not stop(fits)
+    too_late = _state(1, elapsed=1.0)
+    too_late.upcoming_sleep = 3.0
+    assert stop(too_late)
+    assert RetryPolicy(max_attempts=2, max_elapsed=1000.0).stop(started=94.0)(_state(2))
+
+
 def test_defaults_are_documented_values() -> None:
     policy = RetryPolicy()
     assert (
