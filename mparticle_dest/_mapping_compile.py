@@ -33,8 +33,8 @@ from ._mapping_values import (
 
 __all__ = ["KNOWN_KEYS", "ValueFn", "compile_value", "entry", "join"]
 
-#: A compiled value mapping: ``fn(value, ctx)`` → the result, ``None`` for undefined.
 ValueFn = Callable[[Any, MappingContext], Any]
+"""A compiled value mapping: ``fn(value, ctx)`` returns the result, ``None`` for undefined."""
 
 KNOWN_KEYS = ("condition", "consent", "value", "fn", "key", "loop", "map", "set", "validate")
 _KNOWN = frozenset(KNOWN_KEYS)

@@ -22,6 +22,10 @@ from ._mapping_values import MappingContext, granted, logger, required_groups
 __all__ = ["CompiledMapping", "MappingResult", "SkipReason", "compile_rules", "field_of"]
 
 SkipReason = Literal["consent", "ignore"]
+"""Why the mapping skipped an event (``MappingResult.skipped``): ``"consent"`` (a
+required consent group is not granted) or ``"ignore"`` (the rule says ``ignore``).
+A ``silent`` rule is reported by ``MappingResult.silent``; the destination counts
+and resolves such events as skipped with the reason ``"silent"``."""
 _INCLUDE_NAMES = (*SECTIONS, "all")
 _Policy = tuple[tuple[tuple[Segment, ...], ValueFn], ...]
 #: ``CompiledMapping.resolve``: (event, data, rule, mapping_key, skipped, ignore, silent, ctx).

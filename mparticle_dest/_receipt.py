@@ -32,8 +32,8 @@ class Outcome:
             buffer was full under the ``"drop"`` policy) or ``"skipped"`` (the
             mapping skipped the event; see ``reason``).
         event_id: The walkerOS event id (``source_message_id`` at mParticle).
-        reason: Why the event was not delivered: ``"consent"`` or ``"ignore"`` for
-            skipped events, ``"buffer_full"`` for dropped ones, and for failed ones
+        reason: Why the event was not delivered: ``"consent"``, ``"ignore"`` or
+            ``"silent"`` for skipped events, ``"buffer_full"`` for dropped ones, and for failed ones
             ``"rejected"``, ``"authentication"``, ``"retry_budget"`` or ``"closed"``
             (still buffered when the close timeout ran out). ``None`` when delivered.
         error: The :class:`~mparticle_dest.DeliveryError` of a failed event, else ``None``.

@@ -27,7 +27,8 @@ class Stats:
         mapped: Events mapped and encoded into mParticle events.
         accepted: Events taken into the buffer (receipts pending at first).
         invalid: Events rejected by ``push`` with an ``InvalidEventError``.
-        skipped: Events skipped by the mapping, by reason (``consent``, ``ignore``).
+        skipped: Events skipped by the mapping, by reason (``consent``, ``ignore``,
+            ``silent``).
         dropped: Events dropped because the buffer was full (``"drop"`` policy).
         refused: Events refused by a ``push`` that raised ``BufferFullError`` or
             ``DestinationClosedError`` (not accepted; the caller still holds them).
