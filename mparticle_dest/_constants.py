@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 PODS: Final = ("us1", "us2", "eu1", "au1")
 ENVIRONMENTS: Final = ("production", "development")
 
-IDENTITY_TYPES: Final = (
+IdentityType = Literal[
     "customer_id",
     "email",
     "other",
@@ -30,7 +30,9 @@ IDENTITY_TYPES: Final = (
     "phone_number_3",
     "alias",
     "facebook_custom_audience_id",
-)
+]
+"""An mParticle identity type (the keys of ``user_identities``)."""
+IDENTITY_TYPES: Final = get_args(IdentityType)
 
 EVENT_TYPES: Final = (
     "custom_event",
@@ -50,7 +52,7 @@ EVENT_TYPES: Final = (
     "push_registration",
 )
 
-CUSTOM_EVENT_TYPES: Final = (
+CustomEventType = Literal[
     "navigation",
     "location",
     "search",
@@ -61,7 +63,9 @@ CUSTOM_EVENT_TYPES: Final = (
     "other",
     "media",
     "attribution",
-)
+]
+"""A ``custom_event_type`` (the official list plus ``media`` and ``attribution``)."""
+CUSTOM_EVENT_TYPES: Final = get_args(CustomEventType)
 
 KB: Final = 1024
 MAX_BATCH_BYTES: Final = 128 * KB

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, Union, cast
 import attrs
 import cattrs
 
+from ._constants import CustomEventType, IdentityType
 from ._model_checks import check_object, value_check
 
 __all__ = [
@@ -61,42 +62,6 @@ __all__ = [
 ]
 
 Scalar = Union[str, int, float, bool]  # noqa: UP007 - resolved at runtime on 3.10 too
-CustomEventType = Literal[
-    "navigation",
-    "location",
-    "search",
-    "transaction",
-    "user_content",
-    "user_preference",
-    "social",
-    "other",
-    "media",
-    "attribution",
-]
-IdentityType = Literal[
-    "customer_id",
-    "email",
-    "other",
-    "other_id_2",
-    "other_id_3",
-    "other_id_4",
-    "other_id_5",
-    "other_id_6",
-    "other_id_7",
-    "other_id_8",
-    "other_id_9",
-    "other_id_10",
-    "facebook",
-    "twitter",
-    "google",
-    "microsoft",
-    "yahoo",
-    "mobile_number",
-    "phone_number_2",
-    "phone_number_3",
-    "alias",
-    "facebook_custom_audience_id",
-]
 _TAIL = ("custom_attributes", "timestamp_unixtime_ms", "source_message_id")
 _WIRE_ORDER: dict[type, tuple[str, ...]] = {}
 
