@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -54,6 +55,12 @@ def test_stall_mode_holds_requests_until_released_and_still_stops_promptly():
                 c.post("/v2/events", json={"environment": "production"}, timeout=0.3)
             proc.stdin.write("release\n")
             proc.stdin.flush()
+            # The release line is read by another thread: wait until the held request was
+            # let through, or the next request could still find the server stalling.
+            deadline = time.monotonic() + 10
+            while c.get("/_fake/stats").json()["batches"] < 1:
+                assert time.monotonic() < deadline, "release was not applied"
+                time.sleep(0.01)
             assert c.post("/v2/events", json={"environment": "production"}).status_code == 202
         final = json.loads(stop(proc))
     # The timed-out request was released (and accepted) too.
