@@ -35,18 +35,6 @@ def batch(*events: dict[str, object], user: str = "user-123") -> dict[str, objec
     }
 
 
-@pytest.fixture
-def server():
-    with FakeMparticle() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, auth=AUTH) as c:
-        yield c
-
-
 def test_serves_on_loopback_ephemeral_port_and_stops_without_leaking_threads():
     before = set(threading.enumerate())
     with FakeMparticle() as server:

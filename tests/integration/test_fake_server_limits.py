@@ -36,18 +36,6 @@ def event(**data: object) -> dict[str, object]:
     return {"event_type": "custom_event", "data": data}
 
 
-@pytest.fixture
-def server():
-    with FakeMparticle() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(server):
-    with httpx.Client(base_url=server.url, auth=AUTH) as c:
-        yield c
-
-
 def test_a_batch_of_exactly_128_kb_is_accepted_one_byte_more_is_400(server, client):
     assert client.post("/v2/events", content=compact(batch_of_size(128 * KB))).status_code == 202
     response = client.post("/v2/events", content=compact(batch_of_size(128 * KB + 1)))
