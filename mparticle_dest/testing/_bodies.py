@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["error_body", "parse_array", "parse_json"]
+import orjson
+
+__all__ = ["error_body", "parse_array", "parse_compact_array", "parse_json"]
 
 _MAX_ERRORS = 20  # error entries per 400 body; a poisoned bulk request can have 100
 _REASONS = {
@@ -45,6 +47,26 @@ def parse_json(text: str) -> Any:
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _WS = " \t\n\r"
+
+
+def parse_compact_array(body: bytes) -> list[tuple[Any, int]] | None:
+    """:func:`parse_array` for the common body, at C speed; ``None`` when it does not apply.
+
+    It applies when ``body`` is exactly the compact JSON orjson writes for the array
+    it holds (what this library sends): then each item's size is the length of its
+    own compact form. Anything else (whitespace, escapes written differently, invalid
+    or non-array JSON) returns ``None``, and :func:`parse_array` gives the verdict.
+    """
+    try:
+        items = orjson.loads(body)
+        if type(items) is not list:
+            return None
+        parts = [orjson.dumps(item) for item in items]
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return None
+    if b"[" + b",".join(parts) + b"]" != body:
+        return None
+    return [(item, len(part)) for item, part in zip(items, parts, strict=True)]
 
 
 def parse_array(text: str, ascii_only: bool) -> list[tuple[Any, int]] | None:

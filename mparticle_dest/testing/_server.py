@@ -24,7 +24,7 @@ from .._constants import (
     MAX_BATCHES_PER_REQUEST,
     MAX_REQUEST_BYTES,
 )
-from ._bodies import error_body, parse_array, parse_json
+from ._bodies import error_body, parse_array, parse_compact_array, parse_json
 from ._faults import Fault, FaultPlan, TokenBucket
 from ._http import BodyTooLargeError, Handler, Server
 from ._records import RecordedBatch, RecordedEvent, RecordedRequest, Recorder, ServerStats
@@ -453,14 +453,14 @@ class FakeMparticle:
             )
             return
         try:
-            text = body.decode("utf-8")
-            ascii_only = body.isascii()
             if path == EVENTS_PATH:
-                parsed = parse_json(text)
+                parsed = parse_json(body.decode("utf-8"))
                 items = [(parsed, len(body))] if isinstance(parsed, dict) else None
                 shape = "a JSON object (one batch)"
             else:
-                items = parse_array(text, ascii_only)
+                items = parse_compact_array(body)
+                if items is None:
+                    items = parse_array(body.decode("utf-8"), body.isascii())
                 shape = "a JSON array of batches"
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             self._answer(h, path, body, 400, [f"malformed JSON: {exc}"], fault=injected)
