@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
@@ -92,6 +93,10 @@ DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batch
 _INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
 _SRID_MEMORY = 65_536
+# Receipts of the fast path are made without running Receipt.__init__ (a Python call).
+_new_receipt = object.__new__
+# An open batch's size limit when none is set: an int, so the hot path skips a None test.
+_NO_SIZE_LIMIT = sys.maxsize
 
 
 class BatchHint(Protocol):
@@ -193,7 +198,7 @@ class _OpenBatch:
         self.ua_fragment = b""
         self.age_deadline = _INF
         self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
-        self.size_limit: int | None = None
+        self.size_limit = _NO_SIZE_LIMIT
         self.wait: float | None = None
 
 
@@ -210,7 +215,12 @@ class Accumulator:
     """
 
     def __init__(self, limits: BatchLimits | None = None) -> None:
-        self.limits = limits or BatchLimits()
+        self._limits = limits = limits or BatchLimits()
+        self._max_bytes = limits.max_bytes  # read by the fast path of add()
+        self._age = limits.age
+        # Called with every new deadline an open batch gets (the engine wakes its
+        # flusher when it is earlier than the one it sleeps until).
+        self.on_deadline: Callable[[float], object] | None = None
         self._open: dict[BatchKey, _OpenBatch] = {}
         # Heap of (deadline, batch id, open batch); entries go stale when a batch is
         # sealed or its deadline moves. Read-only outside: the engine peeks at it.
@@ -219,6 +229,11 @@ class Accumulator:
         self._seqs = itertools.count()
         self._srids: OrderedDict[str, int] = OrderedDict()
         self._events = 0
+
+    @property
+    def limits(self) -> BatchLimits:
+        """The default limits."""
+        return self._limits
 
     @property
     def open_events(self) -> int:
@@ -239,6 +254,11 @@ class Accumulator:
         or its deadline has already passed (``{"age": 0}``). O(1): the batch's exact
         byte size is kept up to date, not recomputed.
 
+        Fast path: an event without user attributes or a rule-level ``batch`` hint,
+        joining an open batch without a ``wait`` debounce, within its byte limit and
+        without moving its age deadline (the clock did not go back), changes only the
+        batch's events and size; every other case takes the general path.
+
         Returns:
             The event's receipt and the batches sealed by this call (0, 1 or 2, oldest first).
 
@@ -246,11 +266,33 @@ class Accumulator:
             LimitExceededError: The event alone does not fit in a batch (``batch_bytes``);
                 nothing is changed.
         """
+        ob = self._open.get(built.key)
+        if ob is not None and ob.wait is None and built.batch is None and not built.user_attributes:
+            body = built.body
+            size = ob.size + len(body) + 1  # the event and its comma
+            age_deadline = ob.age_deadline
+            if size <= self._max_bytes and now + self._age >= age_deadline:
+                bodies = ob.bodies
+                bodies.append(body)
+                ob.size = size
+                self._events += 1
+                # Receipt(ob.outcome, event_id) without the cost of a Python __init__.
+                receipt = _new_receipt(Receipt)
+                receipt._holder = ob.outcome
+                receipt.event_id = built.event_id
+                if len(bodies) >= ob.size_limit or age_deadline <= now:
+                    return receipt, [self._seal(ob)]
+                return receipt, []
+        return self._add_general(built, now, ob)
+
+    def _add_general(
+        self, built: BuiltEventLike, now: float, ob: _OpenBatch | None
+    ) -> tuple[Receipt, list[SealedBatch]]:
+        """:meth:`add` for every case; ``ob`` is the key's open batch (``None``: none)."""
         key = built.key
         body = built.body
         new_ua = built.user_attributes or None
         sealed: list[SealedBatch] = []
-        ob = self._open.get(key)
         merged = None
         if ob is None:
             fits = False
@@ -259,16 +301,16 @@ class Accumulator:
             fits = merged is not None
         else:
             size = ob.size + len(body) + 1  # the event and its comma
-            fits = size <= self.limits.max_bytes
+            fits = size <= self._limits.max_bytes
         if not fits:
             base = built.source_request_id
             srid, next_suffix = self._choose_srid(base)
             ua_fragment = user_attributes_fragment(new_ua)
             size = batch_size(key, len(body), 1, len(ua_fragment), srid)
-            if size > self.limits.max_bytes:
+            if size > self._limits.max_bytes:
                 raise LimitExceededError(
                     f"event {built.event_id!r} needs a {size}-byte batch; mParticle accepts"
-                    f" at most {self.limits.max_bytes} bytes per batch",
+                    f" at most {self._limits.max_bytes} bytes per batch",
                     limit="batch_bytes",
                 )
             if ob is not None:
@@ -288,12 +330,12 @@ class Accumulator:
         receipt = Receipt(ob.outcome, built.event_id)
 
         hint = built.batch
-        limits = self.limits if hint is None else self.limits.override(hint)
+        limits = self._limits if hint is None else self._limits.override(hint)
         age_deadline = now + limits.age
         if age_deadline < ob.age_deadline:
             ob.age_deadline = age_deadline
         size_limit = limits.size
-        if size_limit is not None and (ob.size_limit is None or size_limit < ob.size_limit):
+        if size_limit is not None and size_limit < ob.size_limit:
             ob.size_limit = size_limit
         wait = limits.wait
         if wait is not None and (ob.wait is None or wait < ob.wait):
@@ -301,11 +343,13 @@ class Accumulator:
         deadline = ob.age_deadline
         if ob.wait is not None and now + ob.wait < deadline:
             deadline = now + ob.wait
-        if (ob.size_limit is not None and len(bodies) >= ob.size_limit) or deadline <= now:
+        if len(bodies) >= ob.size_limit or deadline <= now:
             sealed.append(self._seal(ob))
         elif deadline != ob.deadline:
             ob.deadline = deadline
             heapq.heappush(self.deadlines, (deadline, ob.id, ob))
+            if self.on_deadline is not None:
+                self.on_deadline(deadline)
         return receipt, sealed
 
     def due(self, now: float) -> list[SealedBatch]:
@@ -354,11 +398,11 @@ class Accumulator:
         """The batch's user attributes, their fragment and its size with the event added;
         ``None`` when the event does not fit (the batch must be sealed first)."""
         ua = {**ob.user_attributes, **new_ua}
-        if len(ua) > self.limits.max_user_attributes:
+        if len(ua) > self._limits.max_user_attributes:
             return None
         fragment = user_attributes_fragment(ua)
         size = ob.size + body_len + 1 + len(fragment) - len(ob.ua_fragment)
-        if size > self.limits.max_bytes:
+        if size > self._limits.max_bytes:
             return None
         return ua, fragment, size
 

@@ -104,6 +104,7 @@ _live: weakref.WeakSet[Destination] = weakref.WeakSet()
 def _mark_forked() -> None:
     for destination in list(_live):
         destination._forked = True
+        destination._stop_accepting()
 
 
 if hasattr(os, "register_at_fork"):
@@ -124,6 +125,10 @@ def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
 
 def _no_loop() -> object:
     return None
+
+
+# What ``Destination._accepting`` holds while pushes are refused: no loop is ever this.
+_REFUSING: object = object()
 
 
 def _no_clock() -> float:
@@ -216,6 +221,7 @@ class Destination:
             Packer(max_batches=self.options.max_batches_per_request),
             self.options,
             self._counters,
+            on_broken=self._stop_accepting,
         )
         self._http_client = http_client
         self._client_to_close: httpx.AsyncClient | None = None
@@ -223,6 +229,9 @@ class Destination:
         self._state = _State.UNOPENED
         self._forked = False
         self._loop: object = None
+        # The loop push accepts events on: ``self._loop`` while open (not closing, not
+        # broken, not forked), else ``_REFUSING``; one identity test on the hot path.
+        self._accepting: object = _REFUSING
         self._loop_probe: Callable[[], object] = _no_loop
         self._now: Callable[[], float] = _no_clock
         self._cap = self.options.max_buffered_events
@@ -294,6 +303,7 @@ class Destination:
                 with anyio.CancelScope(shield=True):
                     await tg.start(self._engine.run)
                 self._state = _State.OPEN
+                self._accepting = self._loop
                 _live.add(self)
                 try:
                     yield self
@@ -336,6 +346,7 @@ class Destination:
             return self._close_report
         self._check_loop()
         self._state = _State.CLOSING
+        self._stop_accepting()
         started = anyio.current_time()
         engine = self._engine
         engine.wake_room()
@@ -409,15 +420,13 @@ class Destination:
             DestinationClosedError: The destination is not open (not entered yet,
                 closing, closed, used from another event loop or after ``fork()``).
         """
-        engine = self._engine
-        if self._state is not _State.OPEN or engine.broken:
-            raise self._closed_error()
         try:
             here = self._loop_probe()
         except RuntimeError:
             here = None
-        if here is not self._loop or self._forked:
-            self._check_loop()  # raises, saying which
+        if here is not self._accepting:
+            raise self._refusal()
+        engine = self._engine
         counters = self._counters
         counters.pushed += 1
         try:
@@ -435,24 +444,18 @@ class Destination:
             dropped = await self._make_room(built.event_id)
             if dropped is not None:
                 return dropped
-        acc = engine.acc
         try:
-            receipt, sealed = acc.add(built, self._now())
+            receipt, sealed = engine.acc.add(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
             raise
         engine.buffered += 1
         if sealed:
+            # (A new deadline wakes the flusher from the accumulator: Engine.deadline_added.)
             for batch in sealed:
                 engine.enqueue(batch)
             engine.wake_flusher()
-        elif engine.wake is not None:
-            # Wake the flusher only if a batch is due before it looks anyway (the
-            # earliest deadline, possibly stale: a needless wake-up is harmless).
-            deadlines = acc.deadlines
-            if deadlines and deadlines[0][0] < engine.flusher_until:
-                engine.wake_flusher()
         return receipt
 
     async def flush(self) -> None:
@@ -519,6 +522,17 @@ class Destination:
                 "timestamp: required when posting to the historical endpoint",
                 field="timestamp",
             )
+
+    def _stop_accepting(self) -> None:
+        self._accepting = _REFUSING
+
+    def _refusal(self) -> DestinationClosedError:
+        """Why ``push`` refuses the event: closed (or broken, forked) first, else the loop."""
+        if self._state is not _State.OPEN or self._engine.broken or self._forked:
+            return self._closed_error()
+        return DestinationClosedError(
+            "this Destination belongs to another event loop; create one per event loop"
+        )
 
     def _closed_error(self) -> DestinationClosedError:
         if self._forked:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -37,12 +38,21 @@ class Engine:
         packer: The queue of sealed batches.
         options: The destination's delivery options.
         counters: The destination's counters, updated here.
+        on_broken: Called once if the background stops on an internal error.
     """
 
     def __init__(
-        self, acc: Accumulator, packer: Packer, options: DeliveryOptions, counters: Counters
+        self,
+        acc: Accumulator,
+        packer: Packer,
+        options: DeliveryOptions,
+        counters: Counters,
+        *,
+        on_broken: Callable[[], object] | None = None,
     ) -> None:
         self.acc = acc
+        acc.on_deadline = self.deadline_added
+        self._on_broken = on_broken
         self.packer = packer
         self.options = options
         self.counters = counters
@@ -102,6 +112,11 @@ class Engine:
             self.wake = None
             wake.set()
 
+    def deadline_added(self, deadline: float) -> None:
+        """An open batch got a new deadline: wake the flusher if it sleeps past it."""
+        if deadline < self.flusher_until:
+            self.wake_flusher()
+
     def wake_room(self) -> None:
         if self.room is not None:
             self.room.set()
@@ -128,6 +143,8 @@ class Engine:
         except Exception as exc:  # a bug: fail loudly, but never lose a receipt
             logger.exception("mparticle_dest: the delivery engine stopped on an internal error")
             self.broken = True
+            if self._on_broken is not None:
+                self._on_broken()
             self.fail_all(DeliveryError(f"internal error in the delivery engine: {exc!r}"))
         finally:
             self.senders = None

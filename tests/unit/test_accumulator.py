@@ -321,3 +321,85 @@ def test_seal_oldest_seals_in_opening_order_until_enough_events() -> None:
     assert (acc.open_batches, acc.open_events) == (1, 4)
     assert [ids(b) for b in acc.seal_oldest(100)] == [["u3-0", "u3-1", "u3-2", "u3-3"]]
     assert acc.seal_oldest(1) == []
+
+
+# -- the fast path of add() against the general one --------------------------------------------
+
+
+class GeneralOnly(Accumulator):
+    """The accumulator with its fast path switched off: every event takes the general path."""
+
+    def add(self, built: Any, now: float) -> tuple[Any, list[SealedBatch]]:
+        return self._add_general(built, now, self._open.get(built.key))
+
+
+def _trace(acc: Accumulator, ops: list[Any], back: list[bool]) -> list[Any]:
+    """Everything observable while ``ops`` go through ``acc`` (the clock may step back)."""
+    out: list[Any] = []
+    now = 10.0
+    holders: list[Any] = []  # batch outcomes in order of first sight (kept alive: ids stay unique)
+
+    def holder(receipt: Any) -> int:
+        for i, seen in enumerate(holders):
+            if seen is receipt._holder:
+                return i
+        holders.append(receipt._holder)
+        return len(holders) - 1
+
+    def sealed_view(batches: list[SealedBatch]) -> list[Any]:
+        return [(b.body, b.event_count, b.source_request_id, b.seq, b.key) for b in batches]
+
+    for n, ((user, pad, ua, hint, advance, check), step_back) in enumerate(
+        zip(ops, back, strict=False)
+    ):
+        now = now - advance if step_back else now + advance
+        try:
+            receipt, sealed = acc.add(event(user, f"e{n}", pad=pad, ua=ua, hint=hint), now)
+        except LimitExceededError as exc:
+            out.append(("limit", str(exc)))
+            continue
+        out.append((receipt.event_id, holder(receipt), sealed_view(sealed)))
+        for batch in sealed:
+            out.append(("sealed-holder", any(batch.outcome is h for h in holders)))
+        if check:
+            out.append(("due", sealed_view(acc.due(now))))
+        out.append((acc.next_deadline(), acc.open_batches, acc.open_events))
+    out.append(("all", sealed_view(acc.seal_all())))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=st.lists(_op, max_size=60),
+    back=st.lists(st.booleans(), min_size=60, max_size=60),
+    size=st.one_of(st.none(), st.integers(1, 10)),
+    age=st.sampled_from([0.0, 0.1, 0.5]),
+    wait=st.one_of(st.none(), st.sampled_from([0.05, 0.2])),
+)
+def test_property_fast_path_equals_general_path(
+    ops: list[Any], back: list[bool], size: int | None, age: float, wait: float | None
+) -> None:
+    limits = BatchLimits(size=size, age=age, wait=wait)
+    assert _trace(Accumulator(limits), ops, back) == _trace(GeneralOnly(limits), ops, back)
+
+
+def test_fast_path_still_seals_an_overdue_batch_and_a_full_one() -> None:
+    acc = Accumulator(BatchLimits(size=3, age=1.0))
+    acc.add(event("u", "a"), 0.0)
+    _, sealed = acc.add(event("u", "b"), 1.5)  # the batch's age ran out before the flusher looked
+    assert [ids(b) for b in sealed] == [["a", "b"]]
+    for eid in ("c", "d"):
+        assert acc.add(event("u", eid), 2.0)[1] == []
+    _, sealed = acc.add(event("u", "e"), 2.0)
+    assert [ids(b) for b in sealed] == [["c", "d", "e"]]
+
+
+def test_a_new_deadline_is_reported_once_per_change() -> None:
+    acc = Accumulator(BatchLimits(age=1.0))
+    seen: list[float] = []
+    acc.on_deadline = seen.append
+    acc.add(event("u1", "a"), 0.0)  # opens a batch: its deadline
+    acc.add(event("u1", "b"), 0.5)  # joins it: the deadline does not move
+    acc.add(event("u2", "c"), 0.5)
+    acc.add(event("u1", "d", hint=Hint(age=100)), 0.6)  # a rule hint brings it forward
+    assert seen == [1.0, 1.5, pytest.approx(0.7)]

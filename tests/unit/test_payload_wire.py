@@ -174,3 +174,37 @@ def test_basic_auth_header_matches_walkeros() -> None:
     assert basic_auth_header("key", "secret") == "Basic a2V5OnNlY3JldA=="
     token = basic_auth_header("ké", "s:é").removeprefix("Basic ")
     assert base64.b64decode(token).decode() == "ké:s:é"
+
+
+@settings(deadline=None)
+@given(
+    key=_keys,
+    bodies=st.lists(st.binary(min_size=1, max_size=30), max_size=6),
+    user_attributes=_user_attributes,
+    sri=st.one_of(st.none(), _text),
+)
+def test_encode_batch_is_the_plain_concatenation(
+    key: BatchKey, bodies: list[bytes], user_attributes: dict[str, Any] | None, sri: str | None
+) -> None:
+    # encode_batch joins once (the envelope rides on the first and last event); the bytes
+    # are those of the straightforward assembly, for any number of events.
+    head, middle, tail = key.fragments()
+    sri_part = b',"source_request_id":' + dumps_bytes(sri) if sri else b""
+    expected = (
+        b'{"events":['
+        + b",".join(bodies)
+        + head
+        + user_attributes_fragment(user_attributes)
+        + middle
+        + sri_part
+        + tail
+    )
+    assert encode_batch(key, bodies, user_attributes, sri) == expected
+    assert encode_batch(key, tuple(bodies), user_attributes, sri) == expected
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=20), max_size=6))
+def test_encode_bulk_is_a_json_array_of_the_batches(batches: list[bytes]) -> None:
+    assert encode_bulk(batches) == b"[" + b",".join(batches) + b"]"
+    assert encode_bulk(tuple(batches)) == b"[" + b",".join(batches) + b"]"
