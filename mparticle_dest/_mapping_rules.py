@@ -17,9 +17,17 @@ from ._mapping_callables import Call, inspect_callable, prepare_call
 from ._mapping_compile import ValueFn, compile_value, entry, join
 from ._mapping_include import SECTIONS, assign, flatten_sections
 from ._mapping_paths import Segment, delete_path, set_path, split_path
+from ._mapping_plain import PlainMap, plain_map
 from ._mapping_values import MappingContext, granted, logger, required_groups
 
-__all__ = ["CompiledMapping", "MappingResult", "SkipReason", "compile_rules", "field_of"]
+__all__ = [
+    "CompiledMapping",
+    "CompiledRule",
+    "MappingResult",
+    "SkipReason",
+    "compile_rules",
+    "field_of",
+]
 
 SkipReason = Literal["consent", "ignore"]
 """Why the mapping skipped an event (``MappingResult.skipped``): ``"consent"`` (a
@@ -66,7 +74,9 @@ def field_of(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-class _Rule:
+class CompiledRule:
+    """One rule of the tree, compiled; ``rule`` is the rule object as configured."""
+
     __slots__ = (
         "condition",
         "consent",
@@ -74,6 +84,7 @@ class _Rule:
         "ignore",
         "include",
         "name",
+        "plain",
         "policy",
         "remove",
         "rule",
@@ -101,6 +112,18 @@ class _Rule:
         self.data = compile_data(field_of(rule, "data"), join(path, "data"), problems)
         self.include = compile_include(field_of(rule, "include"), join(path, "include"), problems)
         self.remove = _compile_remove(field_of(rule, "remove"), join(path, "remove"), problems)
+        # What a fast path needs to know: the rule's data as plain entries when nothing
+        # but the name override and that data applies (see CompiledMapping.plain_match).
+        self.plain: PlainMap | None = None
+        if not (
+            self.ignore
+            or self.silent
+            or self.consent is not None
+            or self.policy is not None
+            or self.include
+            or self.remove is not None
+        ):
+            self.plain = () if self.data is None else plain_map(field_of(rule, "data"))
 
 
 def compile_consent(spec: Any, path: str, problems: list[str]) -> tuple[str, ...] | None:
@@ -176,7 +199,7 @@ def _compile_remove(
     return tuple(paths) or None
 
 
-_Candidates = tuple[str, tuple[_Rule, ...]]
+_Candidates = tuple[str, tuple[CompiledRule, ...]]
 # Event names whose rule lists are remembered: a service sends few distinct names.
 _MAX_NAMES = 4096
 _Tree = dict[str, dict[str, _Candidates]]
@@ -215,7 +238,7 @@ def compile_rules(rules: Any, path: str, problems: list[str]) -> _Tree:
                 if isinstance(rule, (str, bytes, int, float, list, tuple)):
                     problems.append(f"{where}: expected a rule (a dict or a Rule object)")
                     continue
-                rules_here.append(_Rule(rule, where, problems))
+                rules_here.append(CompiledRule(rule, where, problems))
             compiled[action] = (f"{entity} {action}", tuple(rules_here))
         tree[entity] = compiled
     return tree
@@ -227,7 +250,16 @@ class CompiledMapping:
     Build it with :meth:`from_config`; :meth:`process` is the per-event hot path.
     """
 
-    __slots__ = ("_chains", "_consent", "_data", "_include", "_policy", "_tree", "_wildcard")
+    __slots__ = (
+        "_chains",
+        "_consent",
+        "_data",
+        "_include",
+        "_plain",
+        "_policy",
+        "_tree",
+        "_wildcard",
+    )
 
     def __init__(
         self,
@@ -245,6 +277,8 @@ class CompiledMapping:
         self._include = include
         self._wildcard = tree.get("*", {}).get("*")
         self._chains: dict[str, tuple[_Candidates, ...]] = {}  # event name -> rule lists
+        # No config-level part reads or rewrites the event before the rule's own data.
+        self._plain = policy is None and data is None and consent is None and not include
 
     @classmethod
     def from_config(cls, config: Any) -> CompiledMapping:
@@ -279,16 +313,39 @@ class CompiledMapping:
         found = self._match(event, ctx)
         return (None, "") if found is None else (found[0].rule, found[1])
 
-    def _match(self, event: Mapping[str, Any], ctx: MappingContext) -> tuple[_Rule, str] | None:
-        name = event.get("name")
-        if type(name) is not str:
+    def plain_match(self, name: str) -> tuple[CompiledRule | None, str] | None:
+        """The rule every event called ``name`` matches, when the name alone decides.
+
+        Returns ``(compiled rule or None, mapping_key)`` when no config-level
+        ``consent``, ``policy``, ``data`` or ``include`` applies and no rule
+        ``condition`` is met before the matching rule; then :meth:`resolve` gives,
+        for every event with this name, the result that rule's ``plain`` entries
+        describe. ``None`` otherwise (the outcome depends on more than the name).
+        """
+        if not self._plain:
             return None
+        for key, rules in self._chains_of(name):
+            for rule in rules:
+                if rule.condition is not None:
+                    return None
+                return rule, key
+        return None, ""
+
+    def _chains_of(self, name: str) -> tuple[_Candidates, ...]:
         chains = self._chains.get(name)
         if chains is None:
             chains = self._chains_for(name)
             if len(self._chains) < _MAX_NAMES:
                 self._chains[name] = chains
-        for key, rules in chains:
+        return chains
+
+    def _match(
+        self, event: Mapping[str, Any], ctx: MappingContext
+    ) -> tuple[CompiledRule, str] | None:
+        name = event.get("name")
+        if type(name) is not str:
+            return None
+        for key, rules in self._chains_of(name):
             for rule in rules:
                 if rule.condition is None or rule.condition(event, ctx):
                     return rule, key

@@ -5,6 +5,10 @@ on the caller's task for every push: normalize → mapping → mParticle event d
 directly in wire key order) → limits → encode once. The result, :class:`BuiltEvent`,
 holds the event's compact JSON and the :class:`BatchKey` that decides which batch it
 joins; batches are later assembled from the stored bytes by ``_wire.encode_batch``.
+
+Events whose rule (or lack of one) is plain first go through a build function
+generated for that rule (``_payload_fast``); it hands anything unusual back to the
+general build here, so both always give the same result.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from ._constants import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH
 from ._event import prepare_event
 from ._exceptions import ConfigError, InvalidEventError
 from ._limits import Limits, check_batch_bytes
+from ._mapping_plain import PlainValue, plain_value
+from ._mapping_rules import CompiledRule
 from ._models import ConsentState, check_data, check_model, required_fields
+from ._payload_fast import FastBuild, FastSpec, compile_fast
 from ._wire import (
     BatchKey,
     IdentityValue,
@@ -36,11 +43,16 @@ __all__ = ["BatchKey", "BuiltEvent", "EventBuilder", "Skipped"]
 logger = logging.getLogger("mparticle_dest.payload")
 
 ValueFn = Callable[[Any, MappingContext], Any]
+# userIdentities compiled: {identity_type: (compiled, plain value or None)}.
+_Identities = dict[str, tuple[ValueFn, PlainValue | None]]
 
 # Worst-case JSON growth of a string: a control character becomes "\u00XX" (6 bytes).
 _JSON_GROWTH: Final = 6
 # Builds a BatchKey in C (the named tuple's own __new__ is a Python function).
 _new_tuple: Final = tuple.__new__
+# Event names whose build function is remembered (as the mapping's rule lists).
+_MAX_NAMES: Final = 4096
+_UNKNOWN: Final[Any] = object()
 
 
 class _BuiltFields(NamedTuple):
@@ -175,6 +187,7 @@ class _Plan:
         "event_type",
         "identities",
         "name",
+        "plain_identities",
         "prefix",
         "user_attributes",
     )
@@ -188,6 +201,7 @@ class _Plan:
         commerce: ValueFn | None,
         event_data: ValueFn | None,
         identities: tuple[tuple[str, ValueFn], ...],
+        plain_identities: tuple[tuple[str, PlainValue], ...] | None,
         user_attributes: tuple[ValueFn, ...],
         batch: BatchOptions | None,
     ) -> None:
@@ -198,6 +212,8 @@ class _Plan:
         self.commerce = commerce
         self.event_data = event_data
         self.identities = identities
+        # The identities as plain values when every one is plain (else None).
+        self.plain_identities = plain_identities
         self.user_attributes = user_attributes
         self.batch = batch
         # Whether anything besides the identities is batch-level (set by the builder).
@@ -221,8 +237,9 @@ class _Compiler:
             self.problems.extend(exc.problems)
             return None
 
-    def identities(self, spec: Any, path: str) -> dict[str, ValueFn]:
-        out: dict[str, ValueFn] = {}
+    def identities(self, spec: Any, path: str) -> _Identities:
+        """``{identity_type: (compiled, plain value or None)}`` of a userIdentities map."""
+        out: _Identities = {}
         if spec is None:
             return out
         if not isinstance(spec, Mapping):
@@ -231,8 +248,17 @@ class _Compiler:
         for identity_type, value_spec in spec.items():
             fn = self.value(value_spec, f"{path}.{identity_type}")
             if fn is not None:
-                out[identity_type] = fn
+                out[identity_type] = (fn, plain_value(value_spec))
         return out
+
+
+def _plan_identities(
+    identities: _Identities,
+) -> tuple[tuple[tuple[str, ValueFn], ...], tuple[tuple[str, PlainValue], ...] | None]:
+    """The compiled identities, and the plain ones when every identity is plain."""
+    compiled = tuple((t, fn) for t, (fn, _) in identities.items())
+    plain = tuple((t, p) for t, (_, p) in identities.items() if p is not None)
+    return compiled, plain if len(plain) == len(compiled) else None
 
 
 class EventBuilder:
@@ -247,8 +273,11 @@ class EventBuilder:
         "_default",
         "_envelope_bound",
         "_environment",
+        "_fast",
+        "_fast_rules",
         "_ip",
         "_limits",
+        "_mapping",
         "_plans",
         "_resolve",
         "_rules",
@@ -286,17 +315,23 @@ class EventBuilder:
         except ValueError as exc:
             compiler.problems.append(str(exc))
             self._limits = Limits()
-        self._resolve = config.compiled_mapping.resolve
+        self._mapping = config.compiled_mapping
+        self._resolve = self._mapping.resolve
+        # Generated build functions (_payload_fast) per event name and per compiled rule.
+        self._fast: dict[str, FastBuild | None] = {}
+        self._fast_rules: dict[int, FastBuild | None] = {}
 
         base_identities = compiler.identities(settings.user_identities, "settings.userIdentities")
         base_attributes = compiler.value(settings.user_attributes, "settings.userAttributes")
+        identities, plain_identities = _plan_identities(base_identities)
         self._default = _Plan(
             event_type="custom_event",
             custom_event_type="other",
             name=None,
             commerce=None,
             event_data=None,
-            identities=tuple(base_identities.items()),
+            identities=identities,
+            plain_identities=plain_identities,
             user_attributes=(base_attributes,) if base_attributes else (),
             batch=None,
         )
@@ -327,7 +362,7 @@ class EventBuilder:
         rule: Any,
         path: str,
         compiler: _Compiler,
-        base_identities: dict[str, ValueFn],
+        base_identities: _Identities,
         base_attributes: ValueFn | None,
     ) -> _Plan:
         settings = _get(rule, "settings")
@@ -352,13 +387,15 @@ class EventBuilder:
                     f"{spath}.eventData: eventType {event_type!r} needs the fields "
                     f"{', '.join(missing)}; map them with eventData"
                 )
+        compiled_identities, plain_identities = _plan_identities(identities)
         return _Plan(
             event_type=event_type,
             custom_event_type=_get(settings, "custom_event_type") or "other",
             name=_get(rule, "name"),
             commerce=commerce if event_type == "commerce_event" else None,
             event_data=event_data,
-            identities=tuple(identities.items()),
+            identities=compiled_identities,
+            plain_identities=plain_identities,
             user_attributes=tuple(f for f in (base_attributes, rule_attributes) if f is not None),
             batch=_get(rule, "batch"),
         )
@@ -380,6 +417,64 @@ class EventBuilder:
                 policy, or the event alone exceeds a 128 KB batch.
         """
         ev = prepare_event(event)
+        fast = self._fast.get(ev["name"], _UNKNOWN)
+        if fast is _UNKNOWN:
+            fast = self._fast_for(ev["name"])
+        if fast is not None:
+            built: BuiltEvent | None = fast(ev)
+            if built is not None:
+                return built
+        return self._build(ev)
+
+    def _fast_for(self, name: str) -> FastBuild | None:
+        """The generated build function for events called ``name``, if there is one.
+
+        There is one when the name alone decides the rule (``plain_match``), that
+        rule's data and every identity are plain, and nothing else batch-level
+        (``ip``, ``sourceRequestId``, ``userAttributes``) is configured.
+        """
+        fast = None
+        match = self._mapping.plain_match(name) if type(name) is str else None
+        if match is not None:
+            rule, mapping_key = match
+            cache_key = id(rule)  # the compiled rules live as long as the mapping
+            if cache_key in self._fast_rules:
+                fast = self._fast_rules[cache_key]
+            else:
+                fast = self._compile_fast(rule, mapping_key)
+                self._fast_rules[cache_key] = fast
+        if len(self._fast) < _MAX_NAMES:
+            self._fast[name] = fast
+        return fast
+
+    def _compile_fast(self, rule: CompiledRule | None, mapping_key: str) -> FastBuild | None:
+        plan = self._default if rule is None else self._plans.get(id(rule.rule), self._default)
+        attributes = None if rule is None else rule.plain
+        if (
+            (rule is not None and attributes is None)
+            or plan.batch_level
+            or plan.plain_identities is None
+            or plan.event_data is not None
+        ):
+            return None
+        spec = FastSpec(
+            event_type=plan.event_type,
+            custom_event_type=plan.custom_event_type,
+            prefix=plan.prefix,
+            rule_name=plan.name,
+            identities=plan.plain_identities,
+            # A rule without data produces none: no custom_attributes at all.
+            attributes=attributes or None,
+            environment=self._environment,
+            consent=self._consent,
+            envelope_bound=self._envelope_bound,
+            batch=plan.batch,
+            mapping_key=mapping_key or None,
+        )
+        return compile_fast(spec, BuiltEvent)
+
+    def _build(self, ev: dict[str, Any]) -> BuiltEvent | Skipped:
+        """The general build of a prepared event (every setting, limit and check)."""
         mev, raw, rule, mapping_key, skipped, ignore, silent, ctx = self._resolve(ev)
         event_id: str = mev.get("id") or ev["id"]
         plan = self._default if rule is None else self._plans.get(id(rule), self._default)
