@@ -105,6 +105,14 @@ def _eligible(spec: FastSpec) -> bool:
             return False
         if any(keys is not None and keys[0] == "name" for keys, _ in values):
             return False
+    # A constant the generated code would decline on every event is left out at once:
+    # an identity default other than a string or int, an over-long attribute string.
+    for _, (_, default) in spec.identities:
+        if default is not None and type(default) is not str and type(default) is not int:
+            return False
+    for _, (_, default) in spec.attributes or ():
+        if type(default) is str and len(default) > MAX_ATTRIBUTE_VALUE_LENGTH:
+            return False
     return all(type(t) is str for t, _ in spec.identities)
 
 
