@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import anyio
 import httpx
@@ -116,9 +116,18 @@ class DeliveryCounters:
     possible_duplicates: int = 0
 
 
-@frozen
-class BatchResult:
+class _BatchResultFields(NamedTuple):
+    batch: SealedBatch
+    status: int | None
+    attempts: int
+    error: DeliveryError | None = None
+
+
+class BatchResult(_BatchResultFields):
     """The delivery result of one batch of a :meth:`Deliverer.send` call.
+
+    An immutable named tuple: one is made per batch of every request, so it is built
+    in C rather than by a Python ``__init__``.
 
     Attributes:
         batch: The batch.
@@ -127,10 +136,7 @@ class BatchResult:
         error: ``None`` when delivered, else why it failed.
     """
 
-    batch: SealedBatch
-    status: int | None
-    attempts: int
-    error: DeliveryError | None = None
+    __slots__ = ()
 
     @property
     def delivered(self) -> bool:
@@ -197,6 +203,7 @@ class Deliverer:
         "_retry",
         "_token",
         "_url",
+        "_url_parsed",
         "counters",
     )
 
@@ -212,6 +219,7 @@ class Deliverer:
     ) -> None:
         self._client = client
         self._url = url
+        self._url_parsed = httpx.URL(url)  # parsed once, not on every post
         self._headers = {"Authorization": auth_header, "Content-Type": "application/json"}
         # What to scrub from any server text we keep, should a proxy echo the header.
         self._token = auth_header.partition(" ")[2] or auth_header
@@ -305,12 +313,17 @@ class Deliverer:
         result: _Attempt,
         out: list[BatchResult | None],
     ) -> None:
+        status = result.status
+        if result.kind == "delivered":
+            for i in group:
+                batch = batches[i]
+                out[i] = BatchResult(batch, status, batch.attempts)
+                if batch.ambiguous_attempts:
+                    self.counters.possible_duplicates += 1
+            return
         for i in group:
             batch = batches[i]
-            error = None if result.kind == "delivered" else self._error(result, batch)
-            out[i] = BatchResult(batch, result.status, batch.attempts, error)
-            if error is None and batch.ambiguous_attempts:
-                self.counters.possible_duplicates += 1
+            out[i] = BatchResult(batch, status, batch.attempts, self._error(result, batch))
 
     def _error(self, result: _Attempt, batch: SealedBatch) -> DeliveryError:
         status = result.status
@@ -435,7 +448,7 @@ class Deliverer:
             batch.attempts += 1
         try:
             response = await self._client.post(
-                self._url, content=body, headers=self._headers, follow_redirects=False
+                self._url_parsed, content=body, headers=self._headers, follow_redirects=False
             )
         except _FATAL_ERRORS as exc:
             return _Attempt("fail", None, _describe(exc))

@@ -198,17 +198,25 @@ class Engine:
             for result in results:
                 batch = result.batch
                 if result.error is None:
-                    if batch.outcome.resolve(
-                        "delivered", attempts=result.attempts, http_status=result.status
-                    ):
+                    if batch.outcome.resolve("delivered", result.attempts, result.status):
                         counters.delivered_events += batch.event_count
                         counters.delivered_batches += 1
-                        if result.possible_duplicate:
+                        if batch.ambiguous_attempts:  # result.possible_duplicate
                             counters.duplicates_suspected += batch.event_count
                 else:
                     self._fail(batch, result.error, result.reason or "error")
+        # _forget() for the whole request: nothing runs in between, so waking the room
+        # once at the end is the same as after each batch.
+        unresolved = self.unresolved
+        freed = 0
         for batch in batches:
-            self._forget(batch)
+            if unresolved.pop(batch.seq, None) is not None:
+                freed += batch.event_count
+        if freed:
+            self.buffered -= freed
+            if self.buffered < self.cap:
+                self.full_warned = False
+                self.wake_room()
         self.packer.release(batches)
 
     def _fail(self, batch: SealedBatch, error: DeliveryError, reason: str) -> None:

@@ -85,13 +85,16 @@ class BatchOutcome:
     def resolve(
         self,
         status: OutcomeStatus,
+        attempts: int = 0,
+        http_status: int | None = None,
         *,
         reason: str | None = None,
         error: MparticleDestError | None = None,
-        attempts: int = 0,
-        http_status: int | None = None,
     ) -> bool:
         """Record the final outcome and wake the waiters.
+
+        ``attempts`` and ``http_status`` may be passed by position (the engine resolves
+        every delivered batch this way, without keyword parsing).
 
         Returns:
             ``False`` (and changes nothing) when the outcome was already final.
