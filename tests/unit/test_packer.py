@@ -140,3 +140,95 @@ def test_every_batch_leaves_once_in_key_order_within_limits(
     for key in {b.key for b in added}:
         seqs = [b.seq for b in sent if b.key == key]
         assert seqs == sorted(seqs)
+
+
+class ModelPacker:
+    """The packing rule written plainly (a list of ready keys, scanned in order)."""
+
+    def __init__(self, max_batches: int, max_bytes: int) -> None:
+        self.max_batches, self.max_bytes = max_batches, max_bytes
+        self.ready: list[str] = []
+        self.queues: dict[str, list[SealedBatch]] = {}
+        self.muted: set[str] = set()
+
+    def add(self, b: SealedBatch) -> None:
+        self.queues.setdefault(b.key, []).append(b)  # type: ignore[arg-type]
+        if b.key not in self.muted and b.key not in self.ready:
+            self.ready.append(b.key)  # type: ignore[arg-type]
+
+    def next_request(self) -> list[SealedBatch]:
+        taken: list[str] = []
+        total = skips = 0
+        for key in self.ready:
+            size = len(self.queues[key][0].body)
+            if taken and 2 + total + size + len(taken) > self.max_bytes:
+                skips += 1
+                if skips >= 32:
+                    break
+                continue
+            skips = 0
+            taken.append(key)
+            total += size
+            if len(taken) >= self.max_batches:
+                break
+        self.ready = [k for k in self.ready if k not in taken]
+        self.muted.update(taken)
+        return [self.queues[k].pop(0) for k in taken]
+
+    def release(self, batches: list[SealedBatch]) -> None:
+        for b in batches:
+            self.muted.discard(b.key)  # type: ignore[arg-type]
+            if self.queues[b.key]:  # type: ignore[index]
+                self.ready.append(b.key)  # type: ignore[arg-type]
+
+
+_sizes = st.one_of(st.sampled_from([50, 20_000, 35_000, 60_000]), st.integers(50, 60_000))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rounds=st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.integers(0, 40), _sizes), max_size=12),  # batches added
+            st.integers(0, 3),  # requests taken
+            st.integers(-1, 10**6),  # which request in flight finishes (-1: none)
+        ),
+        max_size=15,
+    ),
+    max_batches=st.integers(1, 8),
+    max_bytes=st.sampled_from([MAX_REQUEST_BYTES, 150_000, 70_000]),
+)
+def test_packer_matches_the_plain_model(
+    rounds: list[tuple[list[tuple[int, int]], int, int]], max_batches: int, max_bytes: int
+) -> None:
+    # Many keys and tight byte limits: requests pass over batches (up to 32 in a row).
+    packer = Packer(max_batches=max_batches, max_bytes=max_bytes)
+    model = ModelPacker(max_batches, max_bytes)
+    in_flight: list[list[SealedBatch]] = []
+    for added, takes, finish in rounds:
+        for k, size in added:
+            b = batch(f"k{k}", size, events=1 + k % 3)
+            packer.add(b)
+            model.add(b)
+        for _ in range(takes):
+            got = packer.next_request()
+            assert [b.seq for b in got] == [b.seq for b in model.next_request()]
+            if got:
+                in_flight.append(got)
+        if finish >= 0 and in_flight:
+            done = in_flight.pop(finish % len(in_flight))
+            packer.release(done)
+            model.release(done)
+        queued = [b for q in model.queues.values() for b in q]
+        assert packer.queued_batches == len(queued)
+        assert packer.queued_events == sum(b.event_count for b in queued)
+        assert packer.has_ready() == bool(model.ready)
+
+
+def test_a_passed_over_batch_goes_first_in_the_next_request() -> None:
+    packer = Packer(max_batches=2, max_bytes=70_000)
+    a, b, c, d = batch("a", 40_000), batch("b", 35_000), batch("c", 10_000), batch("d", 30_000)
+    for x in (a, b, c, d):
+        packer.add(x)
+    assert packer.next_request() == [a, c]  # b does not fit after a: passed over
+    assert packer.next_request() == [b, d]  # ...and keeps its place ahead of d
