@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Hashable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,17 +148,17 @@ class ModelPacker:
 
     def __init__(self, max_batches: int, max_bytes: int) -> None:
         self.max_batches, self.max_bytes = max_batches, max_bytes
-        self.ready: list[str] = []
-        self.queues: dict[str, list[SealedBatch]] = {}
-        self.muted: set[str] = set()
+        self.ready: list[Hashable] = []
+        self.queues: dict[Hashable, list[SealedBatch]] = {}
+        self.muted: set[Hashable] = set()
 
     def add(self, b: SealedBatch) -> None:
-        self.queues.setdefault(b.key, []).append(b)  # type: ignore[arg-type]
+        self.queues.setdefault(b.key, []).append(b)
         if b.key not in self.muted and b.key not in self.ready:
-            self.ready.append(b.key)  # type: ignore[arg-type]
+            self.ready.append(b.key)
 
     def next_request(self) -> list[SealedBatch]:
-        taken: list[str] = []
+        taken: list[Hashable] = []
         total = skips = 0
         for key in self.ready:
             size = len(self.queues[key][0].body)
@@ -177,9 +178,9 @@ class ModelPacker:
 
     def release(self, batches: list[SealedBatch]) -> None:
         for b in batches:
-            self.muted.discard(b.key)  # type: ignore[arg-type]
-            if self.queues[b.key]:  # type: ignore[index]
-                self.ready.append(b.key)  # type: ignore[arg-type]
+            self.muted.discard(b.key)
+            if self.queues[b.key]:
+                self.ready.append(b.key)
 
 
 _sizes = st.one_of(st.sampled_from([50, 20_000, 35_000, 60_000]), st.integers(50, 60_000))
