@@ -8,7 +8,7 @@ override → rule data merged over config data → include → remove.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from attrs import define
 
@@ -24,6 +24,7 @@ __all__ = [
     "CompiledMapping",
     "CompiledRule",
     "MappingResult",
+    "PlainMatch",
     "SkipReason",
     "compile_rules",
     "field_of",
@@ -113,12 +114,11 @@ class CompiledRule:
         self.include = compile_include(field_of(rule, "include"), join(path, "include"), problems)
         self.remove = _compile_remove(field_of(rule, "remove"), join(path, "remove"), problems)
         # What a fast path needs to know: the rule's data as plain entries when nothing
-        # but the name override and that data applies (see CompiledMapping.plain_match).
+        # but its consent, the name override and that data applies (see plain_match).
         self.plain: PlainMap | None = None
         if not (
             self.ignore
             or self.silent
-            or self.consent is not None
             or self.policy is not None
             or self.include
             or self.remove is not None
@@ -244,6 +244,21 @@ def compile_rules(rules: Any, path: str, problems: list[str]) -> _Tree:
     return tree
 
 
+class PlainMatch(NamedTuple):
+    """What :meth:`CompiledMapping.plain_match` found for an event name.
+
+    Attributes:
+        rule: the compiled rule, or ``None`` when no rule matches.
+        mapping_key: ``"entity action"`` of the rule (``""`` without one).
+        consent: the consent requirements (config-level first, then the rule's), each
+            a tuple of groups of which the event's ``consent`` must grant one.
+    """
+
+    rule: CompiledRule | None
+    mapping_key: str
+    consent: tuple[tuple[str, ...], ...]
+
+
 class CompiledMapping:
     """A destination's mapping (rules and config-level parts), compiled once.
 
@@ -277,8 +292,8 @@ class CompiledMapping:
         self._include = include
         self._wildcard = tree.get("*", {}).get("*")
         self._chains: dict[str, tuple[_Candidates, ...]] = {}  # event name -> rule lists
-        # No config-level part reads or rewrites the event before the rule's own data.
-        self._plain = policy is None and data is None and consent is None and not include
+        # No config-level part but consent reads or rewrites the event.
+        self._plain = policy is None and data is None and not include
 
     @classmethod
     def from_config(cls, config: Any) -> CompiledMapping:
@@ -313,23 +328,27 @@ class CompiledMapping:
         found = self._match(event, ctx)
         return (None, "") if found is None else (found[0].rule, found[1])
 
-    def plain_match(self, name: str) -> tuple[CompiledRule | None, str] | None:
+    def plain_match(self, name: str) -> PlainMatch | None:
         """The rule every event called ``name`` matches, when the name alone decides.
 
-        Returns ``(compiled rule or None, mapping_key)`` when no config-level
-        ``consent``, ``policy``, ``data`` or ``include`` applies and no rule
-        ``condition`` is met before the matching rule; then :meth:`resolve` gives,
-        for every event with this name, the result that rule's ``plain`` entries
-        describe. ``None`` otherwise (the outcome depends on more than the name).
+        Returns a :class:`PlainMatch` when no config-level ``policy``, ``data`` or
+        ``include`` applies and no rule ``condition`` is met before the matching rule.
+        Then, for every event with this name whose ``consent`` grants each of the
+        match's ``consent`` requirements, :meth:`resolve` gives the result the rule's
+        ``plain`` entries describe (an event that does not is skipped for consent).
+        ``None`` otherwise (the outcome depends on more than the name).
         """
         if not self._plain:
             return None
+        required = () if self._consent is None else (self._consent,)
         for key, rules in self._chains_of(name):
             for rule in rules:
                 if rule.condition is not None:
                     return None
-                return rule, key
-        return None, ""
+                if rule.consent is not None:
+                    required = (*required, rule.consent)
+                return PlainMatch(rule, key, required)
+        return PlainMatch(None, "", required)
 
     def _chains_of(self, name: str) -> tuple[_Candidates, ...]:
         chains = self._chains.get(name)

@@ -25,7 +25,7 @@ from ._event import prepare_event
 from ._exceptions import ConfigError, InvalidEventError
 from ._limits import Limits, check_batch_bytes
 from ._mapping_plain import PlainValue, plain_value
-from ._mapping_rules import CompiledRule
+from ._mapping_rules import PlainMatch
 from ._models import ConsentState, check_data, check_model, required_fields
 from ._payload_fast import FastBuild, FastSpec, compile_fast
 from ._wire import (
@@ -431,23 +431,24 @@ class EventBuilder:
 
         There is one when the name alone decides the rule (``plain_match``), that
         rule's data and every identity are plain, and nothing else batch-level
-        (``ip``, ``sourceRequestId``, ``userAttributes``) is configured.
+        (``ip``, ``sourceRequestId``, ``userAttributes``) is configured. Consent
+        requirements are checked by the generated function.
         """
         fast = None
         match = self._mapping.plain_match(name) if type(name) is str else None
         if match is not None:
-            rule, mapping_key = match
-            cache_key = id(rule)  # the compiled rules live as long as the mapping
+            cache_key = id(match.rule)  # the compiled rules live as long as the mapping
             if cache_key in self._fast_rules:
                 fast = self._fast_rules[cache_key]
             else:
-                fast = self._compile_fast(rule, mapping_key)
+                fast = self._compile_fast(match)
                 self._fast_rules[cache_key] = fast
         if len(self._fast) < _MAX_NAMES:
             self._fast[name] = fast
         return fast
 
-    def _compile_fast(self, rule: CompiledRule | None, mapping_key: str) -> FastBuild | None:
+    def _compile_fast(self, match: PlainMatch) -> FastBuild | None:
+        rule = match.rule
         plan = self._default if rule is None else self._plans.get(id(rule.rule), self._default)
         attributes = None if rule is None else rule.plain
         if (
@@ -469,7 +470,8 @@ class EventBuilder:
             consent=self._consent,
             envelope_bound=self._envelope_bound,
             batch=plan.batch,
-            mapping_key=mapping_key or None,
+            mapping_key=match.mapping_key or None,
+            consent_required=match.consent,
         )
         return compile_fast(spec, BuiltEvent)
 

@@ -27,7 +27,8 @@ intermediate result is made. For the scenario rule it reads::
 
 The function returns the :class:`~mparticle_dest._payload.BuiltEvent` the general
 path would return, or ``None`` to hand the event to the general path, which then
-builds it from scratch: whenever a container on a path is not a plain ``dict``, a
+builds it from scratch: whenever a required consent is not granted by a ``True``
+flag (the general path skips the event), a container on a path is not a plain ``dict``, a
 value is not a plain scalar (a list, a dict, NaN, an enum, a bool or float identity,
 a custom attribute string over 4,096 characters), the name is over 256 characters,
 the timestamp is not a non-zero int, the id not a non-empty string, or the event may
@@ -74,6 +75,8 @@ class FastSpec(NamedTuple):
         envelope_bound: the builder's bound of the envelope bytes besides the strings.
         batch: the rule's ``batch`` options, or ``None``.
         mapping_key: ``"entity action"`` of the rule, or ``None`` without a rule.
+        consent_required: the consent requirements of the config and the rule: the
+            event's ``consent`` must grant one group of each (else it is skipped).
     """
 
     event_type: str
@@ -87,12 +90,17 @@ class FastSpec(NamedTuple):
     envelope_bound: int
     batch: BatchOptions | None
     mapping_key: str | None
+    consent_required: tuple[tuple[str, ...], ...] = ()
 
 
 def _eligible(spec: FastSpec) -> bool:
     """Whether a generated function can reproduce the general path for this spec."""
     if spec.event_type not in ("custom_event", "screen_view"):
         return False
+    # No group required (``consent: {}``) is never granted: every event is skipped.
+    for groups in spec.consent_required:
+        if not groups or not all(type(group) is str for group in groups):
+            return False
     values = [value for _, value in spec.identities]
     if spec.attributes is not None:
         # More entries could exceed mParticle's 100 attributes: the limits decide.
@@ -166,6 +174,16 @@ def fast_source(spec: FastSpec) -> str | None:
     w = _Writer()
     w.emit("if type(ev) is not dict:")
     w.emit("return None", 2)
+    if spec.consent_required:
+        # Granted when a required group is exactly True; other events (skipped, or
+        # with truthy non-boolean flags) are the general path's.
+        w.emit("c = ev.get('consent')")
+        w.emit("if type(c) is not dict:")
+        w.emit("return None", 2)
+        for groups in spec.consent_required:
+            test = " or ".join(f"c.get({group!r}) is True" for group in groups)
+            w.emit(f"if not ({test}):")
+            w.emit("return None", 2)
     # Parents first, so every later line is a lookup in a local dict.
     values = [value for _, value in spec.identities]
     values.extend(value for _, value in spec.attributes or ())

@@ -136,30 +136,29 @@ def _compiled(mapping: dict[str, Any], **config: Any) -> CompiledMapping:
 def test_plain_match_gives_the_rule_and_key_the_lookup_gives() -> None:
     view = {"name": "viewed", "data": {"map": {"id": "data.id"}}}
     compiled = _compiled({"product": {"view": view, "*": {"name": "other"}}, "*": {"*": {}}})
-    rule, key = compiled.plain_match("product view") or (None, "")
-    assert rule is not None and rule.rule is view and key == "product view"
+    rule, key, consent = compiled.plain_match("product view") or (None, "", ())
+    assert rule is not None and rule.rule is view and key == "product view" and consent == ()
     assert rule.plain == (("id", (("data", "id"), None)),)
-    rule, key = compiled.plain_match("product click") or (None, "")
+    rule, key, _ = compiled.plain_match("product click") or (None, "", ())
     assert rule is not None and key == "product *" and rule.plain == ()
-    rule, key = compiled.plain_match("page view") or (None, "")
+    rule, key, _ = compiled.plain_match("page view") or (None, "", ())
     assert rule is not None and key == "* *"
 
 
 def test_plain_match_without_a_rule() -> None:
-    assert _compiled({"product": {"view": {}}}).plain_match("page view") == (None, "")
-    assert _compiled({}).plain_match("x") == (None, "")
+    assert _compiled({"product": {"view": {}}}).plain_match("page view") == (None, "", ())
+    assert _compiled({}).plain_match("x") == (None, "", ())
 
 
 def test_plain_match_skips_an_empty_rule_list_then_falls_back() -> None:
     compiled = _compiled({"product": {"view": []}, "*": {"*": {"name": "any"}}})
-    rule, key = compiled.plain_match("product view") or (None, "")
+    rule, key, _ = compiled.plain_match("product view") or (None, "", ())
     assert rule is not None and key == "* *" and rule.name == "any"
 
 
 @pytest.mark.parametrize(
     "config",
     [
-        {"consent": {"functional": True}},
         {"policy": {"data.id": "user.id"}},
         {"data": {"map": {"a": "data.a"}}},
         {"include": ["globals"]},
@@ -175,7 +174,7 @@ def test_no_plain_match_when_a_condition_comes_first() -> None:
     compiled = _compiled({"product": {"view": rules}})
     assert compiled.plain_match("product view") is None
     first = _compiled({"product": {"view": [{"name": "a"}, {"condition": lambda e: True}]}})
-    rule, _ = first.plain_match("product view") or (None, "")
+    rule, _, _ = first.plain_match("product view") or (None, "", ())
     assert rule is not None and rule.name == "a"
 
 
@@ -184,7 +183,6 @@ def test_no_plain_match_when_a_condition_comes_first() -> None:
     [
         {"ignore": True},
         {"silent": True},
-        {"consent": {"marketing": True}},
         {"policy": {"data.id": "user.id"}},
         {"include": ["globals"]},
         {"remove": ["a"]},
@@ -197,6 +195,15 @@ def test_rules_with_more_than_plain_parts_are_not_plain(rule: dict[str, Any]) ->
     match = _compiled({"product": {"view": rule}}).plain_match("product view")
     assert match is not None and match[0] is not None
     assert match[0].plain is None
+
+
+def test_plain_match_lists_the_consent_requirements_config_first() -> None:
+    rules = {"product": {"view": {"consent": {"marketing": True, "ads": True, "x": False}}}}
+    compiled = _compiled(rules, consent={"functional": True})
+    match = compiled.plain_match("product view")
+    assert match is not None and match.rule is not None and match.rule.plain == ()
+    assert match.consent == (("functional",), ("marketing", "ads"))
+    assert compiled.plain_match("page view") == (None, "", (("functional",),))
 
 
 def test_empty_include_and_empty_data_string_keep_a_rule_plain() -> None:

@@ -145,6 +145,45 @@ def test_missing_and_empty_values_are_dropped_on_the_generated_path() -> None:
     assert "custom_attributes" not in json.loads(fast.body)["data"]
 
 
+@pytest.mark.parametrize(
+    ("consent", "granted"),
+    [
+        ({"functional": True, "marketing": True}, True),
+        ({"functional": False, "marketing": True, "ads": True}, True),
+        ({"functional": True, "marketing": False}, False),
+        ({"functional": True}, False),
+        ({"marketing": True}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_consent_requirements_are_checked_by_the_generated_function(
+    consent: dict[str, bool] | None, granted: bool
+) -> None:
+    config = {
+        **SCENARIO,
+        "consent": {"functional": True, "ads": True},
+        "mapping": {"product": {"view": {"consent": {"marketing": True}}}},
+    }
+    builder = EventBuilder.from_config(config)
+    event = _event(consent=consent) if consent is not None else _event()
+    fast, general = _paths(builder, event)
+    if granted:
+        assert isinstance(fast, BuiltEvent) and fast == general
+    else:
+        assert fast is None
+        assert isinstance(general, Skipped) and general.reason == "consent"
+        built = builder.build(event)
+        assert isinstance(built, Skipped) and built.reason == "consent"
+
+
+def test_a_consent_requirement_without_groups_has_no_generated_function() -> None:
+    builder = EventBuilder.from_config({**SCENARIO, "consent": {"functional": False}})
+    assert builder._fast_for("product view") is None
+    built = builder.build(_event(consent={"functional": True}))
+    assert isinstance(built, Skipped) and built.reason == "consent"
+
+
 def test_generated_functions_are_shared_per_rule_and_remembered_per_name() -> None:
     config = {
         "settings": CREDENTIALS,
@@ -246,7 +285,6 @@ def test_event_near_the_batch_limit_is_left_to_the_general_path() -> None:
         {"settings": {**CREDENTIALS, "userIdentities": {"customer_id": "nested.*.id"}}},
         {"settings": {**CREDENTIALS, "userIdentities": {"other": {"value": True}}}},
         {"settings": {**CREDENTIALS, "userIdentities": {"other": {"key": "a", "value": 1.5}}}},
-        {"settings": CREDENTIALS, "consent": {"functional": True}},
         {"settings": CREDENTIALS, "policy": {"data.id": "user.id"}},
         {"settings": CREDENTIALS, "data": {"map": {"id": "data.id"}}},
         {"settings": CREDENTIALS, "include": ["globals"]},
@@ -266,7 +304,7 @@ def test_configs_with_more_than_plain_parts_have_no_generated_function(
     "rule",
     [
         {"condition": lambda event: True},
-        {"consent": {"marketing": True}},
+        {"consent": {"marketing": False}},
         {"policy": {"data.id": "user.id"}},
         {"ignore": True},
         {"silent": True},
@@ -387,7 +425,9 @@ _rules = st.fixed_dictionaries(
 _rules = st.builds(
     lambda rule, extra: {**rule, **extra},
     _rules,
-    st.sampled_from([{}] * 6 + [{"ignore": True}, {"consent": {"marketing": True}}]),
+    st.sampled_from(
+        [{}] * 5 + [{"ignore": True}, {"consent": {"marketing": True}}, {"consent": {}}]
+    ),
 )
 _configs = st.builds(
     lambda identities, limits, extra, rules, consent: {
@@ -418,7 +458,9 @@ _configs = st.builds(
         min_size=1,
         max_size=2,
     ),
-    st.sampled_from([{}] * 4 + [{"consent": {"functional": True}}]),
+    st.sampled_from(
+        [{}] * 3 + [{"consent": {"functional": True}}, {"consent": {"ads": True, "x": True}}]
+    ),
 )
 # The edges: empty, at and over the value length, escapes, past 64 bits, -0.0.
 _edges = st.sampled_from(["", "x" * 4096, "x" * 4097, '"\\\n\x00é😀', 2**64, -0.0, 1.0])
@@ -447,6 +489,9 @@ _events = st.fixed_dictionaries(
         )
         | st.just("product " + "v" * 300),
         "timestamp": st.sampled_from([1700000100000, 0, 1700000100000.25, 2**70]),
+        "consent": st.sampled_from(
+            [{"functional": True}, {"marketing": True}, {}, {"x": True, "marketing": False}]
+        ),
     },
     optional={
         "id": st.sampled_from(["ev-1", "0123456789abcdef"]),
@@ -454,7 +499,6 @@ _events = st.fixed_dictionaries(
         "user": _sections,
         "globals": st.sampled_from([{"a": {"b": "deep"}}, {"a": [1]}, {"a": {"b": {"c": 1}}}]),
         "nested": st.just([{"id": "n1"}]),
-        "consent": st.sampled_from([{"functional": True}, {"marketing": True}, {}]),
     },
 )
 
