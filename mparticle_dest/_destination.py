@@ -18,6 +18,7 @@ import asyncio
 import enum
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -120,6 +121,9 @@ def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
         import trio  # not asyncio: anyio's other backend
 
         return trio.lowlevel.current_trio_token, trio.current_time
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        # The stock loops' clock *is* time.monotonic(): call it without the Python method.
+        return asyncio.get_running_loop, time.monotonic
     return asyncio.get_running_loop, loop.time
 
 
