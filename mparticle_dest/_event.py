@@ -2,8 +2,9 @@
 
 ``prepare_event`` (``normalize_event`` without the copy when nothing needs filling)
 runs on every ``push``, on the caller's task, so it is written for speed: one pass
-over the top-level keys, then an iterative walk over the nested containers that
-tests the common JSON types by identity and tracks no path. Only when that fast
+over the top-level keys that also checks the items of top-level dicts, then an
+iterative walk over any deeper containers; both test the common JSON types by
+identity and track no path. Only when that fast
 pass finds something does a slower recursive pass run to name the offending
 value's dotted path.
 
@@ -257,18 +258,23 @@ def _explain(event: Mapping[str, Any]) -> None:
             raise InvalidEventError(f"{path}: {exc.message}", field=path) from None
 
 
-def _validate(event: Mapping[str, Any]) -> tuple[str, str]:
-    """Validate every key of ``event``; return the entity and action derived from its name."""
+def _validate(event: Mapping[str, Any]) -> None:
+    """Validate every key of ``event`` (raises ``InvalidEventError`` naming the field).
+
+    The top-level dicts' items are checked in the same loop (most events nest no
+    deeper); deeper containers go to :func:`_is_json`, and the slow pass explains.
+    """
     name = event.get("name", _MISSING)
     if name is _MISSING:
         raise InvalidEventError("name: required", field="name")
-    parts = name.split(" ", 2) if type(name) is str else ()
-    if len(parts) > 1 and parts[0] and parts[1]:
-        entity, action = parts[0], parts[1]
+    if type(name) is str:
+        entity, _, rest = name.partition(" ")
+        if not (entity and rest and rest[0] != " "):
+            _split_name(name)  # raises, saying what is wrong
     else:
-        entity, action = _split_name(name)  # raises, saying what is wrong
+        _split_name(name)
     exact = _EXACT
-    containers: list[Any] = []
+    deeper: list[Any] = []
     ok = True
     for key, value in event.items():
         t = type(value)
@@ -277,8 +283,19 @@ def _validate(event: Mapping[str, Any]) -> tuple[str, str]:
             _check_field(key, value)
         if key.__class__ is not str:
             ok = False
-        elif t is dict or t is list:
-            containers.append(value)
+        elif t is dict:
+            for inner, item in value.items():
+                t = type(item)
+                if inner.__class__ is not str:
+                    ok = False
+                elif t is str or t is int or t is bool or item is None:
+                    continue
+                elif t is dict or t is list:
+                    deeper.append(item)
+                elif not (t is float and item - item == 0.0):
+                    ok = False
+        elif t is list:
+            deeper.append(value)
         elif not (
             t is str
             or t is int
@@ -287,10 +304,9 @@ def _validate(event: Mapping[str, Any]) -> tuple[str, str]:
             or (t is float and value - value == 0.0)
         ):
             ok = False
-    if not (ok and _is_json(containers)):
+    if not (ok and (not deeper or _is_json(deeper))):
         _explain(event)
     _check_extras(event)
-    return entity, action
 
 
 def normalize_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
@@ -336,15 +352,15 @@ def prepare_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
         raise InvalidEventError(
             f"event: expected a mapping or WalkerEvent, got {type(event).__name__}", field=None
         )
-    entity, action = _validate(out)
+    _validate(out)
     if "entity" in out and "action" in out and "id" in out and "timestamp" in out:
         return out
     if out is event:
         out = out.copy()
-    if "entity" not in out:
-        out["entity"] = entity
-    if "action" not in out:
-        out["action"] = action
+    if "entity" not in out or "action" not in out:
+        entity, action = _split_name(out["name"])
+        out.setdefault("entity", entity)
+        out.setdefault("action", action)
     if "id" not in out:
         out["id"] = os.urandom(8).hex()  # new_event_id(), inlined: this is the hot path
     if "timestamp" not in out:

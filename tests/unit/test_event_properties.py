@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mparticle_dest._event import WalkerEvent, normalize_event
+from mparticle_dest._exceptions import InvalidEventError
 
 word = st.text(st.characters(blacklist_characters=" ", blacklist_categories=("Cs",)), min_size=1)
 json_values = st.recursive(
@@ -63,3 +64,61 @@ def test_json_able_events_normalize_and_round_trip(
     assert json.loads(json.dumps(out, allow_nan=False)) == out
     typed = {key: value for key, value in event.items() if not key.startswith("x_")}
     assert WalkerEvent.from_dict(typed).to_dict() == typed
+
+
+_BAD_VALUES = st.sampled_from(
+    [(1, 2), float("nan"), float("-inf"), {1, 2}, b"bytes", object(), Ellipsis]
+)
+
+
+@given(name=names, fields=optional_fields, data=st.data())
+def test_a_non_json_value_anywhere_is_rejected_with_its_path(
+    name: str, fields: dict[str, Any], data: st.DataObject
+) -> None:
+    event: dict[str, Any] = {**fields, "name": name, "x_extra": {"inner": {"deep": [1]}}}
+    # Pick a container (the event, a dict at any depth or a list) and plant the value.
+    containers: list[tuple[Any, list[str]]] = []
+
+    def walk(value: Any, path: list[str]) -> None:
+        if type(value) is dict:
+            containers.append((value, path))
+            for key, item in value.items():
+                walk(item, [*path, key])
+        elif type(value) is list:
+            containers.append((value, path))
+            for index, item in enumerate(value):
+                walk(item, [*path, str(index)])
+
+    walk(event, [])
+    target, path = data.draw(st.sampled_from(containers[1:]))  # not the event itself
+    bad = data.draw(_BAD_VALUES)
+    if type(target) is dict:
+        key = data.draw(st.text(min_size=1, max_size=4).filter(lambda k: k not in target))
+        target[key] = bad
+        where = ".".join([*path, key])
+    else:
+        target.append(bad)
+        where = ".".join([*path, str(len(target) - 1)])
+    try:
+        normalize_event(event)
+    except InvalidEventError as exc:
+        assert exc.field == where
+    else:
+        raise AssertionError(f"{bad!r} at {where} was accepted")
+
+
+@given(name=names, fields=optional_fields, data=st.data())
+def test_a_non_string_key_anywhere_is_rejected(
+    name: str, fields: dict[str, Any], data: st.DataObject
+) -> None:
+    event: dict[str, Any] = {**fields, "name": name, "x_extra": {"inner": {}}}
+    candidates = (event["x_extra"], event["x_extra"]["inner"], *fields.values())
+    dicts = [d for d in candidates if type(d) is dict and d is not fields.get("consent")]
+    target = data.draw(st.sampled_from(dicts))
+    target[data.draw(st.sampled_from([1, None, 2.5, ("t",)]))] = "v"
+    try:
+        normalize_event(event)
+    except InvalidEventError as exc:
+        assert "is not a string" in str(exc)
+    else:
+        raise AssertionError("a non-string key was accepted")
