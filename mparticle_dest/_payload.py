@@ -14,11 +14,12 @@ general build here, so both always give the same result.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
+from ._built import BuiltEvent, Skipped
+from ._coerce import identity_value, string_value
 from ._config import BatchOptions, DestinationConfig
 from ._constants import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH
 from ._event import prepare_event
@@ -53,114 +54,6 @@ _new_tuple: Final = tuple.__new__
 # Event names whose build function is remembered (as the mapping's rule lists).
 _MAX_NAMES: Final = 4096
 _UNKNOWN: Final[Any] = object()
-
-
-class _BuiltFields(NamedTuple):
-    key: BatchKey
-    body: bytes
-    event_id: str
-    event_name: str
-    event_type: str
-    source_request_id: str
-    user_attributes: dict[str, Any] | None
-    batch: BatchOptions | None
-    timestamp_ms: int
-    mapping_key: str | None = None
-    truncated: tuple[str, ...] = ()
-
-
-class BuiltEvent(_BuiltFields):
-    """One mapped event, encoded once, ready for the accumulator.
-
-    An immutable named tuple (built in C on every push, read by attribute).
-
-    Attributes:
-        key: the batch key (events with equal keys share a batch).
-        body: the event's compact JSON ``{"event_type":...,"data":{...}}``.
-        event_id: the walkerOS event id (also the event's ``source_message_id``).
-        event_name: the name mParticle receives (rule name or event name).
-        event_type: the mParticle event type.
-        source_request_id: the batch id this event brings when it opens a batch: the
-            mapped ``sourceRequestId`` (then also in ``key``), else the event id.
-        user_attributes: this event's resolved user attributes, or ``None``; a batch
-            merges them last-write-wins.
-        batch: the matched rule's ``batch`` override, or ``None``.
-        timestamp_ms: ``timestamp_unixtime_ms`` of the event.
-        mapping_key: the ``"entity action"`` key of the matched rule, if any.
-        truncated: the limits that were applied by truncation (names as in
-            ``LimitExceededError.limit``); empty when nothing was cut.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return (
-            f"<BuiltEvent {self.event_type} {self.event_name!r} id={self.event_id!r}"
-            f" bytes={len(self.body)}>"
-        )
-
-
-class Skipped:
-    """An event the mapping decided not to send.
-
-    ``reason`` is ``"consent"`` (a required consent group is not granted),
-    ``"ignore"`` (the rule says ``ignore``) or ``"silent"`` (the rule is ``silent``:
-    mapped, then not sent, as walkerOS does).
-    """
-
-    __slots__ = ("event_id", "event_name", "mapping_key", "reason")
-
-    def __init__(
-        self, reason: str, event_id: str, event_name: str, mapping_key: str | None = None
-    ) -> None:
-        self.reason = reason
-        self.event_id = event_id
-        self.event_name = event_name
-        self.mapping_key = mapping_key
-
-    def __repr__(self) -> str:
-        return f"<Skipped {self.reason} {self.event_name!r} id={self.event_id!r}>"
-
-
-def _identity_value(value: Any) -> IdentityValue | None:
-    """walkerOS identity coercion: strings and numbers stay, booleans become text.
-
-    Empty strings, ``None``, non-finite numbers and non-scalars are dropped. An
-    integral float becomes an int: the same JSON text ``JSON.stringify`` writes, and
-    one key for ``1`` and ``1.0``.
-    """
-    cls = type(value)
-    if cls is str:
-        return value or None
-    if cls is int:
-        return value  # type: ignore[no-any-return]
-    if cls is bool:
-        return "true" if value else "false"
-    if cls is float:
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() else value
-    if isinstance(value, str):
-        return str(value) or None
-    return None
-
-
-def _string_value(value: Any) -> str | None:
-    """walkerOS ``toStringValue``: strings stay, numbers and booleans become their text."""
-    cls = type(value)
-    if cls is str:
-        return value or None
-    if cls is bool:
-        return "true" if value else "false"
-    if cls is int:
-        return str(value)
-    if cls is float:
-        if not math.isfinite(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return str(value) or None
-    return None
 
 
 def _now_ms() -> int:
@@ -502,16 +395,16 @@ class EventBuilder:
                     pairs.append((identity_type, value))
                     text += len(value)
             else:
-                value = _identity_value(value)
+                value = identity_value(value)
                 if value is not None:
                     pairs.append((identity_type, value))
                     text += len(value) if type(value) is str else 24
         ip = mapped_sri = user_attributes = None
         if plan.batch_level:
             if self._ip is not None:
-                ip = _string_value(self._ip(mev, ctx))
+                ip = string_value(self._ip(mev, ctx))
             if self._source_request_id is not None:
-                mapped_sri = _string_value(self._source_request_id(mev, ctx))
+                mapped_sri = string_value(self._source_request_id(mev, ctx))
             if plan.user_attributes:
                 merged: dict[str, Any] = {}
                 for fn in plan.user_attributes:
