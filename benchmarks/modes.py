@@ -86,7 +86,7 @@ async def open_mode(
             yield client, counts
             await client.aclose()
         return
-    from mparticle_dest._destination import Destination
+    from mparticle_dest._destination.destination import Destination
 
     config, options = destination_options(mode, params)
     if max_buffered is not None:

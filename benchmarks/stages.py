@@ -55,13 +55,13 @@ async def stage_breakdown(params: ScenarioParams, url: str, *, profile_top: int)
         ``{"events", "us_per_event": {stage: µs}, "cpu_s": {stage: s}, "requests",
         "profile": [{"function", "calls", "tottime", "cumtime"}, ...]}``.
     """
-    from mparticle_dest._accumulator import Accumulator, BatchLimits
-    from mparticle_dest._config import DestinationConfig
-    from mparticle_dest._constants import BULK_PATH
-    from mparticle_dest._delivery import Deliverer, make_client
+    from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
+    from mparticle_dest._batching.packer import Packer
+    from mparticle_dest._config.model import DestinationConfig
+    from mparticle_dest._delivery.deliverer import Deliverer, make_client
     from mparticle_dest._event import prepare_event
-    from mparticle_dest._packer import Packer
-    from mparticle_dest._payload import BuiltEvent, EventBuilder
+    from mparticle_dest._mparticle.constants import BULK_PATH
+    from mparticle_dest._payload.builder import BuiltEvent, EventBuilder
     from mparticle_dest._wire import basic_auth_header, encode_bulk, encode_json, endpoint
 
     events = generate_events(
@@ -127,7 +127,7 @@ async def _profile_run(
     params: ScenarioParams, url: str, events: list[dict[str, Any]], top: int
 ) -> list[dict[str, Any]]:
     """cProfile of a batched Destination run (push to close), top ``top`` by own time."""
-    from mparticle_dest._destination import Destination
+    from mparticle_dest._destination.destination import Destination
 
     config = scenario_config(params.batch_size, params.batch_age)
     profiler = cProfile.Profile()

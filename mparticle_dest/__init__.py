@@ -6,7 +6,17 @@ The public surface is this package's ``__all__`` plus the submodules
 """
 
 from ._config import BatchOptions, DestinationConfig, LimitPolicy, Rule, RuleSettings, Settings
-from ._destination import CloseReport, Destination
+from ._delivery import PacingPolicy, RetryPolicy
+from ._destination import (
+    CloseReport,
+    DeliveryOptions,
+    Destination,
+    FailedBatch,
+    FullPolicy,
+    Stats,
+    SyncDestination,
+    SyncReceipt,
+)
 from ._event import WalkerEvent
 from ._exceptions import (
     AuthenticationError,
@@ -20,13 +30,8 @@ from ._exceptions import (
     RejectedError,
     RetryBudgetExhaustedError,
 )
-from ._options import DeliveryOptions, FailedBatch, FullPolicy
-from ._pacing import PacingPolicy
 from ._receipt import Outcome, Receipt
-from ._retry import RetryPolicy
 from ._secret import Secret
-from ._stats import Stats
-from ._sync import SyncDestination, SyncReceipt
 from ._version import __version__
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple, Union
 
 import orjson
 
-from ._constants import EVENTS_PATH, PODS
+from ._mparticle import EVENTS_PATH, PODS
 
 __all__ = [
     "BatchKey",

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._constants import (
+from .._mparticle import (
     CUSTOM_EVENT_TYPES,
     IDENTITY_TYPES,
     MAX_ATTRIBUTE_VALUE_LENGTH,

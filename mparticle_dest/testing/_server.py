@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import anyio.to_thread
 
-from .._constants import (
+from .._mparticle import (
     BULK_PATH,
     EVENTS_PATH,
     HISTORICAL_PATH,

@@ -17,9 +17,9 @@ import pytest
 from support.oas import validate_batch
 
 from mparticle_dest import ConfigError
-from mparticle_dest._config import DestinationConfig
-from mparticle_dest._constants import EVENTS_PATH
-from mparticle_dest._payload import BuiltEvent, EventBuilder
+from mparticle_dest._config.model import DestinationConfig
+from mparticle_dest._mparticle.constants import EVENTS_PATH
+from mparticle_dest._payload.builder import BuiltEvent, EventBuilder
 from mparticle_dest._wire import basic_auth_header, encode_batch, endpoint
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"

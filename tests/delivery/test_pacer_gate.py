@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from mparticle_dest._pacing import Pacer, PacingPolicy
+from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
 
 pytestmark = pytest.mark.anyio
 

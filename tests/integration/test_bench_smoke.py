@@ -21,7 +21,7 @@ from benchmarks.baseline_minimal import MinimalClient
 from benchmarks.runner import SMOKE, SMOKE_MEMORY_EVENTS, SMOKE_STAGE_EVENTS
 from benchmarks.scenario import API_KEY, API_SECRET, generate_events, scenario_config
 from benchmarks.stages import STAGES
-from mparticle_dest._destination import Destination
+from mparticle_dest._destination.destination import Destination
 from mparticle_dest.testing import FakeMparticle
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mparticle_dest import __version__
 from mparticle_dest.__main__ import main
-from mparticle_dest._cli import cli
+from mparticle_dest._cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_FLOW = REPO / "examples" / "flow.json"
@@ -158,7 +158,7 @@ def test_validate_unknown_destination_lists_the_available_ones(
 
 
 def read(path: Path, **kwargs: object) -> dict[str, object]:
-    from mparticle_dest._cli_config import read_config_dict
+    from mparticle_dest._cli.config import read_config_dict
 
     config, _source = read_config_dict(path, environ={}, **kwargs)  # type: ignore[arg-type]
     return config
@@ -188,7 +188,7 @@ def test_multi_flow_needs_a_flow_name_when_the_destination_name_repeats(tmp_path
 
 
 def test_var_and_env_references_are_resolved(tmp_path: Path) -> None:
-    from mparticle_dest._cli_config import read_config_dict
+    from mparticle_dest._cli.config import read_config_dict
 
     flow = {
         "variables": {"pod": "eu1"},
@@ -226,7 +226,7 @@ def test_var_and_env_references_are_resolved(tmp_path: Path) -> None:
 
 
 def test_env_credentials_override_the_file(tmp_path: Path) -> None:
-    from mparticle_dest._cli_config import read_config_dict
+    from mparticle_dest._cli.config import read_config_dict
 
     path = write(tmp_path / "d.json", GOOD)
 
@@ -276,7 +276,7 @@ def test_demo_delivers_every_event_and_summarizes_what_the_server_received(
 
 
 def test_demo_stream_covers_custom_screen_and_commerce_events() -> None:
-    from mparticle_dest._cli_demo import demo_events
+    from mparticle_dest._cli.demo import demo_events
 
     events = list(demo_events(4, 64))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mparticle_dest._cli import cli
+from mparticle_dest._cli.main import cli
 from mparticle_dest.testing import FakeMparticle
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"

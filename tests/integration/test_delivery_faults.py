@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from mparticle_dest import AuthenticationError, RejectedError
-from mparticle_dest._accumulator import SealedBatch
-from mparticle_dest._constants import BULK_PATH
-from mparticle_dest._delivery import BatchResult, Deliverer, make_client
-from mparticle_dest._pacing import Pacer, PacingPolicy
-from mparticle_dest._retry import RetryPolicy
+from mparticle_dest._batching.accumulator import SealedBatch
+from mparticle_dest._delivery.deliverer import BatchResult, Deliverer, make_client
+from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
+from mparticle_dest._delivery.retry import RetryPolicy
+from mparticle_dest._mparticle.constants import BULK_PATH
 from mparticle_dest._wire import basic_auth_header, endpoint
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 

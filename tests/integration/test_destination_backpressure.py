@@ -11,7 +11,7 @@ import pytest
 from support.engine import FAST_RETRY, event, make_config
 
 from mparticle_dest import BufferFullError
-from mparticle_dest._destination import Destination
+from mparticle_dest._destination.destination import Destination
 from mparticle_dest._receipt import Receipt
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 

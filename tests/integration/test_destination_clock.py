@@ -8,7 +8,7 @@ import time
 import anyio
 from support.engine import event, make_config
 
-from mparticle_dest._destination import Destination, _loop_probe
+from mparticle_dest._destination.destination import Destination, _loop_probe
 from mparticle_dest.testing import FakeMparticle
 
 

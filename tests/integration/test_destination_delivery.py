@@ -16,9 +16,13 @@ from support.engine import (
 )
 
 from mparticle_dest import InvalidEventError
-from mparticle_dest._constants import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
-from mparticle_dest._destination import Destination
-from mparticle_dest._stats import Stats
+from mparticle_dest._destination.destination import Destination
+from mparticle_dest._destination.stats import Stats
+from mparticle_dest._mparticle.constants import (
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+)
 from mparticle_dest.testing import FakeMparticle
 
 pytestmark = pytest.mark.anyio

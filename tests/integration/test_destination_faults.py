@@ -19,9 +19,9 @@ from support.engine import (
 )
 
 from mparticle_dest import AuthenticationError, DeliveryError, RejectedError
-from mparticle_dest._destination import Destination
-from mparticle_dest._options import FailedBatch
-from mparticle_dest._retry import RetryPolicy
+from mparticle_dest._delivery.retry import RetryPolicy
+from mparticle_dest._destination.destination import Destination
+from mparticle_dest._destination.options import FailedBatch
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import pytest
 from support.engine import FAST_PACING, FAST_RETRY, event, interleaved, make_config
 
 from mparticle_dest import DestinationClosedError
-from mparticle_dest._destination import Destination
-from mparticle_dest._options import FailedBatch
+from mparticle_dest._destination.destination import Destination
+from mparticle_dest._destination.options import FailedBatch
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 from support.engine import asgi_lifespan, make_config
 
-from mparticle_dest._destination import Destination
+from mparticle_dest._destination.destination import Destination
 from mparticle_dest.testing import FakeMparticle
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from mparticle_dest import SyncDestination
-from mparticle_dest._cli import cli
+from mparticle_dest._cli.main import cli
 from mparticle_dest.testing import FakeMparticle
 
 SECRET = "s3cr3t-VALUE-7c1e"

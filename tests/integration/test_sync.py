@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mparticle_dest import ConfigError, DestinationClosedError, InvalidEventError
-from mparticle_dest._sync import SyncDestination, SyncReceipt
+from mparticle_dest._destination.sync import SyncDestination, SyncReceipt
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ def test_an_instance_inherited_through_fork_refuses_use_with_a_clear_error(
 def test_atexit_drains_an_instance_left_open(server: FakeMparticle, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
-        from mparticle_dest._sync import SyncDestination
+        from mparticle_dest._destination.sync import SyncDestination
 
         dest = SyncDestination(
             {{"settings": {{"apiKey": {server.settings["apiKey"]!r},

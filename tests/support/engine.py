@@ -8,8 +8,8 @@ from typing import Any
 
 import anyio
 
-from mparticle_dest._pacing import PacingPolicy
-from mparticle_dest._retry import RetryPolicy
+from mparticle_dest._delivery.pacing import PacingPolicy
+from mparticle_dest._delivery.retry import RetryPolicy
 from mparticle_dest.testing import FakeMparticle, RecordedEvent
 
 # Retries scaled down so fault tests finish in seconds, with budget enough to outlast ~30 %

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for the typed mParticle models (``mparticle_dest._models``).
+"""Hypothesis strategies for the typed mParticle models (``mparticle_dest._mparticle.models``).
 
 ``model_strategy(cls)`` draws valid instances of any model class, reading the field
 types from the class annotations, so the strategies follow the models as they change.

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mparticle_dest import LimitExceededError
-from mparticle_dest._accumulator import Accumulator, BatchLimits, SealedBatch
-from mparticle_dest._constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
-from mparticle_dest._payload import BatchKey
+from mparticle_dest._batching.accumulator import Accumulator, BatchLimits, SealedBatch
+from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
+from mparticle_dest._payload.builder import BatchKey
 
 
 @frozen

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from mparticle_dest._config import (
+from mparticle_dest._config.model import (
     BatchOptions,
     DestinationConfig,
     LimitPolicy,
@@ -296,7 +296,7 @@ def test_works_when_the_package_re_exports_the_classes_under_its_own_name() -> N
     # mparticle_dest/__init__.py rewrites __module__ of its exports (as httpx does);
     # cattrs must still resolve the annotations. A fresh interpreter, so nothing is cached.
     code = (
-        "import mparticle_dest._config as c\n"
+        "import mparticle_dest._config.model as c\n"
         "for cls in (c.BatchOptions, c.LimitPolicy, c.Settings, c.RuleSettings, c.Rule,\n"
         "            c.DestinationConfig):\n"
         "    cls.__module__ = 'mparticle_dest'\n"

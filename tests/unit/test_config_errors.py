@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mparticle_dest._config import (
+from mparticle_dest._config.model import (
     BatchOptions,
     DestinationConfig,
     LimitPolicy,
@@ -14,8 +14,8 @@ from mparticle_dest._config import (
     RuleSettings,
     Settings,
 )
-from mparticle_dest._constants import IDENTITY_TYPES
 from mparticle_dest._exceptions import ConfigError
+from mparticle_dest._mparticle.constants import IDENTITY_TYPES
 
 BASE = {"apiKey": "key", "apiSecret": "secret"}
 VALID_IDENTITIES = ", ".join(IDENTITY_TYPES)

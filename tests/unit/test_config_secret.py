@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mparticle_dest._config import DestinationConfig, Secret, Settings
+from mparticle_dest._config.model import DestinationConfig, Secret, Settings
 from mparticle_dest._exceptions import ConfigError
 
 SECRET = "hunter2-very-secret"

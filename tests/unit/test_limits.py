@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mparticle_dest import LimitExceededError
-from mparticle_dest._limits import LIMIT_POLICY_DEFAULTS, Limits, check_batch_bytes
+from mparticle_dest._payload.limits import LIMIT_POLICY_DEFAULTS, Limits, check_batch_bytes
 
 
 def _policy(**overrides: str) -> Any:

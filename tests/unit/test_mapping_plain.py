@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mparticle_dest._mapping_plain import PlainValue, plain_map, plain_value
 from mparticle_dest.mapping import CompiledMapping, get_mapping_value
+from mparticle_dest.mapping._plain import PlainValue, plain_map, plain_value
 
 # ------------------------------------------------------------------ plain_value
 

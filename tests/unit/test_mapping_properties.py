@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.mapping_reference import ref_get_path, ref_process, ref_value
 
-from mparticle_dest._mapping_paths import compile_getter, split_path
 from mparticle_dest.mapping import (
     CompiledMapping,
     MappingContext,
     compile_value_mapping,
     get_mapping_value,
 )
+from mparticle_dest.mapping._paths import compile_getter, split_path
 
 # Common keys repeated so that generated paths often hit generated data.
 KEYS = ["a", "a", "b", "b", "0", "0", "*", "*", "1", "01", "", "consent"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mparticle_dest._pacing import Pacer, PacingPolicy
+from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
 
 
 class Clock:

@@ -9,9 +9,9 @@ from collections.abc import Hashable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mparticle_dest._accumulator import SealedBatch
-from mparticle_dest._constants import MAX_BATCH_BYTES, MAX_REQUEST_BYTES
-from mparticle_dest._packer import Packer
+from mparticle_dest._batching.accumulator import SealedBatch
+from mparticle_dest._batching.packer import Packer
+from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_REQUEST_BYTES
 from mparticle_dest._wire import encode_bulk
 
 _seq = iter(range(10**9))

@@ -9,7 +9,7 @@ import pytest
 from support.oas import validate_batch
 
 from mparticle_dest import ConfigError, InvalidEventError, LimitExceededError
-from mparticle_dest._payload import BatchKey, BuiltEvent, EventBuilder, Skipped
+from mparticle_dest._payload.builder import BatchKey, BuiltEvent, EventBuilder, Skipped
 from mparticle_dest._wire import batch_size, encode_batch, user_attributes_fragment
 
 CREDENTIALS = {"apiKey": "key", "apiSecret": "secret"}
@@ -477,7 +477,7 @@ def test_malformed_static_consent_is_a_config_error() -> None:
 
 
 def test_builder_accepts_a_typed_config() -> None:
-    from mparticle_dest._config import DestinationConfig
+    from mparticle_dest._config.model import DestinationConfig
 
     typed = DestinationConfig.from_dict(_config())
     assert EventBuilder.from_config(typed).config is typed

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mparticle_dest import InvalidEventError, LimitExceededError, MparticleDestError
-from mparticle_dest._constants import IDENTITY_TYPES
 from mparticle_dest._event import prepare_event
-from mparticle_dest._payload import BuiltEvent, EventBuilder, Skipped
-from mparticle_dest._payload_fast import FastSpec, fast_source
+from mparticle_dest._mparticle.constants import IDENTITY_TYPES
+from mparticle_dest._payload.builder import BuiltEvent, EventBuilder, Skipped
+from mparticle_dest._payload.fast import FastSpec, fast_source
 
 CREDENTIALS = {"apiKey": "key", "apiSecret": "secret"}
 ATTRIBUTES = {"sku": "data.id", "label": "data.name", "price": "data.price"}

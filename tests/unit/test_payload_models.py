@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from support.mp_strategies import model_strategy as _model_strategy
 from support.oas import EVENT_SCHEMAS, OASValidationError, validate_batch, validate_event
 
-from mparticle_dest import _models as m
-from mparticle_dest._constants import EVENT_TYPES
+from mparticle_dest._mparticle import models as m
+from mparticle_dest._mparticle.constants import EVENT_TYPES
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 STEP_EXAMPLES = json.loads((SHARED / "walkeros-step-examples.json").read_text("utf-8"))["examples"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.oas import validate_batch, validate_bulk
 
-from mparticle_dest._constants import BULK_PATH, EVENTS_PATH, HISTORICAL_PATH
+from mparticle_dest._mparticle.constants import BULK_PATH, EVENTS_PATH, HISTORICAL_PATH
 from mparticle_dest._wire import (
     BatchKey,
     basic_auth_header,

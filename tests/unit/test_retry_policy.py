@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from tenacity import AsyncRetrying, RetryCallState
 
-from mparticle_dest._retry import RetryPolicy, parse_retry_after
+from mparticle_dest._delivery.retry import RetryPolicy, parse_retry_after
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -1,0 +1,11 @@
+"""Stage 5: one bulk request on the wire — the only place httpx and tenacity live.
+
+``deliverer`` posts a request with retries and the status policy, ``retry`` holds the
+retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit.
+"""
+
+from .deliverer import BatchResult, Deliverer, make_client
+from .pacing import Pacer, PacingPolicy
+from .retry import RetryPolicy
+
+__all__ = ["BatchResult", "Deliverer", "Pacer", "PacingPolicy", "RetryPolicy", "make_client"]

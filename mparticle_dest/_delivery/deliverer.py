@@ -1,0 +1,531 @@
+"""HTTP delivery: one bulk POST per call, tenacity retries, the status policy (SPEC §7).
+
+This is the only module that imports httpx. :class:`Deliverer` sends sealed batches
+as one ``/v2/bulkevents`` request and returns one :class:`BatchResult` per batch; it
+never raises for an HTTP or network outcome (only cancellation and bugs propagate).
+
+Status policy:
+
+==========================  ==========================================================
+2xx                         delivered
+429, 408, 5xx               retried; ``Retry-After`` honoured, else full-jitter backoff
+timeout, connection error   retried with the same backoff
+400 (bulk)                  split in halves to isolate the rejected batches
+400 (one batch)             :class:`~mparticle_dest.RejectedError` with the server's message
+413 (bulk)                  split in halves (a proxy may accept less than 256 KB)
+401, 403                    :class:`~mparticle_dest.AuthenticationError` for every batch,
+                            logged once; later sends fail at once without a request
+other 3xx/4xx               :class:`~mparticle_dest.RejectedError` (never retried; a
+                            redirect is never followed, so the auth header never travels)
+budget spent                :class:`~mparticle_dest.RetryBudgetExhaustedError`
+==========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Final, Literal, NamedTuple
+
+import anyio
+import httpx
+from attrs import define, evolve, frozen
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result
+
+from .._batching import SealedBatch
+from .._exceptions import (
+    AuthenticationError,
+    DeliveryError,
+    RejectedError,
+    RetryBudgetExhaustedError,
+)
+from .._mparticle import MAX_BATCHES_PER_REQUEST
+from .._version import __version__
+from .._wire import encode_bulk
+from .pacing import Pacer
+from .retry import RetryPolicy, parse_retry_after
+
+__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client"]
+
+_LOG: Final = logging.getLogger("mparticle_dest.delivery")
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+_MAX_MESSAGE: Final = 500  # characters of a server error message kept
+_RETRY_STATUSES: Final = frozenset({408, 429})
+_SPLIT_STATUSES: Final = frozenset({400, 413})
+# Errors raised before any byte of the request left: a retry cannot duplicate anything.
+_UNSENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Transport errors that a retry cannot fix (a bad URL scheme, an invalid header).
+_FATAL_ERRORS: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+_Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
+
+# Stateless, so shared by every retrier.
+_RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
+
+
+def make_client(
+    *, timeout: float | httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 10
+) -> httpx.AsyncClient:
+    """Build the ``httpx.AsyncClient`` a destination owns when the caller gives none.
+
+    TLS certificates are verified, redirects are not followed, and the pool holds
+    at most ``max_connections`` connections (all kept alive).
+
+    Args:
+        timeout: Seconds for every phase, or an ``httpx.Timeout`` (default: 30 s,
+            10 s to connect).
+        max_connections: Pool size; keep it ≥ the number of concurrent senders.
+    """
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        follow_redirects=False,
+        verify=True,
+        headers={"User-Agent": f"mparticle-dest/{__version__}"},
+    )
+
+
+@define(slots=True)
+class DeliveryCounters:
+    """Counters of one :class:`Deliverer`, read by the destination's stats.
+
+    Attributes:
+        requests: HTTP attempts made (a retry and each half of a split count).
+        retries: Attempts that repeated an earlier failed attempt.
+        bytes_sent: Request body bytes of all attempts.
+        throttled: 429 responses.
+        server_errors: 5xx (and 408) responses.
+        transport_errors: Timeouts and connection errors.
+        possible_duplicates: Batches delivered after an earlier attempt of theirs
+            ended ambiguously (timeout, dropped connection or 5xx after the request
+            was sent), so mParticle may hold them twice (it de-duplicates on
+            ``source_request_id``).
+    """
+
+    requests: int = 0
+    retries: int = 0
+    bytes_sent: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    possible_duplicates: int = 0
+
+
+class _BatchResultFields(NamedTuple):
+    batch: SealedBatch
+    status: int | None
+    attempts: int
+    error: DeliveryError | None = None
+
+
+class BatchResult(_BatchResultFields):
+    """The delivery result of one batch of a :meth:`Deliverer.send` call.
+
+    An immutable named tuple: one is made per batch of every request, so it is built
+    in C rather than by a Python ``__init__``.
+
+    Attributes:
+        batch: The batch.
+        status: The last HTTP status seen for it (``None`` if no response came).
+        attempts: HTTP attempts that carried it (cumulative, ``batch.attempts``).
+        error: ``None`` when delivered, else why it failed.
+    """
+
+    __slots__ = ()
+
+    @property
+    def delivered(self) -> bool:
+        """Whether mParticle accepted the batch."""
+        return self.error is None
+
+    @property
+    def possible_duplicate(self) -> bool:
+        """Delivered after an ambiguous attempt: mParticle may have received it twice."""
+        return self.error is None and self.batch.ambiguous_attempts > 0
+
+    @property
+    def reason(self) -> str | None:
+        """``None`` when delivered, else ``"authentication"``, ``"rejected"``,
+        ``"retry_budget"`` or ``"error"`` (a transport error a retry cannot fix)."""
+        error = self.error
+        if error is None:
+            return None
+        if isinstance(error, AuthenticationError):
+            return "authentication"
+        if isinstance(error, RejectedError):
+            return "rejected"
+        if isinstance(error, RetryBudgetExhaustedError):
+            return "retry_budget"
+        return "error"
+
+
+@frozen
+class _Attempt:
+    """What one HTTP attempt (or the last of a retried request) came to."""
+
+    kind: _Kind
+    status: int | None = None
+    message: str = ""
+    retry_after: float | None = None  # read by the retry wait (RetryPolicy.wait)
+    ambiguous: bool = False
+
+
+class Deliverer:
+    """Posts sealed batches to mParticle with retries, splitting and adaptive pacing.
+
+    One instance serves all concurrent sends of a destination; each request that
+    needs a retry builds its own tenacity retrier (tenacity #93: a shared one
+    corrupts its state).
+
+    Args:
+        client: The HTTP client (owned by the caller of this class).
+        url: The bulk endpoint, e.g. ``_wire.endpoint(pod, base_url, BULK_PATH)``.
+        auth_header: The ``Authorization`` value (``_wire.basic_auth_header``); it is
+            kept private and never logged or shown.
+        retry: The per-request retry budget.
+        pacer: The pacer shared with the other senders of the destination.
+        logger: Where to log (default ``mparticle_dest.delivery``).
+    """
+
+    __slots__ = (
+        "_auth_failure",
+        "_client",
+        "_credentials_tried",
+        "_headers",
+        "_log",
+        "_pacer",
+        "_probe",
+        "_retry",
+        "_token",
+        "_url",
+        "_url_parsed",
+        "counters",
+    )
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        url: str,
+        auth_header: str,
+        retry: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._url_parsed = httpx.URL(url)  # parsed once, not on every post
+        self._headers = {"Authorization": auth_header, "Content-Type": "application/json"}
+        # What to scrub from any server text we keep, should a proxy echo the header.
+        self._token = auth_header.partition(" ")[2] or auth_header
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._pacer = pacer if pacer is not None else Pacer()
+        self._log = logger if logger is not None else _LOG
+        self._auth_failure: int | None = None
+        self._credentials_tried = False
+        self._probe: anyio.Event | None = None
+        self.counters = DeliveryCounters()
+
+    @property
+    def auth_failed(self) -> bool:
+        """Whether mParticle refused the credentials; every later send fails at once."""
+        return self._auth_failure is not None
+
+    @property
+    def pacer(self) -> Pacer:
+        """The shared pacer."""
+        return self._pacer
+
+    def __repr__(self) -> str:
+        state = " auth-failed" if self._auth_failure is not None else ""
+        return f"<Deliverer url={self._url!r}{state}>"
+
+    async def send(self, batches: Sequence[SealedBatch]) -> list[BatchResult]:
+        """Deliver ``batches`` as one bulk request (split only to isolate rejections).
+
+        Args:
+            batches: At most 100 batches, in the order to send them.
+
+        Returns:
+            One :class:`BatchResult` per batch, in the same order.
+
+        Raises:
+            ValueError: More than 100 batches.
+        """
+        if len(batches) > MAX_BATCHES_PER_REQUEST:
+            raise ValueError(f"at most {MAX_BATCHES_PER_REQUEST} batches per request")
+        results: list[BatchResult | None] = [None] * len(batches)
+        if batches:
+            await self._send_group(batches, list(range(len(batches))), results)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(batches)
+        return done
+
+    # -- splitting -------------------------------------------------------------------------
+
+    async def _send_group(
+        self, batches: Sequence[SealedBatch], group: list[int], out: list[BatchResult | None]
+    ) -> None:
+        result = await self._request([batches[i] for i in group])
+        if result.kind == "reject" and len(group) > 1 and result.status in _SPLIT_STATUSES:
+            await self._isolate(batches, group, result, out)
+        else:
+            self._settle(batches, group, result, out)
+
+    async def _isolate(
+        self,
+        batches: Sequence[SealedBatch],
+        group: list[int],
+        rejection: _Attempt,
+        out: list[BatchResult | None],
+    ) -> None:
+        """Find the rejected batches of ``group``, which was refused as a whole.
+
+        Binary search: send the left half; if mParticle accepts it, a 400 must have
+        come from the right half, which is then split without being resent whole.
+        """
+        if len(group) == 1:
+            self._settle(batches, group, rejection, out)
+            return
+        middle = len(group) // 2
+        left, right = group[:middle], group[middle:]
+        left_result = await self._request([batches[i] for i in left])
+        if left_result.kind == "reject" and len(left) > 1 and left_result.status in _SPLIT_STATUSES:
+            await self._isolate(batches, left, left_result, out)
+        else:
+            self._settle(batches, left, left_result, out)
+        if left_result.kind == "delivered" and rejection.status == 400:
+            # A 400 judges content, batch by batch: the culprit is on the right. A 413
+            # judges size, so each half may pass on its own and must be tried.
+            await self._isolate(batches, right, rejection, out)
+        else:
+            await self._send_group(batches, right, out)
+
+    def _settle(
+        self,
+        batches: Sequence[SealedBatch],
+        group: list[int],
+        result: _Attempt,
+        out: list[BatchResult | None],
+    ) -> None:
+        status = result.status
+        if result.kind == "delivered":
+            for i in group:
+                batch = batches[i]
+                out[i] = BatchResult(batch, status, batch.attempts)
+                if batch.ambiguous_attempts:
+                    self.counters.possible_duplicates += 1
+            return
+        for i in group:
+            batch = batches[i]
+            out[i] = BatchResult(batch, status, batch.attempts, self._error(result, batch))
+
+    def _error(self, result: _Attempt, batch: SealedBatch) -> DeliveryError:
+        status = result.status
+        if result.kind == "auth":
+            return AuthenticationError(
+                f"mParticle refused the credentials (HTTP {status}): check apiKey and apiSecret",
+                status=status,
+            )
+        if result.kind == "reject":
+            self._log.warning(
+                "mParticle rejected batch source_request_id=%s (HTTP %s): %s",
+                batch.source_request_id,
+                status,
+                result.message,
+            )
+            return RejectedError(
+                f"mParticle rejected the batch (HTTP {status}): {result.message}",
+                status=status,
+                server_message=result.message,
+            )
+        if result.kind == "retry":
+            return RetryBudgetExhaustedError(
+                f"retry budget spent ({result.message})",
+                status=status,
+            )
+        return DeliveryError(f"delivery failed: {result.message}", status=status)
+
+    # -- one request with retries ------------------------------------------------------------
+
+    async def _request(self, group: list[SealedBatch]) -> _Attempt:
+        """POST ``group`` as one bulk body until it settles or the budget runs out."""
+        if self._auth_failure is not None:
+            return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
+        body = encode_bulk([b.body for b in group])
+        sent: list[int] = [0]  # attempts of this request that reached the wire
+        started = time.monotonic()
+        first = await self._attempt(group, body, sent)
+        if first.kind != "retry":
+            # Most requests settle at once: no retrier is built for them (tenacity's
+            # set-up costs more per request than the rest of this module).
+            return first
+        # A retriable failure: only now build this request's own retrier (one per
+        # request: a shared one corrupts its state, tenacity #93). Its attempt 1 is the
+        # one already made, and its time budget counts from that attempt's start.
+        replay: list[_Attempt] = [first]
+
+        async def attempt() -> _Attempt:
+            if replay:
+                return replay.pop()
+            return await self._attempt(group, body, sent)
+
+        retrying = AsyncRetrying(
+            sleep=anyio.sleep,
+            stop=self._retry.stop(started=started),
+            wait=self._retry.wait(),
+            retry=_RETRY_ON_RESULT,
+            before_sleep=self._before_sleep,
+            retry_error_callback=_last_result,
+        )
+        result: _Attempt = await retrying(attempt)
+        if result.kind == "retry":
+            attempts = retrying.statistics.get("attempt_number", 1)
+            result = evolve(result, message=f"{attempts} attempts, last: {result.message}")
+            self._log.warning(
+                "mParticle request of %d batches gave up (%s)", len(group), result.message
+            )
+        return result
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        message = outcome.result().message if outcome is not None and not outcome.failed else ""
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        self._log.info(
+            "mParticle request attempt %d failed (%s); retrying in %.2f s",
+            state.attempt_number,
+            message,
+            wait,
+        )
+
+    async def _attempt(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
+        probe = await self._claim_probe()
+        settled = False
+        try:
+            result = await self._post(group, body, sent)
+            settled = True
+            return result
+        finally:
+            if probe:
+                self._release_probe(settled)
+
+    async def _claim_probe(self) -> bool:
+        """Until the credentials were tried once, let one attempt at a time through.
+
+        So wrong credentials cost exactly one request, however many senders start
+        together. Returns whether this attempt is the probe.
+        """
+        while not self._credentials_tried:
+            if self._probe is None:
+                self._probe = anyio.Event()
+                return True
+            await self._probe.wait()
+        return False
+
+    def _release_probe(self, settled: bool) -> None:
+        # A cancelled probe proved nothing: the next waiter becomes the probe.
+        self._credentials_tried = settled
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.set()
+
+    async def _post(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
+        if self._auth_failure is not None:  # another sender learnt it while we waited
+            return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
+        await self._pacer.acquire(len(group))
+        counters = self.counters
+        counters.requests += 1
+        if sent[0]:
+            counters.retries += 1
+        sent[0] += 1
+        counters.bytes_sent += len(body)
+        for batch in group:
+            batch.attempts += 1
+        try:
+            response = await self._client.post(
+                self._url_parsed, content=body, headers=self._headers, follow_redirects=False
+            )
+        except _FATAL_ERRORS as exc:
+            return _Attempt("fail", None, _describe(exc))
+        except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
+            counters.transport_errors += 1
+            ambiguous = not isinstance(exc, _UNSENT_ERRORS)
+            if ambiguous:
+                for batch in group:
+                    batch.ambiguous_attempts += 1
+            return _Attempt("retry", None, _describe(exc), ambiguous=ambiguous)
+        return self._classify(response, group)
+
+    def _classify(self, response: httpx.Response, group: list[SealedBatch]) -> _Attempt:
+        status = response.status_code
+        headers = response.headers
+        self._pacer.on_response(status, headers)
+        if 200 <= status < 300:
+            return _Attempt("delivered", status)
+        if status in (401, 403):
+            if self._auth_failure is None:
+                self._auth_failure = status
+                self._log.error(
+                    "mParticle refused the credentials (HTTP %d): check apiKey and apiSecret;"
+                    " no more requests will be sent by this destination",
+                    status,
+                )
+            return _Attempt("auth", status, self._server_message(response))
+        if status == 429 or status >= 500 or status in _RETRY_STATUSES:
+            if status == 429:
+                self.counters.throttled += 1
+            else:
+                self.counters.server_errors += 1
+            ambiguous = status >= 500  # the server may have acted before failing
+            if ambiguous:
+                for batch in group:
+                    batch.ambiguous_attempts += 1
+            return _Attempt(
+                "retry",
+                status,
+                f"HTTP {status}",
+                retry_after=parse_retry_after(headers.get("retry-after")),
+                ambiguous=ambiguous,
+            )
+        if 300 <= status < 400:
+            return _Attempt("reject", status, f"HTTP {status} redirect not followed")
+        return _Attempt("reject", status, self._server_message(response))
+
+    def _server_message(self, response: httpx.Response) -> str:
+        """The server's error text: ``code: message`` items of ``{"errors": [...]}``, else text."""
+        text = response.text
+        message = ""
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+            parts = []
+            for item in payload["errors"]:
+                if isinstance(item, dict):
+                    code, detail = item.get("code"), item.get("message")
+                    parts.append(": ".join(str(p) for p in (code, detail) if p is not None))
+            message = "; ".join(p for p in parts if p)
+        if not message:
+            message = " ".join(text.split()) or f"HTTP {response.status_code}"
+        if self._token and self._token in message:
+            message = message.replace(self._token, "***")
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 1] + "…"
+        return message
+
+
+def _last_result(state: RetryCallState) -> _Attempt | None:
+    """What a retrier whose budget is spent returns: the last attempt's result."""
+    return state.outcome.result() if state.outcome is not None else None
+
+
+def _describe(exc: BaseException) -> str:
+    """Name a transport error without the request (httpx messages carry no headers)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,21 @@
+"""The runtime that drives the stages: ``Destination``, its engine, options and stats.
+
+``destination`` is the lifecycle and the ``push`` hot path, ``engine`` the background
+flusher and senders, ``sync`` the threaded facade for WSGI and scripts.
+"""
+
+from .destination import CloseReport, Destination
+from .options import DeliveryOptions, FailedBatch, FullPolicy
+from .stats import Stats
+from .sync import SyncDestination, SyncReceipt
+
+__all__ = [
+    "CloseReport",
+    "DeliveryOptions",
+    "Destination",
+    "FailedBatch",
+    "FullPolicy",
+    "Stats",
+    "SyncDestination",
+    "SyncReceipt",
+]

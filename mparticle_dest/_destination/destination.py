@@ -1,0 +1,596 @@
+"""``Destination``: lifecycle, the push hot path, the flusher and senders, backpressure, close.
+
+Structure (SPEC §2, §6, §7)::
+
+    push ── build (caller's task) ── Accumulator.add ──┐ sealed batch: wake the flusher
+                                                       ▼
+    background task group:  flusher ── due batches ── Packer ── ≤ max_in_flight sender tasks
+                                                                 └─ Deliverer.send (HTTP)
+
+This module holds the lifecycle and the caller-facing API; ``_engine.Engine`` holds
+the machinery behind it. ``push`` does not even yield to the loop unless it must wait
+for room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from attrs import frozen
+
+from .._batching import Accumulator, BatchLimits, Packer
+from .._config import DestinationConfig
+from .._delivery import Deliverer, Pacer, PacingPolicy, RetryPolicy, make_client
+from .._exceptions import (
+    BufferFullError,
+    DestinationClosedError,
+    InvalidEventError,
+)
+from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
+from .._payload import EventBuilder, Skipped
+from .._receipt import Receipt
+from .._wire import basic_auth_header, endpoint
+from .engine import Engine
+from .options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_EVENTS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DeliveryOptions,
+    FailedBatch,
+    FullPolicy,
+)
+from .stats import Counters, Stats
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["CloseReport", "Destination"]
+
+logger = logging.getLogger("mparticle_dest")
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@frozen(kw_only=True)
+class CloseReport:
+    """What ``aclose()`` (or leaving ``async with``) achieved.
+
+    Attributes:
+        delivered: Events delivered over the destination's life.
+        failed: Events that failed over its life (each batch passed to ``on_error``),
+            ``undelivered`` included.
+        undelivered: Events still buffered when the close timeout ran out; they
+            failed with reason ``"closed"``.
+        timed_out: Whether the close timeout ran out before everything was final.
+        duration: Seconds the close took.
+        stats: The final counters.
+    """
+
+    delivered: int
+    failed: int
+    undelivered: int
+    timed_out: bool
+    duration: float
+    stats: Stats
+
+    @property
+    def ok(self) -> bool:
+        """Whether every accepted event was delivered."""
+        return self.failed == 0
+
+
+# Destinations inherited through fork() must refuse to work: their loop, sockets and
+# background tasks exist only in the parent.
+_live: weakref.WeakSet[Destination] = weakref.WeakSet()
+
+
+def _mark_forked() -> None:
+    for destination in list(_live):
+        destination._forked = True
+        destination._stop_accepting()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
+
+
+def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
+    """Cheap functions for the hot path: one identifying the running event loop, and
+    the loop's clock (the one ``anyio.current_time()`` reads, minus its dispatch)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # not asyncio: anyio's other backend
+
+        return trio.lowlevel.current_trio_token, trio.current_time
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        # The stock loops' clock *is* time.monotonic(): call it without the Python method.
+        return asyncio.get_running_loop, time.monotonic
+    return asyncio.get_running_loop, loop.time
+
+
+def _no_loop() -> object:
+    return None
+
+
+# What ``Destination._accepting`` holds while pushes are refused: no loop is ever this.
+_REFUSING: object = object()
+
+
+def _no_clock() -> float:
+    raise DestinationClosedError("the Destination is not open")
+
+
+class Destination:
+    """Delivers walkerOS events to mParticle in per-user batches (SPEC §2).
+
+    Use it as an async context manager; leaving the context delivers everything
+    buffered (within ``close_timeout``) and closes::
+
+        async with Destination(config) as dest:
+            receipt = await dest.push(event)
+
+    Args:
+        config: The destination config: a walkerOS-style dict (camelCase keys, as in
+            a ``flow.json``) or a :class:`~mparticle_dest.DestinationConfig`.
+        base_url: Scheme + host (+ path prefix) replacing the pod host, e.g.
+            ``http://127.0.0.1:8080`` (proxies, tests).
+        http_client: An ``httpx.AsyncClient`` you own (not closed by the destination).
+            Give it ``follow_redirects=False`` and a pool of at least ``max_in_flight``.
+        max_buffered_events: Cap on events accepted and not yet final (default 20,000).
+        full_policy: At the cap, ``"wait"`` for room (default), ``"drop"`` the event
+            (counted; its receipt resolves ``dropped``) or ``"raise"``
+            :class:`~mparticle_dest.BufferFullError`.
+        full_timeout: With ``"wait"``, raise ``BufferFullError`` after this many
+            seconds (default ``None``: wait as long as it takes).
+        close_timeout: Seconds the close spends delivering what is buffered
+            (default 10); what is left fails with reason ``"closed"``.
+        max_in_flight: Most concurrent requests (default 4).
+        max_batches_per_request: Most batches in one request (1–100, default 100).
+        request_timeout: Seconds per phase of an HTTP attempt (default 30, 10 to
+            connect). Ignored with ``http_client``.
+        retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
+            8 attempts within 60 s).
+        pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
+        on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
+            every batch that failed for good; its exceptions are logged and contained.
+        historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
+            data older than 30 days (default ``False``); ``push`` then refuses events
+            without a ``timestamp``.
+
+    Raises:
+        ConfigError: The config is invalid (the message names every bad key).
+        ValueError: A delivery option is invalid.
+        TypeError: ``on_error`` is not a sync callable.
+    """
+
+    def __init__(
+        self,
+        config: DestinationConfig | Mapping[str, Any],
+        *,
+        base_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        full_policy: FullPolicy = "wait",
+        full_timeout: float | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_batches_per_request: int = MAX_BATCHES_PER_REQUEST,
+        request_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        pacing: PacingPolicy | None = None,
+        on_error: Callable[[FailedBatch], object] | None = None,
+        historical: bool = False,
+    ) -> None:
+        self.config = DestinationConfig.coerce(config)
+        self.options = DeliveryOptions(
+            max_buffered_events=max_buffered_events,
+            full_policy=full_policy,
+            full_timeout=full_timeout,
+            close_timeout=close_timeout,
+            max_in_flight=max_in_flight,
+            max_batches_per_request=max_batches_per_request,
+            request_timeout=request_timeout,
+            retry=retry if retry is not None else RetryPolicy(),
+            pacing=pacing if pacing is not None else PacingPolicy(),
+            on_error=on_error,
+            historical=historical,
+        )
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        path = HISTORICAL_PATH if historical else BULK_PATH
+        self._url = endpoint(self.config.settings.pod, base_url, path)
+        self._builder = EventBuilder.from_config(self.config)
+        self._counters = Counters()
+        self._engine = Engine(
+            Accumulator(BatchLimits().override(self.config.batch)),
+            Packer(max_batches=self.options.max_batches_per_request),
+            self.options,
+            self._counters,
+            on_broken=self._stop_accepting,
+        )
+        self._http_client = http_client
+        self._client_to_close: httpx.AsyncClient | None = None
+
+        self._state = _State.UNOPENED
+        self._forked = False
+        self._loop: object = None
+        # The loop push accepts events on: ``self._loop`` while open (not closing, not
+        # broken, not forked), else ``_REFUSING``; one identity test on the hot path.
+        self._accepting: object = _REFUSING
+        self._loop_probe: Callable[[], object] = _no_loop
+        self._now: Callable[[], float] = _no_clock
+        self._cap = self.options.max_buffered_events
+        self._historical = historical
+
+        self._closed: anyio.Event | None = None
+        self._close_report: CloseReport | None = None
+        self._lifespan_cm: AbstractAsyncContextManager[Destination] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Destination {self._state.value} url={self._url!r}"
+            f" buffered={self._engine.buffered} in_flight={self._engine.in_flight}>"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Destination:
+        if self._state is not _State.UNOPENED:
+            raise DestinationClosedError(
+                "a Destination can be entered only once; create a new one to reopen"
+            )
+        cm = self._lifespan()
+        destination = await cm.__aenter__()
+        self._lifespan_cm = cm
+        return destination
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        cm, self._lifespan_cm = self._lifespan_cm, None
+        if cm is None:
+            return None
+        return await cm.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[Destination]:
+        # The task group is entered and left by the task running ``async with``; aclose()
+        # may run on any task, so it stops the background through its own cancel scope.
+        self._loop_probe, self._now = _loop_probe()
+        self._loop = self._loop_probe()
+        self._closed = anyio.Event()
+        client = self._http_client
+        owns_client = client is None
+        if client is None:
+            timeout = self.options.request_timeout
+            client = (
+                make_client(max_connections=self.options.max_in_flight)
+                if timeout is None
+                else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
+            )
+        self._client_to_close = client if owns_client else None
+        settings = self.config.settings
+        self._engine.deliverer = Deliverer(
+            client,
+            url=self._url,
+            auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
+            retry=self.options.retry,
+            pacer=Pacer(self.options.pacing),
+        )
+        try:
+            error: Exception | None = None
+            async with anyio.create_task_group() as tg:
+                # The engine shields itself from cancellation; if the caller were cancelled
+                # before it reported readiness, start() (and the task group) would wait forever.
+                with anyio.CancelScope(shield=True):
+                    await tg.start(self._engine.run)
+                self._state = _State.OPEN
+                self._accepting = self._loop
+                _live.add(self)
+                try:
+                    yield self
+                except Exception as exc:
+                    # Re-raised below, outside the task group, which would wrap it in
+                    # an ExceptionGroup: the caller sees its own error unchanged.
+                    error = exc
+                finally:
+                    await self.aclose()
+            if error is not None:
+                raise error
+        finally:
+            _live.discard(self)
+            if self._state is not _State.CLOSED:  # start-up failed
+                self._state = _State.CLOSED
+                await self._close_client()
+
+    async def aclose(self) -> CloseReport:
+        """Deliver everything buffered (within ``close_timeout``), stop and report.
+
+        Idempotent: later calls return the first report. Runs shielded, so a cancelled
+        caller still gets everything delivered or reported within the timeout. Events
+        still buffered when the timeout runs out fail with reason ``"closed"`` (their
+        receipts resolve, ``on_error`` receives their batches). Leaving ``async with``
+        calls it.
+
+        Returns:
+            A :class:`CloseReport`.
+        """
+        if self._close_report is not None:
+            return self._close_report
+        if self._state is _State.CLOSING:
+            assert self._closed is not None
+            await self._closed.wait()
+            return self._final_report()
+        if self._state is _State.UNOPENED or self._forked:
+            # Nothing to deliver, or (after fork) nothing this process may touch.
+            self._state = _State.CLOSED
+            self._close_report = self._report(timed_out=False, duration=0.0)
+            return self._close_report
+        self._check_loop()
+        self._state = _State.CLOSING
+        self._stop_accepting()
+        started = anyio.current_time()
+        engine = self._engine
+        engine.wake_room()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.options.close_timeout) as drain:
+                engine.seal_all()
+                await engine.wait_unresolved()
+            timed_out = drain.cancelled_caught
+            await engine.stop()
+            engine.fail_leftovers()
+            await self._close_client()
+        self._state = _State.CLOSED
+        report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
+        self._close_report = report
+        self._log_close(report)
+        assert self._closed is not None
+        self._closed.set()
+        return report
+
+    def _final_report(self) -> CloseReport:
+        assert self._close_report is not None
+        return self._close_report
+
+    async def _close_client(self) -> None:
+        client, self._client_to_close = self._client_to_close, None
+        if client is not None:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters (see :class:`~mparticle_dest.Stats`)."""
+        engine = self._engine
+        d = engine.deliverer.counters if engine.deliverer is not None else None
+        return self._counters.snapshot(
+            buffered=engine.buffered,
+            in_flight_requests=engine.in_flight,
+            requests=d.requests if d else 0,
+            retries=d.retries if d else 0,
+            bytes_sent=d.bytes_sent if d else 0,
+            throttled=d.throttled if d else 0,
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the destination no longer accepts events (closing or closed)."""
+        return self._state in (_State.CLOSING, _State.CLOSED)
+
+    async def push(self, event: Mapping[str, Any]) -> Receipt:
+        """Map one event and add it to its user's batch; return once it is buffered.
+
+        Validation and mapping run on the caller's task; no network wait, and no
+        yield to the event loop unless the buffer is full and the policy is
+        ``"wait"``. Cancelling a waiting ``push`` leaves the event not accepted.
+
+        Args:
+            event: A walkerOS event (a dict, or any mapping).
+
+        Returns:
+            A :class:`~mparticle_dest.Receipt`; ``await receipt`` gives the final
+            :class:`~mparticle_dest.Outcome`. Skipped (consent, ignore) and dropped
+            events get an already resolved receipt.
+
+        Raises:
+            InvalidEventError: The event is invalid (the error names the field); a
+                :class:`~mparticle_dest.LimitExceededError` for a broken mParticle limit.
+            BufferFullError: The buffer is full and the policy is ``"raise"``, or
+                ``full_timeout`` passed while waiting.
+            DestinationClosedError: The destination is not open (not entered yet,
+                closing, closed, used from another event loop or after ``fork()``).
+        """
+        try:
+            here = self._loop_probe()
+        except RuntimeError:
+            here = None
+        if here is not self._accepting:
+            raise self._refusal()
+        engine = self._engine
+        counters = self._counters
+        counters.pushed += 1
+        try:
+            if self._historical and isinstance(event, Mapping):
+                self._check_historical(event)
+            built = self._builder.build(event)
+        except InvalidEventError:
+            counters.invalid += 1
+            raise
+        if isinstance(built, Skipped):
+            counters.skip(built.reason)
+            return Receipt.resolved(built.event_id, "skipped", built.reason)
+        counters.mapped += 1
+        if engine.buffered >= self._cap:
+            dropped = await self._make_room(built.event_id)
+            if dropped is not None:
+                return dropped
+        try:
+            receipt, sealed = engine.acc.add(built, self._now())
+        except InvalidEventError:  # the event alone is over the batch byte limit
+            counters.mapped -= 1
+            counters.invalid += 1
+            raise
+        engine.buffered += 1
+        if sealed:
+            # (A new deadline wakes the flusher from the accumulator: Engine.deadline_added.)
+            for batch in sealed:
+                engine.enqueue(batch)
+            engine.wake_flusher()
+        return receipt
+
+    async def flush(self) -> None:
+        """Send every buffered event now and return when each one's outcome is final.
+
+        Open batches are sealed at once, whatever their age or size. Delivery failures
+        do not raise: they are on the receipts, in ``stats`` and passed to ``on_error``.
+
+        Raises:
+            DestinationClosedError: The destination is not open.
+        """
+        if self._state is not _State.OPEN or self._engine.broken:
+            raise self._closed_error()
+        self._check_loop()
+        self._engine.seal_all()
+        await self._engine.wait_unresolved()
+
+    # -- push helpers ------------------------------------------------------------------------
+
+    async def _make_room(self, event_id: str) -> Receipt | None:
+        """Apply the full-buffer policy; ``None`` means there is room now."""
+        counters, engine = self._counters, self._engine
+        # Waiting open batches would hold room until their age: send the oldest now.
+        engine.make_room()
+        policy = self.options.full_policy
+        if policy == "drop":
+            counters.dropped += 1
+            if not engine.full_warned:
+                engine.full_warned = True
+                logger.warning(
+                    "mparticle_dest buffer full (%d events): dropping new events until"
+                    " there is room (counted in stats.dropped)",
+                    self._cap,
+                )
+            return Receipt.resolved(event_id, "dropped", "buffer_full")
+        if policy == "raise":
+            counters.refused += 1
+            raise BufferFullError(f"{self._cap} events are buffered (max_buffered_events)")
+        timeout = self.options.full_timeout
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                while engine.buffered >= self._cap and self._state is _State.OPEN:
+                    if engine.room is None:
+                        engine.room = anyio.Event()
+                    await engine.room.wait()
+        except BaseException:  # cancelled while waiting: the event was not accepted
+            counters.refused += 1
+            raise
+        if self._state is not _State.OPEN:
+            counters.refused += 1
+            raise self._closed_error()
+        if scope.cancelled_caught:
+            counters.refused += 1
+            raise BufferFullError(
+                f"no room in the buffer ({self._cap} events) after waiting {timeout} s"
+            )
+        return None
+
+    @staticmethod
+    def _check_historical(event: Mapping[str, Any]) -> None:
+        # "Now" would be a wrong time for a backfill, and mParticle requires it there.
+        if event.get("timestamp") is None:
+            raise InvalidEventError(
+                "timestamp: required when posting to the historical endpoint",
+                field="timestamp",
+            )
+
+    def _stop_accepting(self) -> None:
+        self._accepting = _REFUSING
+
+    def _refusal(self) -> DestinationClosedError:
+        """Why ``push`` refuses the event: closed (or broken, forked) first, else the loop."""
+        if self._state is not _State.OPEN or self._engine.broken or self._forked:
+            return self._closed_error()
+        return DestinationClosedError(
+            "this Destination belongs to another event loop; create one per event loop"
+        )
+
+    def _closed_error(self) -> DestinationClosedError:
+        if self._forked:
+            return DestinationClosedError(
+                "this Destination was opened in another process (before fork());"
+                " create and enter a new Destination in this process"
+            )
+        if self._state is _State.UNOPENED:
+            return DestinationClosedError(
+                "the Destination is not open: use `async with Destination(...) as dest:`"
+            )
+        if self._engine.broken:
+            return DestinationClosedError(
+                "the Destination stopped after an internal error (see the log)"
+            )
+        return DestinationClosedError("the Destination is closed")
+
+    def _check_loop(self) -> None:
+        if self._forked:
+            raise self._closed_error()
+        try:
+            loop = self._loop_probe()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise DestinationClosedError(
+                "this Destination belongs to another event loop; create one per event loop"
+            )
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _report(self, *, timed_out: bool, duration: float) -> CloseReport:
+        stats = self.stats
+        return CloseReport(
+            delivered=stats.delivered_events,
+            failed=stats.failed_events,
+            undelivered=stats.undelivered_at_close,
+            timed_out=timed_out,
+            duration=duration,
+            stats=stats,
+        )
+
+    @staticmethod
+    def _log_close(report: CloseReport) -> None:
+        if report.undelivered:
+            logger.warning(
+                "mparticle_dest closed: %d events delivered, %d failed, of which %d were"
+                " still buffered when the close timeout ran out",
+                report.delivered,
+                report.failed,
+                report.undelivered,
+            )
+        elif report.failed:
+            logger.warning(
+                "mparticle_dest closed: %d events delivered, %d failed",
+                report.delivered,
+                report.failed,
+            )
+        else:
+            logger.info("mparticle_dest closed: %d events delivered", report.delivered)

@@ -1,0 +1,131 @@
+"""Delivery options of a :class:`~mparticle_dest.Destination` and the dead-letter record."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+from attrs import field, frozen, validators
+
+from .._delivery import PacingPolicy, RetryPolicy
+from .._exceptions import DeliveryError
+from .._mparticle import MAX_BATCHES_PER_REQUEST
+
+__all__ = ["DeliveryOptions", "FailedBatch", "FullPolicy"]
+
+FullPolicy = Literal["wait", "drop", "raise"]
+"""What ``push`` does when the buffer is full: wait for room, drop the event, or raise."""
+
+DEFAULT_MAX_BUFFERED_EVENTS = 20_000
+DEFAULT_CLOSE_TIMEOUT = 10.0
+DEFAULT_MAX_IN_FLIGHT = 4
+
+
+@frozen(kw_only=True)
+class FailedBatch:
+    """A batch that failed for good, as passed to the ``on_error`` hook.
+
+    Attributes:
+        source_request_id: The batch's ``source_request_id``.
+        event_count: Number of events in the batch.
+        reason: ``"rejected"`` (400), ``"authentication"`` (401/403),
+            ``"retry_budget"`` (429/5xx/network errors outlasted the budget),
+            ``"error"`` (a transport error a retry cannot fix) or ``"closed"``
+            (still buffered when the close timeout ran out).
+        error: The error, also on each event's :class:`~mparticle_dest.Outcome`.
+        attempts: HTTP attempts that carried the batch.
+        body: The batch JSON exactly as it was (or would have been) sent, for a
+            dead-letter store; resend it to ``/v2/events`` as is.
+    """
+
+    source_request_id: str
+    event_count: int
+    reason: str
+    error: DeliveryError
+    attempts: int
+    body: bytes = field(repr=False)
+
+
+def _finite_positive(_inst: object, attribute: object, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{getattr(attribute, 'name', 'value')} must be > 0, got {value!r}")
+
+
+def _optional_timeout(_inst: object, attribute: object, value: float | None) -> None:
+    if value is not None:
+        _finite_positive(_inst, attribute, value)
+
+
+def _sync_callable(_inst: object, attribute: object, value: Any) -> None:
+    if value is None:
+        return
+    if not callable(value):
+        raise TypeError(f"on_error must be callable, got {type(value).__name__}")
+    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004 - an async __call__ method
+    ):
+        raise TypeError(
+            "on_error must be a plain (sync) callable; it runs on the sender task. To do"
+            " I/O, hand the FailedBatch to a queue or a task of your own."
+        )
+
+
+@frozen(kw_only=True)
+class DeliveryOptions:
+    """Keyword options of :class:`~mparticle_dest.Destination` (``dest.options``).
+
+    Attributes:
+        max_buffered_events: Cap on events accepted and not yet final (open,
+            queued or in flight).
+        full_policy: When the cap is reached, ``push`` waits for room (``"wait"``),
+            drops the event (``"drop"``, counted, receipt resolved ``dropped``) or
+            raises :class:`~mparticle_dest.BufferFullError` (``"raise"``).
+        full_timeout: With ``"wait"``, raise ``BufferFullError`` after waiting this
+            many seconds (``None``: wait as long as it takes).
+        close_timeout: Seconds ``aclose()`` spends delivering what is buffered;
+            what is left then fails with reason ``"closed"``.
+        max_in_flight: Most requests in flight at once.
+        max_batches_per_request: Most batches packed into one ``/v2/bulkevents``
+            request (1 to 100, mParticle's limit; default 100). With ``batch.size``
+            1 and this at 1, delivery is one request per event, walkerOS's strategy.
+        request_timeout: Seconds for each phase of one HTTP attempt (``None``:
+            30 s, and 10 s to connect). Ignored with a caller-owned ``http_client``.
+        retry: The per-request retry budget and backoff.
+        pacing: The adaptive pacing tuning.
+        on_error: Called with a :class:`FailedBatch` for every batch that failed for
+            good. A plain sync callable; its exceptions are logged and contained.
+        historical: Post to ``/v2/bulkevents/historical`` (backfills of data older
+            than 30 days); every pushed event must then carry its ``timestamp``.
+    """
+
+    max_buffered_events: int = field(
+        default=DEFAULT_MAX_BUFFERED_EVENTS,
+        validator=[validators.instance_of(int), validators.ge(1)],
+    )
+    full_policy: FullPolicy = field(
+        default="wait", validator=validators.in_(("wait", "drop", "raise"))
+    )
+    full_timeout: float | None = field(default=None, validator=_optional_timeout)
+    close_timeout: float = field(
+        default=DEFAULT_CLOSE_TIMEOUT, converter=float, validator=_finite_positive
+    )
+    max_in_flight: int = field(
+        default=DEFAULT_MAX_IN_FLIGHT, validator=[validators.instance_of(int), validators.ge(1)]
+    )
+    max_batches_per_request: int = field(
+        default=MAX_BATCHES_PER_REQUEST,
+        validator=[
+            validators.instance_of(int),
+            validators.ge(1),
+            validators.le(MAX_BATCHES_PER_REQUEST),
+        ],
+    )
+    request_timeout: float | None = field(default=None, validator=_optional_timeout)
+    retry: RetryPolicy = field(factory=RetryPolicy, validator=validators.instance_of(RetryPolicy))
+    pacing: PacingPolicy = field(
+        factory=PacingPolicy, validator=validators.instance_of(PacingPolicy)
+    )
+    on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
+    historical: bool = field(default=False, validator=validators.instance_of(bool))

@@ -1,0 +1,340 @@
+"""``SyncDestination``: the async engine for threaded code (Django, Flask, Celery).
+
+The engine runs on a private event loop in a daemon thread. Calls from any number
+of threads are handed to that loop through an anyio blocking portal, so
+``push`` blocks its calling thread only while the event is mapped and buffered (or
+while it waits for room under the default full-buffer policy), never for HTTP.
+
+Shutdown: ``close()`` (or leaving the ``with`` block) drains the buffers within the
+close timeout and stops the thread. Instances still open when the interpreter exits
+are closed by an ``atexit`` hook, which holds them only weakly. The loop thread is a
+daemon thread on purpose: non-daemon threads are joined *before* ``atexit`` hooks
+run, so a non-daemon loop would keep the interpreter from ever reaching the hook.
+
+Fork: the loop thread does not survive ``fork()``. An instance used in a child
+process raises :class:`~mparticle_dest.DestinationClosedError` telling to create a
+new one there; it is never silently dead, and the child never re-sends events
+that the parent still holds (the parent delivers them).
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from .._config import DestinationConfig
+from .._exceptions import DestinationClosedError
+from .._receipt import Outcome, Receipt
+from .destination import CloseReport, Destination
+from .stats import Stats
+
+__all__ = ["SyncDestination", "SyncReceipt"]
+
+logger = logging.getLogger("mparticle_dest.sync")
+
+_live: weakref.WeakSet[SyncDestination] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class SyncReceipt:
+    """The outcome of one event pushed through :class:`SyncDestination`.
+
+    ``result(timeout)`` blocks the calling thread until the event's outcome is final.
+    """
+
+    __slots__ = ("_owner", "_receipt")
+
+    def __init__(self, receipt: Receipt, owner: SyncDestination) -> None:
+        self._receipt = receipt
+        self._owner = owner
+
+    @property
+    def event_id(self) -> str | None:
+        """The walkerOS event id (``source_message_id`` at mParticle)."""
+        return self._receipt.event_id
+
+    def done(self) -> bool:
+        """Whether the outcome is final."""
+        return self._receipt.done()
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The final outcome, or ``None`` while the event is still on its way."""
+        return self._receipt.outcome
+
+    def result(self, timeout: float | None = None) -> Outcome:
+        """Wait for the final outcome of the event.
+
+        Delivery failures are returned as an :class:`~mparticle_dest.Outcome` with
+        ``status="failed"``; call ``.raise_for_failure()`` on it to raise instead.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits until the outcome is final
+                (every receipt resolves, at the latest when the destination closes).
+
+        Returns:
+            The event's outcome.
+
+        Raises:
+            TimeoutError: The outcome was not final within ``timeout``.
+        """
+        outcome = self._receipt.outcome
+        if outcome is not None:
+            return outcome
+        future = self._owner._submit(self._receipt.wait)
+        try:
+            outcome = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"event {self.event_id} not final after {timeout} s") from None
+        assert isinstance(outcome, Outcome)
+        return outcome
+
+    def __repr__(self) -> str:
+        return repr(self._receipt).replace("<Receipt", "<SyncReceipt", 1)
+
+
+class SyncDestination:
+    """A :class:`~mparticle_dest.Destination` for threaded code.
+
+    Takes the same arguments as ``Destination`` and starts it at once on a private
+    event-loop thread. Safe to share between threads: create one per process (after
+    any ``fork()``), push from anywhere, close it at shutdown (or let the ``atexit``
+    hook do it).
+
+    Example:
+        ```python
+        with SyncDestination(config) as dest:
+            receipt = dest.push({"name": "page view", "user": {"id": "u1"}})
+        print(receipt.result().status)
+        ```
+
+    Args:
+        config: The destination config: a walkerOS-style dict or a ``DestinationConfig``.
+        **options: Keyword options of ``Destination`` such as ``base_url``. Not
+            ``http_client``: an ``httpx.AsyncClient`` belongs to the loop that made it.
+
+    Raises:
+        ConfigError: The config is invalid.
+        TypeError: ``http_client`` was given.
+    """
+
+    _startup_error: BaseException | None = None  # set by the loop thread if it cannot start
+
+    def __init__(self, config: DestinationConfig | Mapping[str, Any], **options: Any) -> None:
+        if "http_client" in options:
+            raise TypeError(
+                "SyncDestination does not accept http_client: an httpx.AsyncClient is bound"
+                " to the event loop that created it; use base_url or transport options instead"
+            )
+        # Built here so that config and option errors reach the caller as they are;
+        # the constructor does no I/O and needs no running loop.
+        destination = Destination(config, **options)
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._report: CloseReport | None = None
+        self._portal: BlockingPortal | None = None
+        self._destination: Destination | None = None
+        self._stop: anyio.Event | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run_loop,
+            args=(destination, started),
+            name="mparticle-dest-loop",
+            daemon=True,
+        )
+        self._thread.start()
+        started.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            error, self._startup_error = self._startup_error, None
+            raise error
+        with _live_lock:
+            _live.add(self)
+
+    # --- the loop thread ----------------------------------------------------------------
+
+    def _run_loop(self, destination: Destination, started: threading.Event) -> None:
+        try:
+            anyio.run(self._serve, destination, started)
+        except BaseException as exc:  # any failure must reach the waiting constructor
+            if not started.is_set():
+                self._startup_error = exc
+                started.set()
+            else:
+                logger.exception("mparticle_dest: the SyncDestination loop thread failed")
+
+    async def _serve(self, destination: Destination, started: threading.Event) -> None:
+        # The destination is entered and left by this one task (its task group must be);
+        # other threads reach it through the portal, which stops before it closes.
+        async with destination, BlockingPortal() as portal:
+            self._stop = anyio.Event()
+            self._destination = destination
+            self._portal = portal
+            started.set()
+            await self._stop.wait()
+            # Calls still arriving now get DestinationClosedError from the destination.
+            self._report = await destination.aclose()
+
+    def _submit(self, func: Any, *args: Any) -> concurrent.futures.Future[Any]:
+        portal = self._portal
+        if portal is None:
+            raise DestinationClosedError("SyncDestination is closed")
+        try:
+            return portal.start_task_soon(func, *args)
+        except RuntimeError as exc:  # the portal stopped between the check and the call
+            raise DestinationClosedError("SyncDestination is closed") from exc
+
+    def _check_usable(self) -> Destination:
+        if os.getpid() != self._pid:
+            raise DestinationClosedError(
+                f"this SyncDestination was created in process {self._pid}, before fork();"
+                " its event-loop thread does not exist in this child process. Create a new"
+                " SyncDestination in the child (for example in a post-fork or"
+                " worker-process-init hook)."
+            )
+        destination = self._destination
+        if self._closed or destination is None:
+            raise DestinationClosedError("SyncDestination is closed")
+        return destination
+
+    # --- public API ---------------------------------------------------------------------
+
+    def push(self, event: Mapping[str, Any]) -> SyncReceipt:
+        """Map and buffer one event; see :meth:`Destination.push`.
+
+        Blocks the calling thread until the event is buffered (under the default
+        full-buffer policy it waits for room), never for the HTTP request.
+
+        Args:
+            event: A walkerOS event.
+
+        Returns:
+            A receipt; ``receipt.result(timeout)`` waits for the final outcome.
+
+        Raises:
+            InvalidEventError: The event is invalid (the message names the field).
+            BufferFullError: The buffer is full under the ``"raise"`` policy.
+            DestinationClosedError: ``close()`` was called, or the instance was
+                inherited through ``fork()``.
+        """
+        destination = self._check_usable()
+        receipt: Receipt = self._submit(destination.push, event).result()
+        return SyncReceipt(receipt, self)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Deliver everything buffered now; return when it is done.
+
+        Args:
+            timeout: Seconds to wait at most (the flush goes on in the background).
+
+        Raises:
+            TimeoutError: The flush did not finish within ``timeout``.
+            DestinationClosedError: The destination is closed.
+        """
+        destination = self._check_usable()
+        future = self._submit(destination.flush)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"flush not finished after {timeout} s") from None
+
+    @property
+    def stats(self) -> Stats:
+        """The destination's counters (see :attr:`Destination.stats`).
+
+        After ``close()``, the final counters (as on the close report).
+
+        Raises:
+            DestinationClosedError: The instance was inherited through ``fork()``.
+        """
+        if self._closed and self._report is not None and os.getpid() == self._pid:
+            return self._report.stats
+        return self._check_usable().stats
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    def close(self) -> CloseReport:
+        """Drain the buffers (bounded by the close timeout) and stop the loop thread.
+
+        Idempotent and thread-safe: later calls return the first call's report.
+
+        Returns:
+            What was delivered and what could not be, as ``Destination.aclose()`` reports.
+
+        Raises:
+            DestinationClosedError: Called in a child process after ``fork()``.
+        """
+        if os.getpid() != self._pid:
+            self._check_usable()  # raises the fork error
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with _live_lock:
+                    _live.discard(self)
+                portal, stop = self._portal, self._stop
+                if portal is not None and stop is not None:
+                    try:
+                        portal.call(stop.set)
+                    except RuntimeError:  # the loop already ended (it failed)
+                        pass
+                self._thread.join()
+                self._portal = None
+        if self._report is None:
+            raise DestinationClosedError("SyncDestination's loop thread ended unexpectedly")
+        return self._report
+
+    def __enter__(self) -> SyncDestination:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SyncDestination {state}>"
+
+
+def _close_live_instances() -> None:
+    """``atexit``: drain and close every instance still open in this process."""
+    with _live_lock:
+        instances = list(_live)
+    for instance in instances:
+        if instance._pid != os.getpid():
+            continue
+        try:
+            instance.close()
+        except Exception:
+            logger.exception("mparticle_dest: closing a SyncDestination at exit failed")
+
+
+def _forget_instances_in_child() -> None:
+    # The child has no loop threads; its copies of the parent's instances must never
+    # drain (the parent delivers those events). Fresh lock: the parent's may be held.
+    global _live_lock
+    _live_lock = threading.Lock()
+    _live.clear()
+
+
+atexit.register(_close_live_instances)
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_instances_in_child)
