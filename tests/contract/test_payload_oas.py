@@ -20,8 +20,8 @@ from support.mp_strategies import json_values, model_strategy
 from support.oas import validate_batch, validate_bulk
 
 from mparticle_dest import InvalidEventError
-from mparticle_dest._mparticle import models as m
 from mparticle_dest._event import normalize_event
+from mparticle_dest._mparticle import models as m
 from mparticle_dest._mparticle.constants import IDENTITY_TYPES
 from mparticle_dest._payload.builder import BuiltEvent, EventBuilder, Skipped
 from mparticle_dest._wire import encode_batch, encode_bulk
