@@ -25,8 +25,9 @@ def tests_compat(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.6")
+    """ruff lint and format check, and the import layers (import-linter)."""
+    session.install("ruff>=0.6", "import-linter>=2.1", "-e", ".")
+    session.run("lint-imports")
     session.run("ruff", "check", "mparticle_dest", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "mparticle_dest", "tests", "benchmarks", "noxfile.py")
 
