@@ -4,8 +4,16 @@
 retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit.
 """
 
-from .deliverer import BatchResult, Deliverer, make_client
+from .deliverer import BatchResult, Deliverer, DeliveryCounters, make_client
 from .pacing import Pacer, PacingPolicy
 from .retry import RetryPolicy
 
-__all__ = ["BatchResult", "Deliverer", "Pacer", "PacingPolicy", "RetryPolicy", "make_client"]
+__all__ = [
+    "BatchResult",
+    "Deliverer",
+    "DeliveryCounters",
+    "Pacer",
+    "PacingPolicy",
+    "RetryPolicy",
+    "make_client",
+]

@@ -446,20 +446,45 @@ class Deliverer:
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
+        debug = self._log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
         try:
             response = await self._client.post(
                 self._url_parsed, content=body, headers=self._headers, follow_redirects=False
             )
-        except _FATAL_ERRORS as exc:
-            return _Attempt("fail", None, _describe(exc))
-        except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
+        except httpx.HTTPError as exc:
+            if debug:
+                self._debug_request(group, len(body), started, _describe(exc))
+            if isinstance(exc, _FATAL_ERRORS):
+                return _Attempt("fail", None, _describe(exc))
+            # Timeouts, connection errors, dropped responses: retried.
             counters.transport_errors += 1
             ambiguous = not isinstance(exc, _UNSENT_ERRORS)
             if ambiguous:
                 for batch in group:
                     batch.ambiguous_attempts += 1
             return _Attempt("retry", None, _describe(exc), ambiguous=ambiguous)
+        if debug:
+            self._debug_request(group, len(body), started, f"HTTP {response.status_code}")
         return self._classify(response, group)
+
+    def _debug_request(
+        self, group: list[SealedBatch], size: int, started: float, result: str
+    ) -> None:
+        """One DEBUG line per HTTP attempt: what went, what came back, how long it took.
+
+        Only the path, counts and the status or error class: never a header, a body
+        or the credentials (httpx's error texts carry none of them).
+        """
+        self._log.debug(
+            "POST %s: %s (%d batches, %d events, %d bytes, %.3f s)",
+            self._url_parsed.path,
+            result,
+            len(group),
+            sum(batch.event_count for batch in group),
+            size,
+            time.monotonic() - started,
+        )
 
     def _classify(self, response: httpx.Response, group: list[SealedBatch]) -> _Attempt:
         status = response.status_code

@@ -40,6 +40,7 @@ from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
 from .._wire import basic_auth_header, endpoint
+from .dry_run import DryRunSender
 from .engine import Engine
 from .options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -48,6 +49,7 @@ from .options import (
     DeliveryOptions,
     FailedBatch,
     FullPolicy,
+    SendMode,
 )
 from .stats import Counters, Stats
 
@@ -172,6 +174,11 @@ class Destination:
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
             data older than 30 days (default ``False``); ``push`` then refuses events
             without a ``timestamp``.
+        send: ``False`` makes a dry run (staging, tests): events are validated,
+            mapped, batched and counted as usual, every receipt resolves ``skipped``
+            with reason ``"dry_run"``, and nothing is sent (no HTTP client is
+            opened). A sync callable makes a dry run too and receives each batch's
+            JSON body. Default ``True``.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
@@ -196,6 +203,7 @@ class Destination:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
+        send: SendMode = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
         self.options = DeliveryOptions(
@@ -210,6 +218,7 @@ class Destination:
             pacing=pacing if pacing is not None else PacingPolicy(),
             on_error=on_error,
             historical=historical,
+            send=send,
         )
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -278,24 +287,30 @@ class Destination:
         self._loop_probe, self._now = _loop_probe()
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
-        client = self._http_client
-        owns_client = client is None
-        if client is None:
-            timeout = self.options.request_timeout
-            client = (
-                make_client(max_connections=self.options.max_in_flight)
-                if timeout is None
-                else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
+        send = self.options.send
+        if send is not True:  # a dry run: no client, no request
+            self._engine.deliverer = DryRunSender(self._counters, None if send is False else send)
+        else:
+            client = self._http_client
+            owns_client = client is None
+            if client is None:
+                timeout = self.options.request_timeout
+                client = (
+                    make_client(max_connections=self.options.max_in_flight)
+                    if timeout is None
+                    else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
+                )
+            self._client_to_close = client if owns_client else None
+            settings = self.config.settings
+            self._engine.deliverer = Deliverer(
+                client,
+                url=self._url,
+                auth_header=basic_auth_header(
+                    settings.api_key, settings.api_secret.get_secret_value()
+                ),
+                retry=self.options.retry,
+                pacer=Pacer(self.options.pacing),
             )
-        self._client_to_close = client if owns_client else None
-        settings = self.config.settings
-        self._engine.deliverer = Deliverer(
-            client,
-            url=self._url,
-            auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
-            retry=self.options.retry,
-            pacer=Pacer(self.options.pacing),
-        )
         try:
             error: Exception | None = None
             async with anyio.create_task_group() as tg:
