@@ -5,7 +5,7 @@ flusher and senders, ``sync`` the threaded facade for WSGI and scripts.
 """
 
 from .destination import CloseReport, Destination
-from .options import DeliveryOptions, FailedBatch, FullPolicy
+from .options import DeliveryOptions, DestinationOptions, FailedBatch, FullPolicy
 from .stats import Stats
 from .sync import SyncDestination, SyncReceipt
 
@@ -13,6 +13,7 @@ __all__ = [
     "CloseReport",
     "DeliveryOptions",
     "Destination",
+    "DestinationOptions",
     "FailedBatch",
     "FullPolicy",
     "Stats",
