@@ -446,9 +446,11 @@ class Destination:
         counters = self._counters
         counters.pushed += 1
         try:
-            if self._historical and isinstance(event, Mapping):
-                self._check_historical(event)
             built = self._builder.build(event)
+            # After the build: an invalid event reports its own error, and one the
+            # mapping skips needs no timestamp.
+            if self._historical and not isinstance(built, Skipped):
+                self._check_historical(event)
         except InvalidEventError:
             counters.invalid += 1
             raise
