@@ -236,19 +236,21 @@ def print_summary(
         rows: ``(figure, what)`` pairs, e.g. ``("49,998", "events delivered")``.
         notes: Lines printed after the figures (failure causes, the rejects file).
     """
-    if not console.is_terminal:
-        for line in heading:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def line(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    for text in heading:
+        line(text)
+    if console.is_terminal:
+        table = Table(show_header=False, box=None, padding=(0, 1, 0, 2))
+        table.add_column(justify="right", style="bold")
+        table.add_column()
         for figure, what in rows:
-            console.print(f"  {figure} {what}", markup=False, highlight=False, soft_wrap=True)
-        for note in notes:
-            console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table(title=Text("\n".join(heading)), title_justify="left", show_header=False, box=None)
-    table.add_column(justify="right", style="bold")
-    table.add_column()
-    for figure, what in rows:
-        table.add_row(figure, Text(what))
-    console.print(table)
+            table.add_row(figure, Text(what))
+        console.print(table)
+    else:
+        for figure, what in rows:
+            line(f"  {figure} {what}")
     for note in notes:
-        console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
+        line(f"  {note}")
