@@ -8,18 +8,19 @@ printed above the display; elsewhere (pipes, CI logs) the command prints plain l
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import anyio.to_thread
 from attrs import define
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -152,17 +153,6 @@ class LiveCounts:
     waiting: int = 0
 
 
-class _Counts(ProgressColumn):
-    """Delivered, failed, throttled and waiting, from the task's fields."""
-
-    def render(self, task: Task) -> Text:
-        counts: LiveCounts = task.fields["counts"]
-        return Text(
-            f"{counts.delivered:,} delivered · {counts.failed:,} failed ·"
-            f" {counts.throttled:,} throttled · {counts.waiting:,} waiting"
-        )
-
-
 class _Rate(ProgressColumn):
     """Lines made final per second (rich's windowed speed of the task)."""
 
@@ -171,12 +161,33 @@ class _Rate(ProgressColumn):
         return Text(f"{speed or 0:,.0f} ev/s")
 
 
+class _TwoLines(Progress):
+    """rich's progress line, then a line of outcome counts below it.
+
+    Two lines, so that each fits an 80-column terminal instead of wrapping.
+    """
+
+    def __init__(self, *columns: ProgressColumn, console: Console) -> None:
+        self.counts = LiveCounts()  # first: rich may render from within __init__
+        super().__init__(*columns, console=console, refresh_per_second=8, speed_estimate_period=10)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        c = self.counts
+        yield Text(
+            f"{c.delivered:,} delivered · {c.failed:,} failed · {c.throttled:,} throttled"
+            f" · {c.waiting:,} waiting",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+
+
 class ProgressDisplay:
     """The live progress of ``send`` on a terminal: rich redraws it in place.
 
     Shows lines read (of the total, with a bar, when the file's length is known),
-    events per second, delivered, failed, throttled (429s waited out) and waiting
-    events, and the ETA when the total is known. A no-op when disabled.
+    events per second and the ETA when the total is known; below, the events
+    delivered, failed, throttled (429s waited out) and waiting. A no-op when disabled.
 
     Args:
         total: Number of input lines, if known.
@@ -187,23 +198,19 @@ class ProgressDisplay:
     def __init__(self, total: int | None, *, console: Console, enabled: bool) -> None:
         self.console = console
         self.enabled = enabled
-        self._progress: Progress | None = None
-        self._task = None
+        self._progress: _TwoLines | None = None
+        self._task: TaskID | None = None
         if enabled:
-            self._progress = Progress(
-                TextColumn("{task.fields[counts].lines:,}" + (f"/{total:,}" if total else "")),
-                TextColumn("lines"),
+            self._progress = _TwoLines(
+                TextColumn("{task.fields[lines]:,}" + (f"/{total:,}" if total else "") + " lines"),
                 BarColumn(bar_width=24),
                 TaskProgressColumn(),
                 _Rate(),
-                _Counts(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=console,
-                refresh_per_second=8,
-                speed_estimate_period=10.0,
             )
-            self._task = self._progress.add_task("send", total=total, counts=LiveCounts())
+            self._task = self._progress.add_task("send", total=total, lines=0)
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -218,7 +225,8 @@ class ProgressDisplay:
     def update(self, counts: LiveCounts) -> None:
         """Show ``counts`` (rich redraws at its own pace; this only records them)."""
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=counts.final, counts=counts)
+            self._progress.counts = counts
+            self._progress.update(self._task, completed=counts.final, lines=counts.lines)
 
     def message(self, text: str) -> None:
         """Print one line on stderr, above the live display when there is one."""

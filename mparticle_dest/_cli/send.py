@@ -229,6 +229,63 @@ async def _numbered_events(
         yield number, line, event
 
 
+class _OnTheWay:
+    """The accepted lines whose receipts are not counted yet, settled in sweeps.
+
+    Each line is kept until its receipt resolves, then counted in the report (and,
+    when it failed, written to the rejects with its cause). Sweeping only once the
+    list has grown by ``_SWEEP_EVERY`` since the last sweep keeps the cost O(1) per
+    line and the memory bounded by the destination's buffer.
+    """
+
+    def __init__(
+        self, report: SendReport, rejects: RejectSink, drain_timeout: float | None
+    ) -> None:
+        self._report = report
+        self._rejects = rejects
+        self._drain_timeout = drain_timeout
+        self._pending: list[tuple[int, str, Receipt]] = []
+        self._sweep_at = _SWEEP_EVERY
+
+    def add(self, number: int, line: str, receipt: Receipt) -> None:
+        """Keep one accepted line until its outcome is final."""
+        pending = self._pending
+        pending.append((number, line, receipt))
+        if len(pending) >= self._sweep_at:
+            self.settle(final=False)
+            self._sweep_at = 2 * len(pending) + _SWEEP_EVERY
+
+    def settle(self, *, final: bool) -> None:
+        """Count every line whose outcome is final; after the close, all are."""
+        keep = []
+        report = self._report
+        for number, line, receipt in self._pending:
+            outcome = receipt.outcome
+            if outcome is None:
+                if final:  # pragma: no cover - aclose resolves every receipt
+                    raise AssertionError(f"line {number}: receipt not resolved after close")
+                keep.append((number, line, receipt))
+            elif outcome.status == "delivered":
+                report.delivered += 1
+            elif outcome.status == "skipped" and outcome.reason == "dry_run":
+                report.built += 1
+            elif outcome.status == "skipped":
+                report.skipped[outcome.reason or "mapping"] += 1
+            else:
+                self._failed(number, line, outcome)
+        self._pending = keep
+
+    def _failed(self, number: int, line: str, outcome: Outcome) -> None:
+        cause = failure_cause(outcome, self._drain_timeout)
+        detail = str(outcome.error) if outcome.error is not None else cause
+        # The file keeps the full error (attempts, last status) after the cause.
+        with_detail = outcome.reason != "closed" and detail != cause
+        error = f"{cause} — {detail}" if with_detail else cause
+        self._rejects.reject(number, "delivery", error, event=json.loads(line))
+        self._report.rejected["delivery"] += 1
+        self._report.causes[cause] += 1
+
+
 async def send(
     config: DestinationConfig,
     lines: AsyncIterator[tuple[int, str]],
@@ -264,33 +321,7 @@ async def send(
         text = body.decode()
         echo(json.dumps(json.loads(text), indent=2, ensure_ascii=False) if options.pretty else text)
 
-    pending: list[tuple[int, str, Receipt]] = []
-
-    def settle(final: bool) -> None:
-        keep = []
-        for number, line, receipt in pending:
-            outcome = receipt.outcome
-            if outcome is None:
-                if final:  # pragma: no cover - aclose resolves every receipt
-                    raise AssertionError(f"line {number}: receipt not resolved after close")
-                keep.append((number, line, receipt))
-            elif outcome.status == "delivered":
-                report.delivered += 1
-            elif outcome.status == "skipped" and outcome.reason == "dry_run":
-                report.built += 1
-            elif outcome.status == "skipped":
-                report.skipped[outcome.reason or "mapping"] += 1
-            else:
-                cause = failure_cause(outcome, options.drain_timeout)
-                detail = str(outcome.error) if outcome.error is not None else cause
-                # The file keeps the full error (attempts, last status) after the cause.
-                with_detail = outcome.reason != "closed" and detail != cause
-                error = f"{cause} — {detail}" if with_detail else cause
-                rejects.reject(number, "delivery", error, event=json.loads(line))
-                report.rejected["delivery"] += 1
-                report.causes[cause] += 1
-        pending[:] = keep
-
+    on_the_way = _OnTheWay(report, rejects, options.drain_timeout)
     tuning: DestinationOptions = {
         "base_url": options.base_url,
         "historical": options.historical,
@@ -318,7 +349,6 @@ async def send(
             redraw()
             await anyio.sleep(_REDRAW_EVERY)
 
-    sweep_at = _SWEEP_EVERY
     async with dest, anyio.create_task_group() as drawing:
         if display.enabled:
             drawing.start_soon(keep_drawing)
@@ -330,15 +360,12 @@ async def send(
                 report.rejected["event"] += 1
                 continue
             report.accepted += 1
-            pending.append((number, line, receipt))
-            if len(pending) >= sweep_at:
-                settle(final=False)
-                sweep_at = 2 * len(pending) + _SWEEP_EVERY
+            on_the_way.add(number, line, receipt)
         if options.drain_timeout is None:
             await dest.flush()  # every event final: no close timeout applies
         await dest.aclose()
         drawing.cancel_scope.cancel()
-    settle(final=True)
+    on_the_way.settle(final=True)
     redraw()
     stats = dest.stats
     report.batches = stats.batches

@@ -465,7 +465,11 @@ def test_progress_line_is_drawn_on_a_terminal(
     assert "200/200 lines" in text
     assert "ev/s" in text
     assert "100%" in text
+    assert "200 delivered · 0 failed · 0 throttled · 0 waiting" in text
+    assert "ETA" in text
+    assert "\x1b[" in text  # rich redraws in place
     assert server.event_count == 200
+    assert "  200 events delivered" in out.decode()  # stdout is a pipe: plain lines
 
 
 # --- a large file ---------------------------------------------------------------------------
