@@ -14,12 +14,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from mparticle_dest import SyncDestination
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -192,3 +194,34 @@ def test_events_abandoned_at_interpreter_exit_are_counted_in_a_warning(
 
     assert done.returncode == 0, done.stderr
     assert "30 events abandoned at interpreter exit" in done.stderr
+
+
+def test_handlers_need_the_main_thread_and_leave_an_apps_own_handler_alone(
+    server: FakeMparticle,
+) -> None:
+    config = {"settings": {**server.settings, "userIdentities": {"customer_id": "user.id"}}}
+    errors: list[BaseException] = []
+
+    def in_a_thread() -> None:
+        try:
+            SyncDestination(config, base_url=server.url, handle_sigterm=True)
+        except ValueError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert "main thread" in str(errors[0])
+
+    def apps_own(signum: int, frame: object) -> None:  # pragma: no cover - never signalled
+        pass
+
+    previous = signal.signal(signal.SIGTERM, apps_own)
+    try:
+        with SyncDestination(config, base_url=server.url):  # default: warn only over SIG_DFL
+            assert signal.getsignal(signal.SIGTERM) is apps_own
+        with SyncDestination(config, base_url=server.url, handle_sigterm=True):
+            assert signal.getsignal(signal.SIGTERM) is not apps_own  # chains to it
+        assert signal.getsignal(signal.SIGTERM) is apps_own  # put back at close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
