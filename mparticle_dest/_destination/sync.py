@@ -416,7 +416,10 @@ class _SigtermHandler:
         if owner is not None and owner._pid == os.getpid() and not owner.closed:
             if self._drain:
                 logger.info("mparticle_dest: SIGTERM: delivering what is buffered, then exiting")
-                owner.close()  # the close report is logged by the destination
+                try:
+                    owner.close()  # the close report is logged by the destination
+                except Exception:  # the signal must go on whatever happened here
+                    logger.exception("mparticle_dest: closing a SyncDestination on SIGTERM failed")
             else:
                 abandoned = owner.stats.buffered
                 if abandoned:
