@@ -178,8 +178,9 @@ class Destination:
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
-        ValueError: A delivery option is invalid.
-        TypeError: ``on_error`` is not a sync callable.
+        ValueError: A delivery option or ``base_url`` is invalid.
+        TypeError: A numeric option is a bool, ``base_url`` is not a string, or
+            ``on_error`` is not a sync callable.
     """
 
     def __init__(

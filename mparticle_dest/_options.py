@@ -11,6 +11,7 @@ from attrs import field, frozen, validators
 
 from ._constants import MAX_BATCHES_PER_REQUEST
 from ._exceptions import DeliveryError
+from ._option_checks import not_bool, number
 from ._pacing import PacingPolicy
 from ._retry import RetryPolicy
 
@@ -50,6 +51,7 @@ class FailedBatch:
 
 
 def _finite_positive(_inst: object, attribute: object, value: float) -> None:
+    not_bool(_inst, attribute, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{getattr(attribute, 'name', 'value')} must be > 0, got {value!r}")
 
@@ -103,21 +105,23 @@ class DeliveryOptions:
 
     max_buffered_events: int = field(
         default=DEFAULT_MAX_BUFFERED_EVENTS,
-        validator=[validators.instance_of(int), validators.ge(1)],
+        validator=[not_bool, validators.instance_of(int), validators.ge(1)],
     )
     full_policy: FullPolicy = field(
         default="wait", validator=validators.in_(("wait", "drop", "raise"))
     )
     full_timeout: float | None = field(default=None, validator=_optional_timeout)
     close_timeout: float = field(
-        default=DEFAULT_CLOSE_TIMEOUT, converter=float, validator=_finite_positive
+        default=DEFAULT_CLOSE_TIMEOUT, converter=number, validator=_finite_positive
     )
     max_in_flight: int = field(
-        default=DEFAULT_MAX_IN_FLIGHT, validator=[validators.instance_of(int), validators.ge(1)]
+        default=DEFAULT_MAX_IN_FLIGHT,
+        validator=[not_bool, validators.instance_of(int), validators.ge(1)],
     )
     max_batches_per_request: int = field(
         default=MAX_BATCHES_PER_REQUEST,
         validator=[
+            not_bool,
             validators.instance_of(int),
             validators.ge(1),
             validators.le(MAX_BATCHES_PER_REQUEST),
