@@ -47,7 +47,7 @@ from ._retry import RetryPolicy, parse_retry_after
 from ._version import __version__
 from ._wire import encode_bulk
 
-__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client"]
+__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client", "parse_url"]
 
 _LOG: Final = logging.getLogger("mparticle_dest.delivery")
 
@@ -64,6 +64,18 @@ _Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
 
 # Stateless, so shared by every retrier.
 _RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
+
+
+def parse_url(url: str) -> httpx.URL:
+    """``url`` as httpx will send to it.
+
+    Raises:
+        ValueError: httpx refuses the URL.
+    """
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
 
 
 def make_client(
@@ -219,7 +231,7 @@ class Deliverer:
     ) -> None:
         self._client = client
         self._url = url
-        self._url_parsed = httpx.URL(url)  # parsed once, not on every post
+        self._url_parsed = parse_url(url)  # parsed once, not on every post
         self._headers = {"Authorization": auth_header, "Content-Type": "application/json"}
         # What to scrub from any server text we keep, should a proxy echo the header.
         self._token = auth_header.partition(" ")[2] or auth_header

@@ -31,7 +31,7 @@ from attrs import frozen
 from ._accumulator import Accumulator, BatchLimits
 from ._config import DestinationConfig
 from ._constants import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
-from ._delivery import Deliverer, make_client
+from ._delivery import Deliverer, make_client, parse_url
 from ._engine import Engine
 from ._exceptions import (
     BufferFullError,
@@ -52,7 +52,7 @@ from ._payload import EventBuilder, Skipped
 from ._receipt import Receipt
 from ._retry import RetryPolicy
 from ._stats import Counters, Stats
-from ._wire import basic_auth_header, endpoint
+from ._wire import basic_auth_header, check_base_url, endpoint
 
 if TYPE_CHECKING:
     import httpx
@@ -151,8 +151,10 @@ class Destination:
     Args:
         config: The destination config: a walkerOS-style dict (camelCase keys, as in
             a ``flow.json``) or a :class:`~mparticle_dest.DestinationConfig`.
-        base_url: Scheme + host (+ path prefix) replacing the pod host, e.g.
-            ``http://127.0.0.1:8080`` (proxies, tests).
+        base_url: Scheme + host (+ port, path prefix) replacing the pod host, e.g.
+            ``http://127.0.0.1:8080`` (proxies, tests): ``http`` or ``https``, a host,
+            no credentials (they belong in the settings), query, fragment,
+            whitespace or control characters.
         http_client: An ``httpx.AsyncClient`` you own (not closed by the destination).
             Give it ``follow_redirects=False`` and a pool of at least ``max_in_flight``.
         max_buffered_events: Cap on events accepted and not yet final (default 20,000).
@@ -215,10 +217,11 @@ class Destination:
             on_error=on_error,
             historical=historical,
         )
-        if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if base_url is not None:
+            check_base_url(base_url)
         path = HISTORICAL_PATH if historical else BULK_PATH
         self._url = endpoint(self.config.settings.pod, base_url, path)
+        parse_url(self._url)  # what httpx would refuse only when entered
         self._builder = EventBuilder.from_config(self.config)
         self._counters = Counters()
         self._engine = Engine(
