@@ -31,7 +31,7 @@ from attrs import frozen
 from ._accumulator import Accumulator, BatchLimits
 from ._config import DestinationConfig
 from ._constants import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
-from ._delivery import Deliverer, make_client, parse_url
+from ._delivery import DEFAULT_ATTEMPT_TIMEOUT, Deliverer, make_client, parse_url
 from ._engine import Engine
 from ._exceptions import (
     BufferFullError,
@@ -302,6 +302,7 @@ class Destination:
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
             pacer=Pacer(self.options.pacing),
+            attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
         )
         try:
             error: Exception | None = None
