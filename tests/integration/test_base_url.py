@@ -13,7 +13,7 @@ from mparticle_dest import Destination, SyncDestination
 from mparticle_dest._cli import cli
 from mparticle_dest.testing import FakeMparticle
 
-PASSWORD = "hunter2-PASSWORD-91c"  # noqa: S105 - the value that must never show
+PASSWORD = "hunter2-PASSWORD-91c"  # the value that must never show
 CONFIG = {"settings": {"apiKey": "test-key", "apiSecret": "test-secret"}}
 
 

@@ -140,7 +140,7 @@ async def _drip_status_line(stream: SocketStream) -> None:
 
 async def test_a_status_line_that_never_completes_is_a_timeout_retried_per_policy() -> None:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - not Django
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, _drip_status_line)
         with anyio.fail_after(HANG_GUARD):
