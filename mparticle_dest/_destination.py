@@ -167,8 +167,9 @@ class Destination:
             (default 10); what is left fails with reason ``"closed"``.
         max_in_flight: Most concurrent requests (default 4).
         max_batches_per_request: Most batches in one request (1–100, default 100).
-        request_timeout: Seconds per phase of an HTTP attempt (default 30, 10 to
-            connect). Ignored with ``http_client``.
+        request_timeout: Seconds one HTTP attempt may take in all, connecting,
+            sending and receiving (default 30; also the per-phase limit of the own
+            client, 10 s to connect); then it ends as a timeout, retried.
         retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
             8 attempts within 60 s).
         pacing: Adaptive pacing tuning (default ``PacingPolicy()``).

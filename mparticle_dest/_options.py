@@ -93,8 +93,11 @@ class DeliveryOptions:
         max_batches_per_request: Most batches packed into one ``/v2/bulkevents``
             request (1 to 100, mParticle's limit; default 100). With ``batch.size``
             1 and this at 1, delivery is one request per event, walkerOS's strategy.
-        request_timeout: Seconds for each phase of one HTTP attempt (``None``:
-            30 s, and 10 s to connect). Ignored with a caller-owned ``http_client``.
+        request_timeout: Seconds one HTTP attempt may take in all (connecting,
+            sending, receiving the answer); then it ends as a timeout, retried per
+            ``retry``. Also each phase's limit for the destination's own client
+            (``None``: 30 s, and 10 s to connect). A caller-owned ``http_client``
+            keeps its own phase limits, but its attempts are bounded all the same.
         retry: The per-request retry budget and backoff.
         pacing: The adaptive pacing tuning.
         on_error: Called with a :class:`FailedBatch` for every batch that failed for
