@@ -496,7 +496,7 @@ class Deliverer:
                 response = await client.send(request, stream=True, follow_redirects=False)
                 try:
                     await _read_some(response, content)
-                except httpx.HTTPError:
+                except (httpx.HTTPError, httpx.StreamError):
                     pass  # the status is in; a body cut short only shortens the message
                 finally:
                     with anyio.CancelScope(shield=True):
