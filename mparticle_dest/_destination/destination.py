@@ -57,6 +57,7 @@ from .options import (
     FailedBatch,
     FullPolicy,
 )
+from .shelter import Started, on_asyncio, run_sheltered, spawn_loop_task
 from .stats import Counters, Stats
 
 if TYPE_CHECKING:
@@ -264,10 +265,7 @@ class Destination:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Destination:
-        if self._state is not _State.UNOPENED:
-            raise DestinationClosedError(
-                "a Destination can be entered only once; create a new one to reopen"
-            )
+        self._check_openable()
         cm = self._lifespan()
         destination = await cm.__aenter__()
         self._lifespan_cm = cm
@@ -288,6 +286,107 @@ class Destination:
     async def _lifespan(self) -> AsyncIterator[Destination]:
         # The task group is entered and left by the task running ``async with``; aclose()
         # may run on any task, so it stops the background through its own cancel scope.
+        self._open_resources()
+        try:
+            # Re-raised below, outside the task group, which would wrap them in an
+            # ExceptionGroup: the caller sees its own error, or its Ctrl-C, unchanged.
+            error: BaseException | None = None
+            interruption: BaseException | None = None
+            async with anyio.create_task_group() as tg:
+                # The engine shields itself from cancellation; if the caller were cancelled
+                # before it reported readiness, start() (and the task group) would wait forever.
+                with anyio.CancelScope(shield=True):
+                    await tg.start(self._engine.run)
+                self._mark_open()
+                try:
+                    yield self
+                except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                    error = exc
+                finally:
+                    try:
+                        await self.aclose()
+                    except BaseException as exc:  # an interruption held back during the close
+                        interruption = exc
+            if interruption is not None:
+                raise interruption
+            if error is not None:
+                raise error
+        finally:
+            _live.discard(self)
+            if self._state is not _State.CLOSED:  # start-up failed
+                self._state = _State.CLOSED
+                await self._close_client()
+
+    async def start(self) -> Destination:
+        """Open the destination without ``async with``; close it with :meth:`aclose`.
+
+        For start-up and shutdown hooks that run in different tasks (aiohttp's
+        ``on_startup`` and ``on_cleanup``, say): the background delivery runs in a task
+        of its own on the event loop rather than in a task group of the caller, so
+        ``aclose()`` may be awaited from any task. Prefer ``async with`` wherever the
+        destination's life fits in one block (a FastAPI lifespan, a script), and
+        always ``aclose()`` a started destination at shutdown: events still buffered
+        when the event loop stops are lost.
+
+        asyncio only. On trio every task belongs to a nursery, so ``start()`` raises
+        ``RuntimeError``: use ``async with`` around the code that pushes.
+
+        Returns:
+            The destination itself: ``dest = await Destination(config).start()``.
+
+        Raises:
+            RuntimeError: The destination is already open, or the loop is trio's.
+            DestinationClosedError: The destination was closed (create a new one), or
+                its engine failed to start.
+        """
+        self._check_openable()
+        if not on_asyncio():
+            raise RuntimeError(
+                "Destination.start() needs asyncio: under trio a background task must"
+                " belong to a nursery. Use `async with Destination(...) as dest:` around"
+                " the code that pushes (for an app, in the task that owns its nursery)"
+            )
+        self._open_resources()
+        status = Started()
+        engine = self._engine
+
+        async def run_engine() -> None:
+            try:
+                await engine.run(task_status=status)
+            finally:
+                status.event.set()  # readiness never comes if the engine failed to start
+
+        task = spawn_loop_task(run_engine)
+        try:
+            with anyio.CancelScope(shield=True):
+                await status.event.wait()
+        except BaseException:
+            # A plain task.cancel() of the caller, which the shield cannot stop. Nothing
+            # was accepted yet: stop the engine task outright.
+            task.cancel()
+            self._state = _State.CLOSED
+            await self._close_client()
+            raise
+        if not status.ready:
+            self._state = _State.CLOSED
+            await self._close_client()
+            raise self._closed_error()
+        self._mark_open()
+        return self
+
+    def _check_openable(self) -> None:
+        if self._state is _State.UNOPENED:
+            return
+        if self._state is _State.OPEN:
+            raise RuntimeError(
+                "this Destination is already open (a Destination can be opened only once)"
+            )
+        raise DestinationClosedError(
+            "a Destination can be opened only once and this one is closed: create a new one"
+        )
+
+    def _open_resources(self) -> None:
+        """Bind to the running loop, make the HTTP client (unless given) and the deliverer."""
         self._loop_probe, self._now = _loop_probe()
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
@@ -310,40 +409,22 @@ class Destination:
             pacer=Pacer(self.options.pacing),
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
         )
-        try:
-            error: Exception | None = None
-            async with anyio.create_task_group() as tg:
-                # The engine shields itself from cancellation; if the caller were cancelled
-                # before it reported readiness, start() (and the task group) would wait forever.
-                with anyio.CancelScope(shield=True):
-                    await tg.start(self._engine.run)
-                self._state = _State.OPEN
-                self._accepting = self._loop
-                _live.add(self)
-                try:
-                    yield self
-                except Exception as exc:
-                    # Re-raised below, outside the task group, which would wrap it in
-                    # an ExceptionGroup: the caller sees its own error unchanged.
-                    error = exc
-                finally:
-                    await self.aclose()
-            if error is not None:
-                raise error
-        finally:
-            _live.discard(self)
-            if self._state is not _State.CLOSED:  # start-up failed
-                self._state = _State.CLOSED
-                await self._close_client()
+
+    def _mark_open(self) -> None:
+        self._state = _State.OPEN
+        self._accepting = self._loop
+        _live.add(self)
 
     async def aclose(self) -> CloseReport:
         """Deliver everything buffered (within ``close_timeout``), stop and report.
 
-        Idempotent: later calls return the first report. Runs shielded, so a cancelled
-        caller still gets everything delivered or reported within the timeout. Events
-        still buffered when the timeout runs out fail with reason ``"closed"`` (their
-        receipts resolve, ``on_error`` receives their batches). Leaving ``async with``
-        calls it.
+        Idempotent: later calls return the first report. The close runs to its end
+        even when the caller is cancelled meanwhile, by anyio or trio, or by a plain
+        asyncio ``task.cancel()`` (Ctrl-C under ``asyncio.run``, a SIGTERM handler),
+        however many times: it finishes within ``close_timeout`` (plus the moment it
+        takes to stop), then the cancellation propagates. Events still buffered when
+        the timeout runs out fail with reason ``"closed"`` (their receipts resolve,
+        ``on_error`` receives their batches). Leaving ``async with`` calls it.
 
         Returns:
             A :class:`CloseReport`.
@@ -362,23 +443,32 @@ class Destination:
         self._check_loop()
         self._state = _State.CLOSING
         self._stop_accepting()
+        self._engine.wake_room()
+        return await run_sheltered(self._close)
+
+    async def _close(self) -> CloseReport:
+        """The close itself, in a task of its own (see ``run_sheltered``)."""
         started = anyio.current_time()
         engine = self._engine
-        engine.wake_room()
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(self.options.close_timeout) as drain:
-                engine.seal_all()
-                await engine.wait_unresolved()
-            timed_out = drain.cancelled_caught
-            await engine.stop()
+        timed_out = False
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self.options.close_timeout) as drain:
+                    engine.seal_all()
+                    await engine.wait_unresolved()
+                timed_out = drain.cancelled_caught
+                await engine.stop()
+                await self._close_client()
+        finally:
+            # Also when the event loop itself tears this task down: every receipt resolves.
             engine.fail_leftovers()
-            await self._close_client()
-        self._state = _State.CLOSED
-        report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
-        self._close_report = report
+            _live.discard(self)
+            self._state = _State.CLOSED
+            report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
+            self._close_report = report
+            assert self._closed is not None
+            self._closed.set()
         self._log_close(report)
-        assert self._closed is not None
-        self._closed.set()
         return report
 
     def _final_report(self) -> CloseReport:
