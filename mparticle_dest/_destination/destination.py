@@ -286,7 +286,8 @@ class Destination:
     async def _lifespan(self) -> AsyncIterator[Destination]:
         # The task group is entered and left by the task running ``async with``; aclose()
         # may run on any task, so it stops the background through its own cancel scope.
-        self._open_resources()
+        self._bind_loop()
+        self._make_deliverer()
         try:
             # Re-raised below, outside the task group, which would wrap them in an
             # ExceptionGroup: the caller sees its own error, or its Ctrl-C, unchanged.
@@ -346,7 +347,7 @@ class Destination:
                 " belong to a nursery. Use `async with Destination(...) as dest:` around"
                 " the code that pushes (for an app, in the task that owns its nursery)"
             )
-        self._open_resources()
+        self._bind_loop()
         status = Started()
         engine = self._engine
 
@@ -362,15 +363,14 @@ class Destination:
                 await status.event.wait()
         except BaseException:
             # A plain task.cancel() of the caller, which the shield cannot stop. Nothing
-            # was accepted yet: stop the engine task outright.
+            # was accepted (nor an HTTP client made) yet: stop the engine task outright.
             task.cancel()
             self._state = _State.CLOSED
-            await self._close_client()
             raise
         if not status.ready:
             self._state = _State.CLOSED
-            await self._close_client()
             raise self._closed_error()
+        self._make_deliverer()
         self._mark_open()
         return self
 
@@ -385,11 +385,13 @@ class Destination:
             "a Destination can be opened only once and this one is closed: create a new one"
         )
 
-    def _open_resources(self) -> None:
-        """Bind to the running loop, make the HTTP client (unless given) and the deliverer."""
+    def _bind_loop(self) -> None:
         self._loop_probe, self._now = _loop_probe()
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
+
+    def _make_deliverer(self) -> None:
+        """Make the HTTP client (unless one was given) and the deliverer using it."""
         client = self._http_client
         owns_client = client is None
         if client is None:
@@ -435,8 +437,9 @@ class Destination:
             assert self._closed is not None
             await self._closed.wait()
             return self._final_report()
-        if self._state is _State.UNOPENED or self._forked:
-            # Nothing to deliver, or (after fork) nothing this process may touch.
+        if self._state in (_State.UNOPENED, _State.CLOSED) or self._forked:
+            # Nothing to deliver (never opened, or failed to open), or (after fork)
+            # nothing this process may touch.
             self._state = _State.CLOSED
             self._close_report = self._report(timed_out=False, duration=0.0)
             return self._close_report
