@@ -154,6 +154,9 @@ class Destination:
         async with Destination(config) as dest:
             receipt = await dest.push(event)
 
+    Where opening and closing happen in different tasks (start-up and shutdown hooks),
+    ``await dest.start()`` and ``await dest.aclose()`` do the same (asyncio only).
+
     Args:
         config: The destination config: a walkerOS-style dict (camelCase keys, as in
             a ``flow.json``) or a :class:`~mparticle_dest.DestinationConfig`.
@@ -651,6 +654,7 @@ class Destination:
         if self._state is _State.UNOPENED:
             return DestinationClosedError(
                 "the Destination is not open: use `async with Destination(...) as dest:`"
+                " (or `await dest.start()`)"
             )
         if self._engine.broken:
             return DestinationClosedError(
