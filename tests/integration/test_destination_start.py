@@ -16,7 +16,7 @@ import anyio
 import pytest
 from support.engine import event, make_config
 
-import mparticle_dest._engine
+import mparticle_dest._destination.engine
 from mparticle_dest import Destination, DestinationClosedError
 from mparticle_dest.testing import FakeMparticle
 
@@ -122,7 +122,7 @@ async def test_an_engine_that_fails_to_start_makes_start_raise(
 
     broken_anyio = types.SimpleNamespace(**vars(anyio))
     broken_anyio.create_task_group = no_task_group
-    monkeypatch.setattr(mparticle_dest._engine, "anyio", broken_anyio)
+    monkeypatch.setattr(mparticle_dest._destination.engine, "anyio", broken_anyio)
     dest = Destination(make_config(None))
 
     with pytest.raises(DestinationClosedError, match="internal error"):
