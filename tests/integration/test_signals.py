@@ -96,10 +96,13 @@ BACKENDS = [
     pytest.param("uvloop", id="uvloop", marks=needs_uvloop),
     pytest.param("trio", id="trio"),
 ]
-# How each backend's run ends: the child maps it to 128 + the signal number.
+# How each backend's run ends: the child maps it to 128 + the signal number. On Ctrl-C,
+# asyncio's runner cancels the main task, then turns the CancelledError into a
+# KeyboardInterrupt; before Python 3.11 (no Task.uncancel) anyio's runner cannot.
+ASYNCIO_CTRL_C = "KeyboardInterrupt" if sys.version_info >= (3, 11) else "CancelledError"
 ENDED_BY = {
-    ("asyncio", signal.SIGINT): "KeyboardInterrupt",  # asyncio.run: cancel, then this
-    ("uvloop", signal.SIGINT): "KeyboardInterrupt",
+    ("asyncio", signal.SIGINT): ASYNCIO_CTRL_C,
+    ("uvloop", signal.SIGINT): ASYNCIO_CTRL_C,
     ("trio", signal.SIGINT): "KeyboardInterrupt",
     ("asyncio", signal.SIGTERM): "CancelledError",  # the handler's task.cancel()
     ("uvloop", signal.SIGTERM): "CancelledError",

@@ -30,7 +30,7 @@ SIGTERM_EXIT = 128 + signal.SIGTERM
 
 receipts: list[Receipt] = []
 failed: list[FailedBatch] = []
-state: dict[str, Any] = {"dest": None}
+state: dict[str, Any] = {"dest": None, "sigterm": False}
 
 
 def summary(ended_by: str) -> dict[str, Any]:
@@ -81,7 +81,12 @@ def announce_closing() -> None:
 async def asyncio_main(args: argparse.Namespace) -> None:
     main_task = asyncio.current_task()
     assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+
+    def on_sigterm() -> None:
+        state["sigterm"] = True
+        main_task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
     dest = make_destination(args.url, args.close_timeout)
     if args.form == "start":
         await asyncio.get_running_loop().create_task(start_and_push(dest, args.events))
@@ -140,7 +145,8 @@ def main() -> int:
         if isinstance(exc, KeyboardInterrupt):
             code = 128 + signal.SIGINT
         elif isinstance(exc, asyncio.CancelledError):
-            code = SIGTERM_EXIT
+            # Before Python 3.11, anyio.run reports a Ctrl-C as this too.
+            code = SIGTERM_EXIT if state.get("sigterm") else 128 + signal.SIGINT
         elif isinstance(exc, SystemExit) and isinstance(exc.code, int):
             code = exc.code
         else:
