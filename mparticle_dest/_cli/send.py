@@ -10,6 +10,10 @@ A backfill waits until every event is final: throttling (429 and ``Retry-After``
 only slows it down, while errors still end within each request's retry budget. Only
 ``--drain-timeout`` bounds the wait. A host that refuses connections is found before
 the first line is read, so such a run fails at once.
+
+SIGINT (Ctrl-C) or SIGTERM stops the reading (and the wait): the events accepted so
+far are still delivered within the close timeout, or reported as rejected lines, and
+the report is printed before the command exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import errno
 import functools
 import json
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -29,6 +35,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import anyio
+from anyio.abc import TaskStatus
 from attrs import define, field, frozen
 from rich.console import Console
 
@@ -68,7 +75,9 @@ class SendOptions:
         pretty: With ``dry_run``, indent the JSON.
         progress: Draw the live display (``None``: when stderr is a terminal).
         drain_timeout: Seconds to wait, after the input ends, for the events still
-            on their way; ``None`` waits until every event is final.
+            on their way; ``None`` waits until every event is final. When given, it
+            also bounds the close after a signal, in place of ``close_timeout``.
+        close_timeout: Seconds the close gets after SIGINT/SIGTERM stopped the run.
     """
 
     input_path: Path | None
@@ -80,6 +89,7 @@ class SendOptions:
     pretty: bool = False
     progress: bool | None = None
     drain_timeout: float | None = None
+    close_timeout: float = 10.0
 
     @property
     def path(self) -> str:
@@ -107,11 +117,13 @@ class SendReport:
     path: str = BULK_PATH
     dry_run: bool = False
     unreachable: str | None = None  # why nothing could be sent at all
+    stopped_by: int | None = None  # the signal that stopped the run early
+    read_all: bool = False  # the input was read to its end
 
     @property
     def ok(self) -> bool:
-        """Whether every non-blank line was delivered (or skipped by the mapping)."""
-        return not self.rejected and self.unreachable is None
+        """Whether every line was read, and delivered (or skipped by the mapping)."""
+        return not self.rejected and self.unreachable is None and self.stopped_by is None
 
     def summary(self) -> tuple[list[str], list[tuple[str, str]], list[str]]:
         """The report as heading lines, ``(figure, what)`` rows and closing notes."""
@@ -132,6 +144,16 @@ class SendReport:
             rows.append((f"{sum(self.rejected.values()):,}", f"rejected ({stages})"))
         if self.blank:
             rows.append((f"{self.blank:,}", "blank lines ignored"))
+        if self.stopped_by is not None:
+            name = signal.Signals(self.stopped_by).name
+            rows.append(
+                (name, "received after the last line was read")
+                if self.read_all
+                else (
+                    "stopped",
+                    f"by {name} after line {self.lines:,}: later lines were not read",
+                )
+            )
         if self.dry_run:
             rows.append((f"{self.batches:,}", f"batches (would be posted to {self.path})"))
         else:
@@ -153,15 +175,16 @@ class SendReport:
         return heading, rows, notes
 
 
-def failure_cause(outcome: Outcome, drain_timeout: float | None) -> str:
+def failure_cause(outcome: Outcome, closed: str) -> str:
     """Why an event was not delivered, in words a user can act on.
 
     The same words for every event of one cause (the report groups by them): the
     server's message for a rejection, the credentials for a 401/403, "connection
-    refused" or the last error for a spent retry budget, the drain timeout.
+    refused" or the last error for a spent retry budget, and ``closed`` for an event
+    still on its way when the close timeout ran out.
     """
     if outcome.reason == "closed":
-        return f"--drain-timeout ({drain_timeout or 0:g} s) ran out before it was delivered"
+        return closed
     error = outcome.error
     if error is None:
         return outcome.reason or outcome.status
@@ -238,12 +261,10 @@ class _OnTheWay:
     line and the memory bounded by the destination's buffer.
     """
 
-    def __init__(
-        self, report: SendReport, rejects: RejectSink, drain_timeout: float | None
-    ) -> None:
+    def __init__(self, report: SendReport, rejects: RejectSink) -> None:
         self._report = report
         self._rejects = rejects
-        self._drain_timeout = drain_timeout
+        self.closed_cause = "the close timeout ran out before it was delivered"
         self._pending: list[tuple[int, str, Receipt]] = []
         self._sweep_at = _SWEEP_EVERY
 
@@ -276,7 +297,7 @@ class _OnTheWay:
         self._pending = keep
 
     def _failed(self, number: int, line: str, outcome: Outcome) -> None:
-        cause = failure_cause(outcome, self._drain_timeout)
+        cause = failure_cause(outcome, self.closed_cause)
         detail = str(outcome.error) if outcome.error is not None else cause
         # The file keeps the full error (attempts, last status) after the cause.
         with_detail = outcome.reason != "closed" and detail != cause
@@ -321,14 +342,15 @@ async def send(
         text = body.decode()
         echo(json.dumps(json.loads(text), indent=2, ensure_ascii=False) if options.pretty else text)
 
-    on_the_way = _OnTheWay(report, rejects, options.drain_timeout)
+    on_the_way = _OnTheWay(report, rejects)
     tuning: DestinationOptions = {
         "base_url": options.base_url,
         "historical": options.historical,
         "send": show if options.dry_run else True,
+        "close_timeout": (
+            options.close_timeout if options.drain_timeout is None else options.drain_timeout
+        ),
     }
-    if options.drain_timeout is not None:
-        tuning["close_timeout"] = options.drain_timeout
     dest = Destination(config, **tuning)
 
     def redraw() -> None:
@@ -349,22 +371,57 @@ async def send(
             redraw()
             await anyio.sleep(_REDRAW_EVERY)
 
-    async with dest, anyio.create_task_group() as drawing:
+    async def feed() -> None:
+        """Push every line, then wait until every event is final (unless bounded)."""
+        pushing = 0  # the line whose push is under way (a stop cancels it: not accepted)
+        with stop:
+            async for number, line, event in _numbered_events(lines, rejects, report):
+                pushing = number
+                try:
+                    receipt = await dest.push(event)
+                except InvalidEventError as exc:
+                    rejects.reject(number, "event", str(exc), event=event)
+                    report.rejected["event"] += 1
+                    continue
+                finally:
+                    pushing = 0
+                report.accepted += 1
+                on_the_way.add(number, line, receipt)
+            report.read_all = True
+            if options.drain_timeout is None:
+                await dest.flush()  # every event final: no close timeout applies
+        if pushing:
+            report.lines = pushing - 1
+
+    stop = anyio.CancelScope()  # cancelled by SIGINT/SIGTERM
+    received: list[int] = []
+    error: Exception | None = None
+    async with anyio.create_task_group() as background:
         if display.enabled:
-            drawing.start_soon(keep_drawing)
-        async for number, line, event in _numbered_events(lines, rejects, report):
-            try:
-                receipt = await dest.push(event)
-            except InvalidEventError as exc:
-                rejects.reject(number, "event", str(exc), event=event)
-                report.rejected["event"] += 1
-                continue
-            report.accepted += 1
-            on_the_way.add(number, line, receipt)
-        if options.drain_timeout is None:
-            await dest.flush()  # every event final: no close timeout applies
-        await dest.aclose()
-        drawing.cancel_scope.cancel()
+            background.start_soon(keep_drawing)
+        if _can_watch_signals():
+            await background.start(_stop_on_signals, stop, received, display.message)
+        try:
+            async with dest:
+                await feed()
+                await dest.aclose()
+        except Exception as exc:  # re-raised outside the task group, unwrapped
+            error = exc
+        finally:
+            background.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    report.stopped_by = received[0] if received else None
+    if options.drain_timeout is not None:
+        on_the_way.closed_cause = (
+            f"--drain-timeout ({options.drain_timeout:g} s) ran out before it was delivered"
+        )
+    elif received:
+        name = signal.Signals(received[0]).name
+        on_the_way.closed_cause = (
+            f"not delivered: stopped by {name}, and the close timeout"
+            f" (--close-timeout {options.close_timeout:g} s) ran out"
+        )
     on_the_way.settle(final=True)
     redraw()
     stats = dest.stats
@@ -378,7 +435,7 @@ async def send(
 
 def run_send(
     config: DestinationConfig, options: SendOptions, stream: IO[str], *, echo: Echo
-) -> bool:
+) -> SendReport:
     """The ``send`` command: read ``stream`` on a fresh event loop, print the report.
 
     The report goes to stdout, except with ``--dry-run`` where stdout carries the
@@ -386,7 +443,8 @@ def run_send(
     terminal, plain lines otherwise.
 
     Returns:
-        Whether every line was delivered (or skipped by the mapping).
+        The report: ``ok`` tells whether every line was delivered (or skipped by the
+        mapping), ``stopped_by`` the signal that stopped the run early, if one did.
     """
     stderr = _console(sys.stderr, force=bool(options.progress))
     stdout = _console(sys.stdout)
@@ -422,7 +480,32 @@ def run_send(
         rows,
         notes,
     )
-    return report.ok
+    return report
+
+
+def _can_watch_signals() -> bool:
+    # Signal handlers can be set in the main thread only, and asyncio's need POSIX.
+    return sys.platform != "win32" and threading.current_thread() is threading.main_thread()
+
+
+async def _stop_on_signals(
+    stop: anyio.CancelScope,
+    received: list[int],
+    err: Echo,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """The first SIGINT or SIGTERM stops the reading; the close still runs to its end."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if received:
+                err(f"mparticle-dest: {name}: still delivering the accepted events")
+                continue
+            received.append(signum)
+            err(f"mparticle-dest: {name}: stopping; delivering the accepted events")
+            stop.cancel()
 
 
 def _console(stream: IO[str], *, force: bool = False) -> Console:

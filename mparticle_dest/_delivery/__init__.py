@@ -4,11 +4,21 @@
 retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit.
 """
 
-from .deliverer import BatchResult, Deliverer, DeliveryCounters, make_client
+from .deliverer import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    BatchResult,
+    Deliverer,
+    DeliveryCounters,
+    make_client,
+    parse_url,
+)
 from .pacing import Pacer, PacingPolicy
 from .retry import RetryPolicy
 
 __all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
     "BatchResult",
     "Deliverer",
     "DeliveryCounters",
@@ -16,4 +26,5 @@ __all__ = [
     "PacingPolicy",
     "RetryPolicy",
     "make_client",
+    "parse_url",
 ]

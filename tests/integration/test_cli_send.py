@@ -154,8 +154,9 @@ def test_wrong_credentials_are_the_cause_of_every_failed_line(
     rejects = (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
     errors = {json.loads(r)["error"] for r in rejects}
     assert len(rejects) == 12
-    assert errors == {"mParticle refused the credentials (HTTP 403): check apiKey and apiSecret"}
-    assert "12 × mParticle refused the credentials (HTTP 403)" in result.stdout
+    (error,) = errors
+    assert error.startswith("mParticle refused the credentials (HTTP 403): check apiKey")
+    assert f"12 × {error}" in result.stdout
     assert "close timeout" not in result.output
 
 
