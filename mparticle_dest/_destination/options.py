@@ -83,6 +83,9 @@ def _sync_callable(_inst: object, attribute: object, value: Any) -> None:
 
 
 def _send_mode(inst: object, attribute: object, value: Any) -> None:
+    # None must not slip through as "not True", which would silently mean a dry run.
+    if value is None:
+        raise TypeError("send must be True, False or a sync callable, got None")
     if not isinstance(value, bool):
         _sync_callable(inst, attribute, value)
 

@@ -95,6 +95,8 @@ def test_an_async_batch_callback_is_refused() -> None:
 
     with pytest.raises(TypeError, match="send must be a plain"):
         Destination(config(), send=show)
+    with pytest.raises(TypeError, match="send must be True, False or a sync callable"):
+        Destination(config(), send=None)  # type: ignore[arg-type]
 
 
 def test_every_request_is_logged_at_debug_without_secrets(
