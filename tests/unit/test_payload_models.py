@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.mp_parse import parse_batch, parse_event
 from support.mp_strategies import model_strategy as _model_strategy
 from support.oas import EVENT_SCHEMAS, OASValidationError, validate_batch, validate_event
 
@@ -24,7 +25,7 @@ EVENT_CLASSES = typing.get_args(m.Event)
 @pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
 def test_walkeros_bodies_parse_and_serialize_back(example: dict[str, Any]) -> None:
     body = json.loads(example["expected_body"])
-    batch = m.parse_batch(body)
+    batch = parse_batch(body)
     assert batch.to_dict() == body
     assert isinstance(batch.events[0], m.CustomEvent | m.ScreenView | m.CommerceEvent)
 
@@ -59,7 +60,7 @@ def test_every_model_instance_fits_the_oas_and_the_checker(cls: type, data: st.D
     wire = event.to_dict()
     validate_event(wire)
     assert m.check_data(cls.event_type, wire["data"]) == []
-    assert m.parse_event(wire) == event
+    assert parse_event(wire) == event
 
 
 @settings(max_examples=25, deadline=None)
@@ -67,7 +68,7 @@ def test_every_model_instance_fits_the_oas_and_the_checker(cls: type, data: st.D
 def test_batches_fit_the_oas_and_round_trip(batch: m.Batch) -> None:
     wire = batch.to_dict()
     validate_batch(wire)
-    assert m.parse_batch(json.loads(json.dumps(wire))).to_dict() == wire
+    assert parse_batch(json.loads(json.dumps(wire))).to_dict() == wire
 
 
 @pytest.mark.parametrize(
@@ -139,13 +140,13 @@ def test_checker_accepts_unknown_keys_where_mparticle_does() -> None:
 
 def test_parse_is_strict() -> None:
     with pytest.raises(ValueError, match="unknown event_type"):
-        m.parse_event({"event_type": "nonsense", "data": {}})
+        parse_event({"event_type": "nonsense", "data": {}})
     with pytest.raises(ValueError, match=r"extra fields found \(nope\) @ \$"):
-        m.parse_batch({"events": [], "environment": "production", "nope": 1})
+        parse_batch({"events": [], "environment": "production", "nope": 1})
     with pytest.raises(ValueError, match=r"@ \$\.user_identities"):
-        m.parse_batch({"events": [], "user_identities": {"customer_id": True}})
+        parse_batch({"events": [], "user_identities": {"customer_id": True}})
     with pytest.raises(ValueError, match=r"expected int @ \$\.events\[0\]\.session_id"):
-        m.parse_batch({"events": [{"event_type": "session_start", "data": {"session_id": "x"}}]})
+        parse_batch({"events": [{"event_type": "session_start", "data": {"session_id": "x"}}]})
 
 
 def test_typed_construction_serializes_to_plain_json() -> None:
