@@ -1,0 +1,162 @@
+"""The batch-level part of one event: what goes into its :class:`~mparticle_dest._wire.BatchKey`.
+
+Identities, ``ip``, ``source_request_id``, ``user_attributes``, ``mpid``,
+``device_info`` and ``application_info`` are resolved per event; events whose values
+are equal share a batch. A mapped ``device_info`` or ``application_info`` must be an
+object with the fields and types of mParticle's schema (``None`` fields dropped), and
+an ``mpid`` a 64-bit integer: mParticle refuses a whole batch (400) for one bad value,
+so the event is refused at push instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .._exceptions import InvalidEventError
+from .._mparticle import ApplicationInformation, DeviceInformation, check_model
+from .._wire import IdentityValue, encode_json
+from ..mapping import MappingContext
+from .coerce import identity_value, mpid_value, string_value
+from .limits import Limits
+from .plan import Plan, ValueFn
+
+__all__ = ["Envelope", "resolve_envelope"]
+
+_DEVICE_ORDER = DeviceInformation.wire_order()
+_APPLICATION_ORDER = ApplicationInformation.wire_order()
+
+
+class Envelope(NamedTuple):
+    """One event's resolved batch-level values.
+
+    Attributes:
+        identities: ``((identity_type, value), ...)`` in wire order.
+        text: characters of the batch-level strings (for the builder's size bound).
+        ip, source_request_id: the mapped values, or ``None``.
+        user_attributes: the merged user attributes (limits applied), or ``None``.
+        mpid: the mapped mParticle id, or ``None``.
+        device_info, application_info: their JSON texts, or ``None``.
+    """
+
+    identities: tuple[tuple[str, IdentityValue], ...]
+    text: int
+    ip: str | None = None
+    source_request_id: str | None = None
+    user_attributes: dict[str, Any] | None = None
+    mpid: int | None = None
+    device_info: str | None = None
+    application_info: str | None = None
+
+
+def resolve_envelope(
+    plan: Plan,
+    event: Any,
+    ctx: MappingContext,
+    limits: Limits,
+    where: tuple[str, str],
+    notes: list[str],
+) -> Envelope:
+    """Resolve the batch-level values of the mapped ``event`` (``where``: its id and name).
+
+    Raises:
+        InvalidEventError: a mapped ``mpid``, ``deviceInfo`` or ``applicationInfo``
+            that mParticle would refuse.
+        LimitExceededError: too many user attributes under the "reject" policy.
+    """
+    pairs: list[tuple[str, IdentityValue]] = []
+    text = 0
+    for identity_type, fn in plan.identities:
+        value = fn(event, ctx)
+        if type(value) is str:
+            if value:
+                pairs.append((identity_type, value))
+                text += len(value)
+        else:
+            value = identity_value(value)
+            if value is not None:
+                pairs.append((identity_type, value))
+                text += len(value) if type(value) is str else 24
+    if not plan.batch_level:
+        return Envelope(tuple(pairs), text)
+    ip = None if plan.ip is None else string_value(plan.ip(event, ctx))
+    sri = (
+        None if plan.source_request_id is None else string_value(plan.source_request_id(event, ctx))
+    )
+    user_attributes = None
+    if plan.user_attributes:
+        merged = _merged(plan.user_attributes, event, ctx)
+        if merged:
+            user_attributes = limits.user_attributes(merged, *where, notes) or None
+    return Envelope(
+        tuple(pairs),
+        text,
+        ip,
+        sri,
+        user_attributes,
+        _mpid(plan.mpid, event, ctx, where),
+        _object(plan.device_info, event, ctx, "device_info", where),
+        _object(plan.application_info, event, ctx, "application_info", where),
+    )
+
+
+def _merged(fns: tuple[ValueFn, ...], event: Any, ctx: MappingContext) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for fn in fns:
+        value = fn(event, ctx)
+        if isinstance(value, dict):
+            merged.update(value)
+    return merged
+
+
+def _refuse(where: tuple[str, str], what: str, detail: str, field: str) -> InvalidEventError:
+    event_id, name = where
+    return InvalidEventError(
+        f"event {event_id!r} ({name!r}): mParticle would reject the mapped {what}: {detail}",
+        field=field,
+    )
+
+
+def _mpid(
+    fns: tuple[ValueFn, ...], event: Any, ctx: MappingContext, where: tuple[str, str]
+) -> int | None:
+    for fn in fns:
+        value = fn(event, ctx)
+        if value is not None:
+            try:
+                return mpid_value(value)
+            except ValueError as exc:
+                raise _refuse(where, "mpid", str(exc), "mpid") from None
+    return None
+
+
+def _object(
+    fns: tuple[ValueFn, ...],
+    event: Any,
+    ctx: MappingContext,
+    field: str,
+    where: tuple[str, str],
+) -> str | None:
+    """The merged ``device_info``/``application_info``, checked, as JSON text in the
+    official schema's field order (so that equal objects give equal batch keys)."""
+    if not fns:
+        return None
+    merged: dict[str, Any] = {}
+    for fn in fns:
+        value = fn(event, ctx)
+        if value is None:
+            continue
+        if type(value) is not dict:
+            raise _refuse(where, field, f"expected an object, got {type(value).__name__}", field)
+        merged.update(value)
+    found = {key: value for key, value in merged.items() if value is not None}
+    if not found:
+        return None
+    model, order = (
+        (DeviceInformation, _DEVICE_ORDER)
+        if field == "device_info"
+        else (ApplicationInformation, _APPLICATION_ORDER)
+    )
+    problems = check_model(model, found, path=field)
+    if problems:
+        raise _refuse(where, field, "; ".join(problems), problems[0].split(":", 1)[0])
+    return encode_json({key: found[key] for key in order if key in found}).decode()
