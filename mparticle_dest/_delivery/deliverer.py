@@ -1,4 +1,4 @@
-"""HTTP delivery: one bulk POST per call, tenacity retries, the status policy (SPEC §7).
+"""HTTP delivery: one bulk POST per call, tenacity retries, the status policy below.
 
 This is the only module that imports httpx. :class:`Deliverer` sends sealed batches
 as one ``/v2/bulkevents`` request and returns one :class:`BatchResult` per batch; it
