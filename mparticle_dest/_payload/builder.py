@@ -165,7 +165,8 @@ class EventBuilder:
         resolved = self._resolve(ev)
         mev = resolved.event
         event_id: str = mev.get("id") or ev["id"]
-        plan = self._plan_of(resolved.rule)
+        rule = resolved.rule
+        plan = self._default if rule is None else self._plans.get(id(rule), self._default)
         name = plan.name or mev.get("name")
         if type(name) is not str:
             raise InvalidEventError(
@@ -259,7 +260,7 @@ class EventBuilder:
             + self._envelope_bound
             + JSON_GROWTH * (envelope.text + len(source_request_id) + (len(ip) if ip else 0))
         )
-        if plan.batch_level:
+        if plan.sdk_fields:
             bound += _encoded_length(envelope, plan)
         ua_size = 0
         user_attributes = envelope.user_attributes

@@ -22,6 +22,8 @@ from .plan import Plan, ValueFn
 
 __all__ = ["Envelope", "resolve_envelope"]
 
+# Builds an Envelope in C (the named tuple's own __new__ is a Python function).
+_new_tuple = tuple.__new__
 _DEVICE_ORDER = DeviceInformation.wire_order()
 _APPLICATION_ORDER = ApplicationInformation.wire_order()
 
@@ -77,35 +79,31 @@ def resolve_envelope(
                 pairs.append((identity_type, value))
                 text += len(value) if type(value) is str else 24
     if not plan.batch_level:
-        return Envelope(tuple(pairs), text)
+        return _new_tuple(Envelope, (tuple(pairs), text, None, None, None, None, None, None))
     ip = None if plan.ip is None else string_value(plan.ip(event, ctx))
     sri = (
         None if plan.source_request_id is None else string_value(plan.source_request_id(event, ctx))
     )
     user_attributes = None
     if plan.user_attributes:
-        merged = _merged(plan.user_attributes, event, ctx)
+        merged: dict[str, Any] = {}
+        for fn in plan.user_attributes:
+            value = fn(event, ctx)
+            if isinstance(value, dict):
+                merged.update(value)
         if merged:
-            user_attributes = limits.user_attributes(merged, *where, notes) or None
-    return Envelope(
-        tuple(pairs),
-        text,
-        ip,
-        sri,
-        user_attributes,
-        _mpid(plan.mpid, event, ctx, where),
-        _object(plan.device_info, event, ctx, "device_info", where),
-        _object(plan.application_info, event, ctx, "application_info", where),
+            user_attributes = limits.user_attributes(merged, where[0], where[1], notes) or None
+    mpid = device = application = None
+    if plan.sdk_fields:
+        if plan.mpid:
+            mpid = _mpid(plan.mpid, event, ctx, where)
+        if plan.device_info:
+            device = _object(plan.device_info, event, ctx, "device_info", where)
+        if plan.application_info:
+            application = _object(plan.application_info, event, ctx, "application_info", where)
+    return _new_tuple(
+        Envelope, (tuple(pairs), text, ip, sri, user_attributes, mpid, device, application)
     )
-
-
-def _merged(fns: tuple[ValueFn, ...], event: Any, ctx: MappingContext) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for fn in fns:
-        value = fn(event, ctx)
-        if isinstance(value, dict):
-            merged.update(value)
-    return merged
 
 
 def _refuse(where: tuple[str, str], what: str, detail: str, field: str) -> InvalidEventError:
@@ -138,8 +136,6 @@ def _object(
 ) -> str | None:
     """The merged ``device_info``/``application_info``, checked, as JSON text in the
     official schema's field order (so that equal objects give equal batch keys)."""
-    if not fns:
-        return None
     merged: dict[str, Any] = {}
     for fn in fns:
         value = fn(event, ctx)

@@ -47,6 +47,8 @@ class Plan:
         batch_context: the static ``batch_context`` JSON text (the data plan), or ``None``.
         batch: the rule's ``batch`` options, or ``None``.
         batch_level: anything besides the identities and the consent is batch-level.
+        sdk_fields: ``mpid``, ``device_info``, ``application_info`` or
+            ``batch_context`` may be written (the fields mParticle's SDKs send).
         check: the event's data must be checked against mParticle's model (mapped
             fields, or a type the library does not build itself).
     """
@@ -68,6 +70,7 @@ class Plan:
         "name",
         "plain_identities",
         "prefix",
+        "sdk_fields",
         "source_request_id",
         "user_attributes",
     )
@@ -107,15 +110,8 @@ class Plan:
         self.application_info = application_info
         self.batch_context = _batch_context(data_plan)
         self.batch = batch
-        self.batch_level = bool(
-            ip
-            or source_request_id
-            or user_attributes
-            or mpid
-            or device_info
-            or application_info
-            or self.batch_context
-        )
+        self.sdk_fields = bool(mpid or device_info or application_info or self.batch_context)
+        self.batch_level = bool(ip or source_request_id or user_attributes or self.sdk_fields)
         # The walkerOS types' own fields are built by the builder; mapped ones are checked.
         self.check = event_data is not None or event_type not in ("custom_event", "screen_view")
 
