@@ -4,8 +4,25 @@
 retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit.
 """
 
-from .deliverer import BatchResult, Deliverer, make_client
+from .deliverer import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    BatchResult,
+    Deliverer,
+    make_client,
+    parse_url,
+)
 from .pacing import Pacer, PacingPolicy
 from .retry import RetryPolicy
 
-__all__ = ["BatchResult", "Deliverer", "Pacer", "PacingPolicy", "RetryPolicy", "make_client"]
+__all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "BatchResult",
+    "Deliverer",
+    "Pacer",
+    "PacingPolicy",
+    "RetryPolicy",
+    "make_client",
+    "parse_url",
+]

@@ -29,11 +29,10 @@ from .._wire import (
     batch_size,
     dumps_bytes,
     encode_json,
-    user_attributes_fragment,
 )
 from ..mapping._rules import Resolved
 from .built import BuiltEvent, Skipped
-from .envelope import Envelope, resolve_envelope
+from .envelope import Envelope, not_unicode, resolve_envelope
 from .fast import FastBuild, compile_fast, fast_spec
 from .limits import Limits, check_batch_bytes
 from .plan import Plan, compile_plans
@@ -179,9 +178,15 @@ class EventBuilder:
         envelope = resolve_envelope(
             plan, mev, resolved.context, self._limits, (event_id, name), notes
         )
-        data = self._event_data(plan, resolved, event_id, name, notes)
-        # Mapped values are JSON by construction (the mapping drops anything else).
-        body = plan.prefix + encode_json(data) + b"}"
+        data: dict[str, Any] = {}
+        try:
+            data = self._event_data(plan, resolved, event_id, name, notes)
+            # Mapped values are JSON by construction (the mapping drops anything else),
+            # but a callable or constant may hold a lone surrogate.
+            body = plan.prefix + encode_json(data) + b"}"
+        except UnicodeEncodeError:
+            found = (("", data), ("custom_attributes", resolved.data))
+            raise not_unicode((event_id, name), *found) from None
         return self._built(plan, envelope, body, data, event_id, name, resolved, notes)
 
     def _event_data(
@@ -262,11 +267,8 @@ class EventBuilder:
         )
         if plan.sdk_fields:
             bound += _encoded_length(envelope, plan)
-        ua_size = 0
-        user_attributes = envelope.user_attributes
-        if user_attributes:
-            ua_size = len(user_attributes_fragment(user_attributes))
-            bound += ua_size
+        ua_size = len(envelope.user_attributes_fragment)
+        bound += ua_size
         if bound > MAX_BATCH_BYTES:
             size = batch_size(key, len(body), 1, ua_size, source_request_id)
             check_batch_bytes(size, event_id, name)
@@ -279,7 +281,7 @@ class EventBuilder:
                 name,
                 plan.event_type,
                 source_request_id,
-                user_attributes,
+                envelope.user_attributes,
                 plan.batch,
                 data["timestamp_unixtime_ms"],
                 resolved.mapping_key or None,

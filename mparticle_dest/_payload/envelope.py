@@ -5,22 +5,25 @@ Identities, ``ip``, ``source_request_id``, ``user_attributes``, ``mpid``,
 are equal share a batch. A mapped ``device_info`` or ``application_info`` must be an
 object with the fields and types of mParticle's schema (``None`` fields dropped), and
 an ``mpid`` a 64-bit integer: mParticle refuses a whole batch (400) for one bad value,
-so the event is refused at push instead.
+so the event is refused at push instead. The event's own text was checked before;
+what the mapping made of it (a callable's result, a constant) is checked here for
+lone surrogates, which cannot be encoded.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .._event import surrogate_path, text_ok
 from .._exceptions import InvalidEventError
 from .._mparticle import ApplicationInformation, DeviceInformation, check_model
-from .._wire import IdentityValue, encode_json
+from .._wire import IdentityValue, encode_json, user_attributes_fragment
 from ..mapping import MappingContext
 from .coerce import identity_value, mpid_value, string_value
 from .limits import Limits
 from .plan import Plan, ValueFn
 
-__all__ = ["Envelope", "resolve_envelope"]
+__all__ = ["Envelope", "not_unicode", "resolve_envelope"]
 
 # Builds an Envelope in C (the named tuple's own __new__ is a Python function).
 _new_tuple = tuple.__new__
@@ -36,6 +39,7 @@ class Envelope(NamedTuple):
         text: characters of the batch-level strings (for the builder's size bound).
         ip, source_request_id: the mapped values, or ``None``.
         user_attributes: the merged user attributes (limits applied), or ``None``.
+        user_attributes_fragment: their envelope bytes (``b""`` without them).
         mpid: the mapped mParticle id, or ``None``.
         device_info, application_info: their JSON texts, or ``None``.
     """
@@ -45,6 +49,7 @@ class Envelope(NamedTuple):
     ip: str | None = None
     source_request_id: str | None = None
     user_attributes: dict[str, Any] | None = None
+    user_attributes_fragment: bytes = b""
     mpid: int | None = None
     device_info: str | None = None
     application_info: str | None = None
@@ -69,22 +74,30 @@ def resolve_envelope(
     text = 0
     for identity_type, fn in plan.identities:
         value = fn(event, ctx)
+        if type(value) is not str:
+            value = identity_value(value)
         if type(value) is str:
             if value:
+                if not (value.isascii() or text_ok(value)):
+                    raise not_unicode(where, (f"user_identities.{identity_type}", value))
                 pairs.append((identity_type, value))
                 text += len(value)
-        else:
-            value = identity_value(value)
-            if value is not None:
-                pairs.append((identity_type, value))
-                text += len(value) if type(value) is str else 24
+        elif value is not None:
+            pairs.append((identity_type, value))
+            text += 24
     if not plan.batch_level:
-        return _new_tuple(Envelope, (tuple(pairs), text, None, None, None, None, None, None))
-    ip = None if plan.ip is None else string_value(plan.ip(event, ctx))
-    sri = (
-        None if plan.source_request_id is None else string_value(plan.source_request_id(event, ctx))
-    )
+        return _new_tuple(Envelope, (tuple(pairs), text, None, None, None, b"", None, None, None))
+    ip = sri = None
+    if plan.ip is not None:
+        ip = string_value(plan.ip(event, ctx))
+        if ip is not None and not (ip.isascii() or text_ok(ip)):
+            raise not_unicode(where, ("ip", ip))
+    if plan.source_request_id is not None:
+        sri = string_value(plan.source_request_id(event, ctx))
+        if sri is not None and not (sri.isascii() or text_ok(sri)):
+            raise not_unicode(where, ("source_request_id", sri))
     user_attributes = None
+    fragment = b""
     if plan.user_attributes:
         merged: dict[str, Any] = {}
         for fn in plan.user_attributes:
@@ -92,7 +105,11 @@ def resolve_envelope(
             if isinstance(value, dict):
                 merged.update(value)
         if merged:
-            user_attributes = limits.user_attributes(merged, where[0], where[1], notes) or None
+            try:
+                user_attributes = limits.user_attributes(merged, where[0], where[1], notes) or None
+                fragment = user_attributes_fragment(user_attributes)
+            except UnicodeEncodeError:
+                raise not_unicode(where, ("user_attributes", merged)) from None
     mpid = device = application = None
     if plan.sdk_fields:
         if plan.mpid:
@@ -102,7 +119,8 @@ def resolve_envelope(
         if plan.application_info:
             application = _object(plan.application_info, event, ctx, "application_info", where)
     return _new_tuple(
-        Envelope, (tuple(pairs), text, ip, sri, user_attributes, mpid, device, application)
+        Envelope,
+        (tuple(pairs), text, ip, sri, user_attributes, fragment, mpid, device, application),
     )
 
 
@@ -155,4 +173,21 @@ def _object(
     problems = check_model(model, found, path=field)
     if problems:
         raise _refuse(where, field, "; ".join(problems), problems[0].split(":", 1)[0])
-    return encode_json({key: found[key] for key in order if key in found}).decode()
+    try:
+        return encode_json({key: found[key] for key in order if key in found}).decode()
+    except UnicodeEncodeError:
+        raise not_unicode(where, (field, found)) from None
+
+
+def not_unicode(where: tuple[str, str], *found: tuple[str, Any]) -> InvalidEventError:
+    """The error for mapped output holding a lone surrogate, naming its mParticle field.
+
+    ``found`` lists ``(path prefix, value)`` pairs to search, in order.
+    """
+    event_id, name = where
+    field = next((p for prefix, v in found if (p := surrogate_path(v, prefix))), None)
+    return InvalidEventError(
+        f"event {event_id!r} ({name!r}): the mapping produced {field or 'a value'} with a lone"
+        " surrogate, which is not valid Unicode and cannot be encoded as UTF-8",
+        field=field,
+    )

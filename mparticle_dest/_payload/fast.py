@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from .._config import BatchOptions
+from .._event import text_ok
 from .._mparticle import (
     MAX_ATTRIBUTE_VALUE_LENGTH,
     MAX_BATCH_BYTES,
@@ -114,7 +115,7 @@ def fast_spec(
     4. the event type is ``custom_event`` or ``screen_view``, the name override is within
        256 characters and no value is read from the event's ``name``, every consent
        requirement names groups, and no constant is one the function would decline on
-       every event.
+       every event or holds a lone surrogate.
 
     Then every event is still handed back to the general build when it is unusual (see
     the module docstring), so both paths always give the same result.
@@ -165,13 +166,23 @@ def _generated_code_applies(spec: FastSpec) -> bool:
             return False
     # A constant the generated code would decline on every event is left out at once:
     # an identity default other than a string or int, an over-long attribute string.
+    # So is text holding a lone surrogate (the event's own text is checked before):
+    # the general path refuses the event, naming the field.
     for _, (_, default) in spec.identities:
         if default is not None and type(default) is not str and type(default) is not int:
             return False
     for _, (_, default) in spec.attributes or ():
         if type(default) is str and len(default) > MAX_ATTRIBUTE_VALUE_LENGTH:
             return False
+    constants = [default for _, default in values]
+    if not all(_valid_text(text) for text in (spec.rule_name, *constants)):
+        return False
     return all(type(t) is str for t, _ in spec.identities)
+
+
+def _valid_text(value: object) -> bool:
+    """Whether ``value`` is no string or a string without a lone surrogate."""
+    return type(value) is not str or value.isascii() or text_ok(value)
 
 
 class _Writer:

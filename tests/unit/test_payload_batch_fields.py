@@ -218,3 +218,11 @@ def test_the_generated_fast_path_declines_configs_with_these_fields() -> None:
     with_plan.build(event)
     assert plain._fast["page view"] is not None
     assert with_plan._fast["page view"] is None
+
+
+def test_a_mapped_object_holding_a_lone_surrogate_refuses_the_event() -> None:
+    # It cannot be encoded as UTF-8; the error names the field, as for the other fields.
+    config = {"settings": {**BASE, "deviceInfo": {"map": {"brand": {"fn": lambda e: "a\udc80"}}}}}
+    with pytest.raises(InvalidEventError, match="lone surrogate") as info:
+        build(config)
+    assert info.value.field == "device_info.brand"
