@@ -385,7 +385,7 @@ class Destination:
                 await engine.flush()
             timed_out = drain.cancelled_caught
             await engine.stop()
-            engine.fail_leftovers()
+            await engine.fail_leftovers()
             await self._close_client()
         self._state = _State.CLOSED
         report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
