@@ -19,17 +19,21 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .._batching import Accumulator, Scheduler, SealedBatch
-from .._delivery import BatchResult, Pacer, Sender
+from .._delivery import Pacer
 from .._exceptions import BufferFullError, DeliveryError
-from .._payload import BuiltEvent
 from .._receipt import BatchOutcome, Receipt
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters, Stats
+
+if TYPE_CHECKING:
+    from .._delivery import BatchResult, Sender
+    from .._payload import BuiltEvent
 
 __all__ = ["Engine"]
 
