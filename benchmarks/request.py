@@ -2,8 +2,8 @@
 
 The same request bodies (one batch of one event each, the walkerOS shape, where the
 per-request cost is everything) are sent two ways, each in a fresh process, against
-one sink without a limit, with the same concurrency (the library's default
-``max_in_flight``, 4):
+one sink without a limit, with the same concurrency (``--concurrency``; by default
+the library's default ``max_in_flight``, 4):
 
 - ``library``: a :class:`~mparticle_dest.Destination` with ``batch.size`` 1 and
   ``max_batches_per_request=1``: one request per pushed event. Its CPU per request
@@ -12,7 +12,7 @@ one sink without a limit, with the same concurrency (the library's default
   request;
 - ``bare``: ``httpx.AsyncClient.post`` of the very same bytes
   (:mod:`benchmarks.baseline_minimal` builds them; the happy-path smoke test proves
-  they equal the library's) from 4 tasks, checking each answer is a 202.
+  they equal the library's) from as many tasks, checking each answer is a 202.
 
 The two alternate for ``--rounds`` rounds; medians are reported.
 """
@@ -36,17 +36,19 @@ from .baseline_minimal import encode_batch, event_body
 from .scenario import API_KEY, API_SECRET, scenario_config
 from .traffic import Traffic
 
-#: Concurrent requests in both clients: the library's default ``max_in_flight``.
-CONCURRENCY = 4
-
 
 @dataclass(frozen=True)
 class RequestParams:
-    """``requests`` one-event requests per run, ``rounds`` alternating rounds."""
+    """``requests`` one-event requests per run, ``rounds`` alternating rounds.
+
+    ``concurrency``: requests in flight in both clients (the library's
+    ``max_in_flight``; 4 is its default).
+    """
 
     requests: int = 2_000
     rounds: int = 3
     users: int = 50
+    concurrency: int = 4
 
 
 SMOKE = RequestParams(requests=100, rounds=1)
@@ -67,7 +69,13 @@ async def library(spec: dict[str, Any]) -> dict[str, Any]:
     p = RequestParams(**spec["params"])
     config = scenario_config(1, 1_000)
     events = _events(p)
-    dest = Destination(config, base_url=spec["url"], max_batches_per_request=1)
+    dest = Destination(
+        config,
+        base_url=spec["url"],
+        max_batches_per_request=1,
+        max_in_flight=p.concurrency,
+        max_buffered_events=p.requests + 1,
+    )
     cpu0 = time.process_time()
     async with dest:
         for event in events:
@@ -115,10 +123,10 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(f"the sink answered {response.status_code}")
             ok += 1
 
-    limits = httpx.Limits(max_connections=CONCURRENCY)
+    limits = httpx.Limits(max_connections=p.concurrency)
     cpu0 = time.process_time()
     async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as tg:
-        for _ in range(CONCURRENCY):
+        for _ in range(p.concurrency):
             tg.start_soon(worker, client)
     cpu_s = time.process_time() - cpu0
     return {"client": "bare", "requests": ok, "cpu_us_per_request": cpu_s / ok * 1e6}
@@ -153,7 +161,7 @@ def format_request(r: dict[str, Any]) -> str:
     p = r["params"]
     return "\n".join(
         [
-            f"request: {p['requests']:,} one-event requests per run, {CONCURRENCY} in flight, "
+            f"request: {p['requests']:,} one-event requests per run, {p['concurrency']} in flight, "
             f"{p['rounds']} alternating round(s), medians",
             "",
             f"library CPU per request          {r['library_us_per_request']:8.0f} us "
@@ -172,10 +180,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     ap.add_argument("--requests", type=int, help=f"requests per run ({d.requests:,})")
     ap.add_argument("--rounds", type=int, help=f"alternating rounds ({d.rounds})")
+    ap.add_argument(
+        "--concurrency", type=int, help=f"requests in flight, both clients ({d.concurrency})"
+    )
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
-    overrides = {k: getattr(args, k) for k in ("requests", "rounds") if getattr(args, k)}
+    overrides = {
+        k: getattr(args, k) for k in ("requests", "rounds", "concurrency") if getattr(args, k)
+    }
     report = run_request(RequestParams(**{**asdict(base), **overrides}))
     report["smoke"] = args.smoke
     print(format_request(report))
