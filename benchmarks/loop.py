@@ -48,7 +48,7 @@ class LoopParams:
     batch_age: int = 1_000
 
 
-SMOKE = LoopParams(users=500, rate=2_000, duration=1.0)
+SMOKE = LoopParams(users=500, rate=2_000, duration=0.5)
 
 
 async def client(spec: dict[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ class QuotaParams:
     sample: float = 0.25
 
 
-SMOKE = QuotaParams(users=200, rate=2_000, duration=1.5, limit=400, burst=100, warmup=0.3)
+SMOKE = QuotaParams(users=200, rate=2_000, duration=1.0, limit=1_000, burst=200, warmup=0.3)
 
 
 # -- the client (runs in a child process) ------------------------------------------------

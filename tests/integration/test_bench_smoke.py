@@ -143,8 +143,7 @@ def _events_per_user(events: list[dict[str, Any]]) -> dict[str, int]:
 # -- the regime benchmarks (python -m benchmarks quota|loop|users|request|start) ---------
 
 REGIME_SMOKES: dict[str, tuple[str, ...]] = {
-    "quota": ("quota", "--smoke"),
-    "quota-2": ("quota", "--smoke", "--processes", "2"),
+    "quota": ("quota", "--smoke", "--processes", "2"),
     "loop": ("loop", "--smoke"),
     "users": ("users", "--smoke"),
     "request": ("request", "--smoke"),
@@ -177,13 +176,12 @@ def regime_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str
     return out
 
 
-@pytest.mark.parametrize("name", ["quota", "quota-2"])
 def test_quota_run_accounts_for_every_event_and_agrees_with_the_sink(
-    regime_runs: dict[str, tuple[str, dict[str, Any]]], name: str
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
 ) -> None:
-    stdout, r = regime_runs[name]
+    stdout, r = regime_runs["quota"]
     clients = r["clients"]
-    assert len(clients) == r["params"]["processes"] == (2 if name == "quota-2" else 1)
+    assert len(clients) == r["params"]["processes"] == 2
     assert 0 < r["pushed"] <= r["offered"]
     for c in clients:
         # Everything accepted ended delivered or failed (the close waited long enough).
@@ -203,7 +201,7 @@ def test_quota_run_accounts_for_every_event_and_agrees_with_the_sink(
         r["window_batches"] / r["window_s"] / r["params"]["limit"]
     )
     assert len(r["per_process_window_batches"]) == len(clients)
-    assert "quota used while backlogged" in stdout
+    assert "quota used while backlogged" in stdout and "max/min" in stdout
 
 
 def test_loop_run_measures_both_loops_through_the_close(
@@ -232,7 +230,9 @@ def test_users_sweep_delivers_everything_at_every_user_count(
     )
     for c in r["cpu"]:
         assert c["delivered_events"] == events and c["failed_events"] == 0
-        assert c["cpu_us_per_event"] > 0 and 0 <= c["gc_share"] < 1
+        assert c["cpu_us_per_event"] > 0
+        # The collector's CPU is part of the run's CPU (events made apart are not).
+        assert 0 <= c["gc_s"] <= c["cpu_s"] + c["generation_s"]
     for m in r["memory"]:
         # Everything held by the stalled sink is delivered once it is released.
         assert m["delivered_events"] == events
