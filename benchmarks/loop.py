@@ -165,7 +165,11 @@ def format_loop(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks loop [options]``."""
     d = LoopParams()
-    ap = argparse.ArgumentParser(prog="python -m benchmarks loop", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks loop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     ap.add_argument("--users", type=int, help=f"distinct users ({d.users:,})")
     ap.add_argument("--rate", type=float, help=f"events/s offered ({d.rate:,.0f})")

@@ -18,7 +18,7 @@ Measured:
 - per process (``--processes N``): its delivered batches in the window, and the
   max/min ratio between processes (fairness).
 
-The sink samples its counters (``GET /_fake/stats``) every ``--sample`` seconds;
+The sink samples its counters (``GET /_fake/stats``) every 0.25 s;
 each client samples its own ``dest.stats``. The clients' counts are cross-checked
 with the sink's.
 """
@@ -289,7 +289,11 @@ def _option(text: str) -> tuple[str, Any]:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks quota [options]``."""
     d = QuotaParams()
-    ap = argparse.ArgumentParser(prog="python -m benchmarks quota", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks quota",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     ap.add_argument("--processes", type=int, help=f"client processes ({d.processes})")
     ap.add_argument("--users", type=int, help=f"users per process ({d.users:,})")

@@ -176,7 +176,11 @@ def format_request(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks request [options]``."""
     d = RequestParams()
-    ap = argparse.ArgumentParser(prog="python -m benchmarks request", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks request",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     ap.add_argument("--requests", type=int, help=f"requests per run ({d.requests:,})")
     ap.add_argument("--rounds", type=int, help=f"alternating rounds ({d.rounds})")

@@ -116,7 +116,11 @@ def format_start(r: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m benchmarks start [options]``."""
-    ap = argparse.ArgumentParser(prog="python -m benchmarks start", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks start",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--smoke", action="store_true", help="one run of each (figures not meaningful)")
     ap.add_argument("--runs", type=int, help=f"fresh processes per figure ({RUNS})")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")

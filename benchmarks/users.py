@@ -210,7 +210,11 @@ def format_users(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks users [options]``."""
     d = UsersParams()
-    ap = argparse.ArgumentParser(prog="python -m benchmarks users", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks users",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     ap.add_argument(
         "--users",
