@@ -66,15 +66,19 @@ def run(spec: dict[str, Any], what: str) -> dict[str, Any]:
     return Child(spec, what).result()
 
 
-def metered_sink(limit: float | None, burst: float | None = None) -> ServerProcess:
+def metered_sink(
+    limit: float | None, burst: float | None = None, usage: str = "bucket"
+) -> ServerProcess:
     """The fake mParticle server in its own process, limited to ``limit`` batches/s.
 
     No schema validation (the client's bodies are checked elsewhere) and counters
     only, so a long run neither slows the sink nor grows it. ``limit=None``: no limit.
+    ``usage``: what ``X-mp-rate-limit-percentage-used`` reports (``serve
+    --rate-limit-usage``).
     """
     cmd = [*FAKE_SERVER_CMD, "--no-validate"]
     if limit is not None:
-        cmd += ["--rate-limit", f"{limit:g}"]
+        cmd += ["--rate-limit", f"{limit:g}", "--rate-limit-usage", usage]
         if burst is not None:
             cmd += ["--rate-limit-burst", f"{burst:g}"]
     return ServerProcess(cmd)

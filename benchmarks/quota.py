@@ -56,6 +56,9 @@ class QuotaParams:
         duration: Seconds of offered traffic.
         limit: The sink's limit, batches per second.
         burst: The sink's bucket size in batches.
+        usage: What the sink's ``X-mp-rate-limit-percentage-used`` reports:
+            ``"bucket"`` (how full its bucket is) or ``"window"`` (batches accepted
+            over the last second ÷ the limit).
         warmup: Seconds after the start excluded from the quota window.
         close_timeout: ``close_timeout`` of every Destination.
         batch_size: walkerOS ``batch.size``.
@@ -70,6 +73,7 @@ class QuotaParams:
     duration: float = 20.0
     limit: float = 270.0
     burst: float = 50.0
+    usage: str = "bucket"
     warmup: float = 2.0
     close_timeout: float = 300.0
     batch_size: int = 100
@@ -162,7 +166,7 @@ def _at(samples: list[tuple[float, float]], t: float) -> float:
 
 def run_quota(p: QuotaParams) -> dict[str, Any]:
     """Start the sink and ``p.processes`` clients; return the report."""
-    with procs.metered_sink(p.limit, p.burst) as sink:
+    with procs.metered_sink(p.limit, p.burst, p.usage) as sink:
         start_at = time.monotonic() + _START_DELAY_S + 0.3 * p.processes
         children = [
             procs.Child(
@@ -247,7 +251,8 @@ def format_quota(r: dict[str, Any]) -> str:
     lines = [
         f"quota: {p['processes']} process(es), {p['users']:,} users each, "
         f"{p['rate']:,.0f} events/s offered for {p['duration']:g} s, "
-        f"limit {p['limit']:g} batches/s (burst {p['burst']:g}), options {p['options'] or '{}'}",
+        f"limit {p['limit']:g} batches/s (burst {p['burst']:g}, usage header: {p['usage']}), "
+        f"options {p['options'] or '{}'}",
         "",
         f"events pushed / offered        {r['pushed']:,} / {r['offered']:,} "
         f"(producer blocked {r['blocked_s']:.1f} s of {p['duration']:g} s)",
@@ -301,6 +306,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=float, help=f"seconds of traffic ({d.duration:g})")
     ap.add_argument("--limit", type=float, help=f"sink limit, batches/s ({d.limit:g})")
     ap.add_argument("--burst", type=float, help=f"sink bucket, batches ({d.burst:g})")
+    ap.add_argument(
+        "--usage",
+        choices=("bucket", "window"),
+        help=f"what the sink's usage header reports ({d.usage}; see serve --rate-limit-usage)",
+    )
     ap.add_argument("--warmup", type=float, help=f"seconds left out of the window ({d.warmup:g})")
     ap.add_argument("--close-timeout", type=float, help=f"close_timeout ({d.close_timeout:g})")
     ap.add_argument("--batch-size", type=int, help=f"batch.size ({d.batch_size})")
@@ -328,6 +338,7 @@ def main(argv: list[str]) -> int:
             "duration",
             "limit",
             "burst",
+            "usage",
             "warmup",
             "close_timeout",
             "batch_size",

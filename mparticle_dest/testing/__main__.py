@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         help="bucket size of --rate-limit in batches (default: one second's worth)",
     )
     serve.add_argument(
+        "--rate-limit-usage",
+        choices=("bucket", "window"),
+        default="bucket",
+        help="X-mp-rate-limit-percentage-used: how full the bucket is (default) or the "
+        "batches accepted over the last second as a percentage of the limit",
+    )
+    serve.add_argument(
         "--fault",
         type=_fault_rate,
         action="append",
@@ -105,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         rate_limit=args.rate_limit,
         rate_limit_burst=args.rate_limit_burst,
+        rate_limit_usage=args.rate_limit_usage,
         validate=not args.no_validate,
         record=not args.counters_only,
         host=args.host,
