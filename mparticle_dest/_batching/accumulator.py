@@ -11,7 +11,7 @@ import heapq
 import itertools
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
@@ -280,6 +280,10 @@ class Accumulator:
     def get(self, key: Hashable) -> _OpenBatch | None:
         """The open batch of ``key`` (its ``count``, ``size``, ``eligible_at``), if any."""
         return self._open.get(key)  # type: ignore[call-overload, no-any-return]
+
+    def open_keys(self) -> Iterator[Hashable]:
+        """Keys of the open batches, in the order the batches were opened."""
+        return iter(self._open)
 
     def outcomes(self) -> list[BatchOutcome]:
         """The outcomes of the open batches (what a flush waits for besides sealed ones)."""

@@ -19,17 +19,21 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .._batching import Accumulator, Scheduler, SealedBatch
-from .._delivery import BatchResult, Pacer, Sender
+from .._delivery import Pacer
 from .._exceptions import BufferFullError, DeliveryError
-from .._payload import BuiltEvent
 from .._receipt import BatchOutcome, Receipt
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters, Stats
+
+if TYPE_CHECKING:
+    from .._delivery import BatchResult, Sender
+    from .._payload import BuiltEvent
 
 __all__ = ["Engine"]
 
@@ -37,7 +41,9 @@ logger = logging.getLogger("mparticle_dest")
 
 _INF = math.inf
 # Open batches made eligible per step of a flush or close (then the loop gets a turn).
-_SLICE_EVENTS = 20_000
+_SLICE_EVENTS = 1_000
+# Batches sealed and failed per step when the close timeout runs out.
+_SLICE_BATCHES = 250
 # At most one "the quota is the bottleneck" warning per this many seconds.
 _QUOTA_WARNING_EVERY = 60.0
 
@@ -202,27 +208,42 @@ class Engine:
         if self._done is not None:
             await self._done.wait()
 
-    def fail_leftovers(self) -> None:
-        """After the close timeout: everything not final fails with reason ``closed``."""
+    async def fail_leftovers(self) -> None:
+        """After the close timeout: everything not final fails with reason ``closed``.
+
+        In slices, with a checkpoint between them: sealing and failing tens of thousands
+        of open batches must not hold the loop.
+        """
         error = DeliveryError(
             f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
         )
-        for batch in self._leftovers():
-            self.counters.undelivered_at_close += batch.event_count
-            self._fail(batch, error, "closed")
-            self._forget(batch)
+        # In flight or waiting sealed first, then the rest slice by slice.
+        batches = sorted(self._unresolved.values(), key=lambda b: b.seq) or self._drain_slice()
+        while batches:
+            for batch in batches:
+                self._unresolved.setdefault(batch.seq, batch)
+                self.counters.undelivered_at_close += batch.event_count
+                self._fail(batch, error, "closed")
+                self._forget(batch)
+            await anyio.lowlevel.checkpoint()
+            batches = self._drain_slice()
 
     def fail_all(self, error: DeliveryError) -> None:
-        for batch in self._leftovers():
-            self._fail(batch, error, "error")
-            self._forget(batch)
+        batches = sorted(self._unresolved.values(), key=lambda b: b.seq) or self._drain_slice()
+        while batches:
+            for batch in batches:
+                self._unresolved.setdefault(batch.seq, batch)
+                self._fail(batch, error, "error")
+                self._forget(batch)
+            batches = self._drain_slice()
 
-    def _leftovers(self) -> list[SealedBatch]:
-        for batch in self.scheduler.drain():
+    def _drain_slice(self) -> list[SealedBatch]:
+        """Up to a slice of the batches not taken yet (sealed now if they were open)."""
+        out = self.scheduler.drain(_SLICE_BATCHES)
+        for batch in out:
             if batch.seq not in self._unresolved:
-                self._unresolved[batch.seq] = batch
                 self.counters.batches += 1
-        return sorted(self._unresolved.values(), key=lambda b: b.seq)
+        return out
 
     # -- the background -----------------------------------------------------------------------
 
@@ -280,7 +301,7 @@ class Engine:
                     # The quota holds it back: nothing but time changes that.
                     await anyio.sleep(delay)
                     continue
-                batches = scheduler.take(now)
+                batches = scheduler.take(now, pacer.request_budget())
                 if batches:
                     pacer.charge(len(batches))
                     unresolved = self._unresolved
