@@ -95,6 +95,8 @@ class Engine:
         self._wake: anyio.Event | None = None  # set to make idle senders look again
         self._wake_until = _INF  # when the idle senders will look anyway
         self._room: anyio.Event | None = None  # set when buffered events drop below the cap
+        self._answered = False  # a first request was settled
+        self._first: anyio.Event | None = None  # set then
         self._done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
 
@@ -250,6 +252,7 @@ class Engine:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """The background: ``max_in_flight`` senders, until :meth:`stop`."""
         self._done = anyio.Event()
+        self._first = anyio.Event()
         try:
             # Shielded: when the task running ``async with`` is cancelled, the close
             # still needs the senders to deliver what is buffered. Only aclose() stops
@@ -295,6 +298,12 @@ class Engine:
             now = anyio.current_time()
             acc.due(now)
             at = scheduler.ready_at(now)
+            if at is not None and at <= now and not self._answered and self.in_flight:
+                # Until the first answer, one request at a time: it tells the pacer about
+                # the quota (and the credentials) before the others take their batches.
+                assert self._first is not None
+                await self._first.wait()
+                continue
             if at is not None and at <= now:
                 delay = pacer.delay()
                 if delay > 0.0:
@@ -373,6 +382,10 @@ class Engine:
 
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""
+        if not self._answered:
+            self._answered = True
+            assert self._first is not None
+            self._first.set()
         throttled: list[SealedBatch] = []
         if results is None:
             error = DeliveryError("not sent: internal error in the delivery engine (see the log)")
