@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -216,6 +216,16 @@ class Engine:
         In slices, with a checkpoint between them: sealing and failing tens of thousands
         of open batches must not hold the loop.
         """
+        for _ in self._fail_leftover_slices():
+            await anyio.lowlevel.checkpoint()
+
+    def fail_leftovers_now(self) -> None:
+        """:meth:`fail_leftovers` in one step, for a close torn down with its event loop
+        (nothing left to do after a normal close)."""
+        for _ in self._fail_leftover_slices():
+            pass
+
+    def _fail_leftover_slices(self) -> Iterator[None]:
         error = DeliveryError(
             f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
         )
@@ -227,7 +237,7 @@ class Engine:
                 self.counters.undelivered_at_close += batch.event_count
                 self._fail(batch, error, "closed")
                 self._forget(batch)
-            await anyio.lowlevel.checkpoint()
+            yield
             batches = self._drain_slice()
 
     def fail_all(self, error: DeliveryError) -> None:
