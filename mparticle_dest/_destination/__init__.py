@@ -5,16 +5,18 @@ flusher and senders, ``sync`` the threaded facade for WSGI and scripts.
 """
 
 from .destination import CloseReport, Destination
-from .options import DeliveryOptions, FailedBatch, FullPolicy
+from .options import BeforeSend, DeliveryOptions, FailedBatch, FullPolicy, QuotaGate
 from .stats import Stats
 from .sync import SyncDestination, SyncReceipt
 
 __all__ = [
+    "BeforeSend",
     "CloseReport",
     "DeliveryOptions",
     "Destination",
     "FailedBatch",
     "FullPolicy",
+    "QuotaGate",
     "Stats",
     "SyncDestination",
     "SyncReceipt",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import frozen
 
-from .._batching import Accumulator, BatchLimits, Packer
+from .._batching import Accumulator, BatchLimits, Packer, SealedBatch
 from .._config import DestinationConfig
 from .._delivery import Deliverer, Pacer, PacingPolicy, RetryPolicy, make_client
 from .._exceptions import (
@@ -45,9 +45,11 @@ from .options import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_EVENTS,
     DEFAULT_MAX_IN_FLIGHT,
+    BeforeSend,
     DeliveryOptions,
     FailedBatch,
     FullPolicy,
+    QuotaGate,
 )
 from .stats import Counters, Stats
 
@@ -172,6 +174,13 @@ class Destination:
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
             data older than 30 days (default ``False``); ``push`` then refuses events
             without a ``timestamp``.
+        quota_gate: A :class:`QuotaGate` awaited before each request, e.g. the Redis
+            token bucket of :mod:`mparticle_dest.streams` that every process sending
+            to the workspace shares (default ``None``: per-process pacing only).
+        before_send: An async hook awaited with a request's batches before their first
+            attempt (each has ``source_request_id``, ``body`` and ``event_count``);
+            if it raises, the request is not sent and its batches fail with reason
+            ``"error"``. The relay records batch composition with it.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
@@ -196,6 +205,8 @@ class Destination:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
+        quota_gate: QuotaGate | None = None,
+        before_send: BeforeSend | None = None,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
         self.options = DeliveryOptions(
@@ -210,6 +221,8 @@ class Destination:
             pacing=pacing if pacing is not None else PacingPolicy(),
             on_error=on_error,
             historical=historical,
+            quota_gate=quota_gate,
+            before_send=before_send,
         )
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -458,6 +471,49 @@ class Destination:
                 engine.enqueue(batch)
             engine.wake_flusher()
         return receipt
+
+    async def resend(self, body: bytes, *, source_request_id: str, event_count: int) -> Receipt:
+        """Queue a batch sealed earlier, byte for byte, as one more batch to deliver.
+
+        A relay that takes over the entries of a crashed one resends the batches that
+        relay recorded: identical bytes under the identical ``source_request_id``, so
+        mParticle's de-duplication ingests them once. The batch counts against the
+        buffer like its events would (the full policy applies; ``"drop"`` drops it).
+
+        Args:
+            body: The batch JSON exactly as recorded (``source_request_id`` inside).
+            source_request_id: The ``source_request_id`` inside ``body``.
+            event_count: Number of events in ``body``.
+
+        Returns:
+            A receipt for the whole batch (``event_id`` ``None``).
+
+        Raises:
+            BufferFullError: As :meth:`push`.
+            DestinationClosedError: As :meth:`push`.
+        """
+        try:
+            here = self._loop_probe()
+        except RuntimeError:
+            here = None
+        if here is not self._accepting:
+            raise self._refusal()
+        engine = self._engine
+        if engine.buffered >= self._cap:
+            dropped = await self._make_room(source_request_id)
+            if dropped is not None:
+                return Receipt.resolved(None, "dropped", "buffer_full")
+        batch = SealedBatch(
+            key=("resend", source_request_id),
+            body=body,
+            event_count=event_count,
+            source_request_id=source_request_id,
+            seq=next(engine.resent_seqs),
+        )
+        engine.buffered += event_count
+        engine.enqueue(batch)
+        engine.wake_flusher()
+        return Receipt(batch.outcome, None)
 
     async def flush(self) -> None:
         """Send every buffered event now and return when each one's outcome is final.

@@ -9,9 +9,10 @@ interleave.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -68,6 +69,8 @@ class Engine:
         self.room: anyio.Event | None = None  # set when buffered events drop below the cap
         self.done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
+        # Sealing order of batches handed over already sealed (resend); below the accumulator's.
+        self.resent_seqs = itertools.count(-1, -1)
 
     async def stop(self) -> None:
         """Cancel the flusher and the senders and wait until they are gone."""
@@ -175,6 +178,7 @@ class Engine:
         assert self.deliverer is not None
         results: list[BatchResult] | None
         try:
+            await self._before_request(batches)
             results = await self.deliverer.send(batches)
         except Exception:
             logger.exception("mparticle_dest: sending a request failed on an internal error")
@@ -185,6 +189,18 @@ class Engine:
             self.in_flight -= 1
         self._settle(batches, results)
         self._dispatch()
+
+    # -- hooks before a request: the relay's batch ledger and a quota shared beyond this process
+
+    async def _before_request(self, batches: Sequence[SealedBatch]) -> None:
+        before_send = self.options.before_send
+        if before_send is not None:
+            fresh = [batch for batch in batches if batch.attempts == 0]
+            if fresh:
+                await before_send(fresh)
+        gate = self.options.quota_gate
+        if gate is not None:
+            await gate.acquire(len(batches))
 
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""

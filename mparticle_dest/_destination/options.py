@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol
 
 from attrs import field, frozen, validators
 
+from .._batching import SealedBatch
 from .._delivery import PacingPolicy, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 
-__all__ = ["DeliveryOptions", "FailedBatch", "FullPolicy"]
+__all__ = ["BeforeSend", "DeliveryOptions", "FailedBatch", "FullPolicy", "QuotaGate"]
 
 FullPolicy = Literal["wait", "drop", "raise"]
 """What ``push`` does when the buffer is full: wait for room, drop the event, or raise."""
+
+BeforeSend = Callable[[Sequence[SealedBatch]], Awaitable[object]]
+"""Awaited with the batches of a request that no attempt has carried yet, before the
+first attempt (the relay records them in its Redis ledger); if it raises, the request is
+not sent and its batches fail with reason ``"error"``."""
+
+
+class QuotaGate(Protocol):
+    """A rate limit shared beyond this process (e.g. a Redis token bucket).
+
+    ``acquire(n)`` returns once ``n`` batches may be sent; the engine awaits it before
+    each request, on top of its own pacing on 429 and the rate-limit header.
+    """
+
+    async def acquire(self, batches: int) -> None: ...
+
 
 DEFAULT_MAX_BUFFERED_EVENTS = 20_000
 DEFAULT_CLOSE_TIMEOUT = 10.0
@@ -98,6 +115,8 @@ class DeliveryOptions:
             good. A plain sync callable; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical`` (backfills of data older
             than 30 days); every pushed event must then carry its ``timestamp``.
+        quota_gate: A :class:`QuotaGate` awaited before each request.
+        before_send: A :data:`BeforeSend` hook awaited before a batch's first attempt.
     """
 
     max_buffered_events: int = field(
@@ -129,3 +148,5 @@ class DeliveryOptions:
     )
     on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
     historical: bool = field(default=False, validator=validators.instance_of(bool))
+    quota_gate: QuotaGate | None = None
+    before_send: BeforeSend | None = None

@@ -71,6 +71,9 @@ class FakeMparticle:
         validate: Check every batch against the schema (size and count limits are
             always enforced).
         record: Keep per-request/batch/event records; ``False`` keeps counters only.
+        deduplicate: Model mParticle's de-duplication: a batch whose
+            ``source_request_id`` was ingested before is answered 202 and not ingested
+            again (counted in ``stats.deduplicated_batches``). ``False`` ingests it again.
         reject_batch: A predicate on each parsed batch; a true result makes the request
             fail with a 400 naming that batch's index (a "poisoned" batch).
         host: The address to bind (loopback by default).
@@ -90,6 +93,7 @@ class FakeMparticle:
         rate_limit_burst: float | None = None,
         validate: bool = True,
         record: bool = True,
+        deduplicate: bool = True,
         reject_batch: BatchPredicate | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -101,7 +105,7 @@ class FakeMparticle:
         self._bucket = TokenBucket(rate_limit, rate_limit_burst) if rate_limit else None
         self.validate = validate
         self._reject_batch = reject_batch
-        self._recorder = Recorder(record=record)
+        self._recorder = Recorder(record=record, deduplicate=deduplicate)
         self._address = (host, port)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -494,9 +498,9 @@ class FakeMparticle:
             headers["X-mp-rate-limit-percentage-used"] = str(fault.percentage_used)
         elif self._bucket is not None:
             headers["X-mp-rate-limit-percentage-used"] = str(self._bucket.percentage_used())
-        for observer in FakeMparticle._observers:
-            self._notify(observer, path, items)
-        self._recorder.add_request(
+        # A batch whose source_request_id was ingested before is answered 202 and not
+        # ingested again (mParticle's de-duplication); observers see ingested batches.
+        ingested = self._recorder.add_request(
             method=h.command,
             path=path,
             headers=h.headers.items(),
@@ -505,6 +509,8 @@ class FakeMparticle:
             fault=injected,
             batches=items,
         )
+        for observer in FakeMparticle._observers:
+            self._notify(observer, path, ingested)
         h.send(202, b"", headers)
 
     def _notify(self, observer: BatchObserver, path: str, items: list[tuple[Any, int]]) -> None:
