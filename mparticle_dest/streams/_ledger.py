@@ -1,0 +1,70 @@
+"""The batch ledger: how a batch was composed, recorded before its first attempt.
+
+A relay that takes over a crashed relay's pending entries looks them up here: an entry
+recorded with a batch is delivered by resending that batch's exact bytes under its
+``source_request_id`` (mParticle ingests it once however often it arrives); an entry
+not recorded was never sent and is delivered like a new one. A record expires after
+``ttl`` (about mParticle's de-duplication window: later, a resend would not be
+de-duplicated anyway).
+
+Layout: ``<stream>:batch:<source_request_id>`` is a hash (``b`` body, ``n`` event
+count, ``e`` comma-separated entry ids) with an expiry; ``<stream>:ledger`` maps each
+entry id to its batch's ``source_request_id``. Writing a record and clearing it (with
+the acknowledgement of its entries) are transactions.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from ._redis import Client, Keys, call, text
+
+__all__ = ["Ledger", "RecordedBatch"]
+
+
+@frozen
+class RecordedBatch:
+    source_request_id: str
+    body: bytes
+    event_count: int
+    entries: tuple[str, ...]
+
+
+class Ledger:
+    def __init__(self, client: Client, keys: Keys, *, ttl: float) -> None:
+        self._client = client
+        self._keys = keys
+        self._ttl_ms = max(int(ttl * 1000), 1)
+
+    async def record(self, batches: list[RecordedBatch]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        keys = self._keys
+        for batch in batches:
+            key = keys.batch(batch.source_request_id)
+            pipe.execute_command(
+                "HSET", key, "b", batch.body, "n", batch.event_count, "e", ",".join(batch.entries)
+            )
+            pipe.execute_command("PEXPIRE", key, self._ttl_ms)
+            index: list[str] = []
+            for entry in batch.entries:
+                index += (entry, batch.source_request_id)
+            pipe.execute_command("HSET", keys.ledger, *index)
+        await pipe.execute()
+
+    async def load(self, source_request_id: str) -> RecordedBatch | None:
+        """The record of a batch, or ``None`` when it expired."""
+        reply = await call(self._client, "HGETALL", self._keys.batch(source_request_id))
+        fields = {text(k): v for k, v in (reply.items() if isinstance(reply, dict) else [])}
+        if not {"b", "n", "e"} <= fields.keys():
+            return None
+        return RecordedBatch(
+            source_request_id=source_request_id,
+            body=bytes(fields["b"]),
+            event_count=int(fields["n"]),
+            entries=tuple(text(fields["e"]).split(",")),
+        )
+
+    async def forget(self, entries: list[str]) -> None:
+        """Drop index fields whose batch record expired."""
+        if entries:
+            await call(self._client, "HDEL", self._keys.ledger, *entries)

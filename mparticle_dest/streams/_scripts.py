@@ -1,0 +1,75 @@
+"""The Lua scripts: each runs atomically inside Redis."""
+
+from __future__ import annotations
+
+from ._redis import Script
+
+__all__ = ["ADD_BOUNDED", "CLAIM", "KEEP_LEASES", "TAKE_TOKENS"]
+
+# Append one event unless the stream already holds max_len entries. Delivered entries
+# are deleted by the relays, so the length counts undelivered events: the bound never
+# trims one, it refuses the new event instead (the producer's full policy decides).
+ADD_BOUNDED = Script(
+    """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+"""
+)
+
+# XAUTOCLAIM and, in the same atomic step, the ledger's source_request_id of each claimed
+# entry ('' when none). Atomic because a relay acknowledging a recorded batch deletes its
+# ledger fields in the same transaction: an entry claimed here is still pending, so a
+# missing ledger field really means "never sent".
+CLAIM = Script(
+    """
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local srids = {}
+for i, e in ipairs(r[2]) do
+  srids[i] = redis.call('HGET', KEYS[2], e[1]) or ''
+end
+return {r[1], r[2], srids, r[3] or {}}
+"""
+)
+
+# Reset the idle time of the entries this consumer still owns (its lease), so no other
+# relay claims entries it is still delivering; returns the ids it no longer owns.
+KEEP_LEASES = Script(
+    """
+local group, me = ARGV[1], ARGV[2]
+local kept, lost = {}, {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1, me)
+  if p[1] then kept[#kept + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+end
+if #kept > 0 then
+  redis.call('XCLAIM', KEYS[1], group, me, 0, unpack(kept), 'JUSTID')
+end
+return lost
+"""
+)
+
+# A token bucket in batches, shared by every process: reserve n tokens (the balance may
+# go negative) and return how many milliseconds to wait before sending. Reservations
+# queue the callers fairly, in arrival order, without polling. Redis's own clock is
+# used, so the machines' clocks do not matter.
+TAKE_TOKENS = Script(
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local rate = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(v[1]) or burst
+local ts = tonumber(v[2]) or now
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+tokens = tokens - n
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
+if tokens >= 0 then return 0 end
+return math.ceil(-tokens / rate)
+"""
+)
