@@ -108,6 +108,17 @@ def _holder(receipt: Receipt) -> BatchOutcome:
     return receipt._holder
 
 
+def _event_field(fields: Any) -> bytes | None:
+    """The ``e`` field of an entry as a script returns it: a flat list of field, value."""
+    if isinstance(fields, dict):
+        return fields.get(b"e")
+    pairs = fields or []
+    for i in range(0, len(pairs) - 1, 2):
+        if pairs[i] == b"e":
+            return bytes(pairs[i + 1])
+    return None
+
+
 def default_consumer() -> str:
     """``<host>-<pid>``: unique per running relay."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -425,7 +436,7 @@ class Relay:
                 entry = text(entry_id)
                 if entry in self._live:
                     continue  # still ours (a renewal came late)
-                item = (entry, (fields or {}).get(b"e"))
+                item = (entry, _event_field(fields))
                 if srid:
                     recorded.setdefault(text(srid), []).append(item)
                 else:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("redis", reason="the redis extra is not installed")
-from mirakuru import TCPExecutor  # noqa: E402
+from mirakuru import TCPExecutor
 
-from mparticle_dest.streams import connect  # noqa: E402
+from mparticle_dest.streams import connect
 
 REDIS_SERVER = shutil.which("redis-server")
 if REDIS_SERVER is None:
