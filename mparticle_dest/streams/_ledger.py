@@ -15,6 +15,8 @@ the acknowledgement of its entries) are transactions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from attrs import frozen
 
 from ._redis import Client, Keys, call, text
@@ -51,17 +53,15 @@ class Ledger:
             pipe.execute_command("HSET", keys.ledger, *index)
         await pipe.execute()
 
-    async def load(self, source_request_id: str) -> RecordedBatch | None:
-        """The record of a batch, or ``None`` when it expired."""
-        reply = await call(self._client, "HGETALL", self._keys.batch(source_request_id))
-        fields = {text(k): v for k, v in (reply.items() if isinstance(reply, dict) else [])}
-        if not {"b", "n", "e"} <= fields.keys():
-            return None
+    @staticmethod
+    def parse(reply: list[Any]) -> RecordedBatch:
+        """A record as the claim script returns it: ``[srid, body, count, entries]``."""
+        srid, body, count, entries = reply
         return RecordedBatch(
-            source_request_id=source_request_id,
-            body=bytes(fields["b"]),
-            event_count=int(fields["n"]),
-            entries=tuple(text(fields["e"]).split(",")),
+            source_request_id=text(srid),
+            body=bytes(body),
+            event_count=int(count),
+            entries=tuple(text(entries).split(",")),
         )
 
     async def forget(self, entries: list[str]) -> None:

@@ -74,9 +74,13 @@ class Keys:
     def of(cls, stream: str, dead: str | None = None) -> Keys:
         return cls(stream, dead or f"{stream}:dead", f"{stream}:ledger")
 
+    @property
+    def batch_prefix(self) -> str:
+        return f"{self.stream}:batch:"
+
     def batch(self, source_request_id: str) -> str:
         """The ledger record of one batch: body, event count, entry ids (expires)."""
-        return f"{self.stream}:batch:{source_request_id}"
+        return self.batch_prefix + source_request_id
 
 
 async def ensure_group(client: Client, keys: Keys, group: str) -> None:

@@ -17,17 +17,24 @@ return redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
 )
 
 # XAUTOCLAIM and, in the same atomic step, the ledger's source_request_id of each claimed
-# entry ('' when none). Atomic because a relay acknowledging a recorded batch deletes its
-# ledger fields in the same transaction: an entry claimed here is still pending, so a
-# missing ledger field really means "never sent".
+# entry ('' when none) and the record of each such batch (ARGV[6] is the records' key
+# prefix). Atomic because acknowledging a recorded batch deletes its record in the same
+# transaction: the entries claimed here are still pending, so their batch's record is
+# still there, and a missing ledger field really means "never sent".
 CLAIM = Script(
     """
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local srids = {}
+local srids, records, seen = {}, {}, {}
 for i, e in ipairs(r[2]) do
-  srids[i] = redis.call('HGET', KEYS[2], e[1]) or ''
+  local srid = redis.call('HGET', KEYS[2], e[1]) or ''
+  srids[i] = srid
+  if srid ~= '' and not seen[srid] then
+    seen[srid] = true
+    local rec = redis.call('HMGET', ARGV[6] .. srid, 'b', 'n', 'e')
+    if rec[1] then records[#records + 1] = {srid, rec[1], rec[2], rec[3]} end
+  end
 end
-return {r[1], r[2], srids, r[3] or {}}
+return {r[1], r[2], srids, r[3] or {}, records}
 """
 )
 

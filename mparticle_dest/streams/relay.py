@@ -189,7 +189,8 @@ class Relay:
         self._dest: Destination | None = None
         self._tracked: dict[BatchOutcome, _Tracked] = {}
         self._by_srid: dict[str, _Tracked] = {}
-        self._live: set[str] = set()  # entries this relay holds and is delivering
+        # Entries this relay holds (read or claimed, not settled): their leases are renewed.
+        self._held: set[str] = set()
         self._stopping = False
         self._work: anyio.CancelScope | None = None
         self._finals: Any = None  # the task group of the per-batch finishers
@@ -197,7 +198,7 @@ class Relay:
     def __repr__(self) -> str:
         return (
             f"<Relay stream={self.keys.stream!r} group={self.group!r}"
-            f" consumer={self.consumer!r} live={len(self._live)}>"
+            f" consumer={self.consumer!r} held={len(self._held)}>"
         )
 
     @property
@@ -285,6 +286,7 @@ class Relay:
                 continue
             entries = reply[0][1]
             self._counters.read += len(entries)
+            self._held.update(text(entry_id) for entry_id, _ in entries)
             skipped: list[str] = []
             for entry_id, fields in entries:
                 await self._push(client, dest, text(entry_id), fields.get(b"e"), skipped)
@@ -299,16 +301,16 @@ class Relay:
         skipped: list[str],
     ) -> None:
         """Hand one entry's event to the destination and track it with its batch."""
-        if entry in self._live:
-            return
         try:
             if payload is None:
                 raise InvalidEventError("entry: no event (field 'e')", field=None)
             receipt = await dest.push(orjson.loads(payload))
         except (InvalidEventError, orjson.JSONDecodeError) as exc:
+            self._held.discard(entry)
             await self._dead_letter(client, [entry], "invalid", None, str(exc), None, b"")
             return
         if receipt.done():  # skipped by the mapping (the relay never drops)
+            self._held.discard(entry)
             skipped.append(entry)
             return
         holder = _holder(receipt)
@@ -317,7 +319,6 @@ class Relay:
             tracked = self._tracked[holder] = _Tracked([])
             self._finals.start_soon(self._finish, client, holder, tracked)
         tracked.entries.append(entry)
-        self._live.add(entry)
 
     async def _ack_skipped(self, client: Client, entries: list[str]) -> None:
         if entries:
@@ -356,7 +357,7 @@ class Relay:
         if tracked.srid is not None:
             self._by_srid.pop(tracked.srid, None)
         entries = tracked.entries
-        self._live.difference_update(entries)
+        self._held.difference_update(entries)  # renewed no more: pending ones lapse
         counters = self._counters
         try:
             if holder.status == "delivered":
@@ -423,34 +424,34 @@ class Relay:
         start: bytes | str = "0-0"
         min_idle = int(self.claim_idle * 1000)
         while True:
-            next_start, entries, srids, deleted = await CLAIM(
+            next_start, entries, srids, deleted, records = await CLAIM(
                 client,
                 [keys.stream, keys.ledger],
-                [self.group, self.consumer, min_idle, start, self.read_count],
+                [self.group, self.consumer, min_idle, start, self.read_count, keys.batch_prefix],
             )
             if deleted:
                 await ledger.forget([text(e) for e in deleted])
-            recorded: dict[str, list[tuple[str, bytes | None]]] = {}
+            recorded = {r.source_request_id: r for r in map(Ledger.parse, records)}
+            resend: dict[str, list[str]] = {}
             plain: list[tuple[str, bytes | None]] = []
+            expired: list[str] = []
             for (entry_id, fields), srid in zip(entries, srids, strict=True):
                 entry = text(entry_id)
-                if entry in self._live:
+                if entry in self._held:
                     continue  # still ours (a renewal came late)
-                item = (entry, _event_field(fields))
-                if srid:
-                    recorded.setdefault(text(srid), []).append(item)
-                else:
-                    plain.append(item)
-            self._counters.reclaimed += len(entries)
-            for srid, items in recorded.items():
-                if srid in self._by_srid:
-                    continue  # this relay is delivering that batch already
-                record = await ledger.load(srid)
-                if record is None:  # expired: mParticle would not de-duplicate it any more
-                    await ledger.forget([entry for entry, _ in items])
-                    plain.extend(items)
+                self._held.add(entry)
+                srid = text(srid)
+                if srid in recorded:
+                    resend.setdefault(srid, []).append(entry)
                     continue
-                await self._resend(client, dest, record, [entry for entry, _ in items])
+                if srid:  # the record expired: mParticle would not de-duplicate it any more
+                    expired.append(entry)
+                plain.append((entry, _event_field(fields)))
+            self._counters.reclaimed += len(entries)
+            await ledger.forget(expired)
+            for srid in resend:
+                if srid not in self._by_srid:  # else: this relay is delivering it already
+                    await self._resend(client, dest, recorded[srid])
             skipped: list[str] = []
             for entry, payload in plain:
                 await self._push(client, dest, entry, payload, skipped)
@@ -459,9 +460,7 @@ class Relay:
             if text(start) == "0-0":
                 return
 
-    async def _resend(
-        self, client: Client, dest: Destination, record: RecordedBatch, claimed: list[str]
-    ) -> None:
+    async def _resend(self, client: Client, dest: Destination, record: RecordedBatch) -> None:
         receipt = await dest.resend(
             record.body, source_request_id=record.source_request_id, event_count=record.event_count
         )
@@ -470,7 +469,6 @@ class Relay:
         holder = _holder(receipt)
         self._tracked[holder] = tracked
         self._by_srid[record.source_request_id] = tracked
-        self._live.update(claimed)
         self._counters.resent_batches += 1
         self._finals.start_soon(self._finish, client, holder, tracked)
 
@@ -478,15 +476,15 @@ class Relay:
         """Every third of ``claim_idle``: reset the idle time of the entries held."""
         while True:
             await anyio.sleep(self.claim_idle / 3)
-            live = list(self._live)
+            held = list(self._held)
             try:
-                for i in range(0, len(live), _LEASE_CHUNK):
+                for i in range(0, len(held), _LEASE_CHUNK):
                     lost = await KEEP_LEASES(
                         client,
                         [self.keys.stream],
-                        [self.group, self.consumer, *live[i : i + _LEASE_CHUNK]],
+                        [self.group, self.consumer, *held[i : i + _LEASE_CHUNK]],
                     )
-                    lost = [text(e) for e in lost if text(e) in self._live]
+                    lost = [text(e) for e in lost if text(e) in self._held]
                     if lost:
                         self._counters.leases_lost += len(lost)
                         logger.warning(

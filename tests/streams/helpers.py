@@ -23,9 +23,10 @@ async def produce(url: str, events: list[dict[str, Any]], stream: str = "s") -> 
             await producer.push(event)
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    with anyio.fail_after(timeout):
-        while not await predicate():
+async def wait_for(predicate: Callable[[], Any], limit: float = 20.0) -> None:
+    """Poll ``predicate`` (it reads Redis or another process: nothing to wait on)."""
+    with anyio.fail_after(limit):
+        while not await predicate():  # noqa: ASYNC110
             await anyio.sleep(0.02)
 
 
