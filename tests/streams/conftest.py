@@ -8,6 +8,7 @@ import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,16 @@ async def redis_url(redis_server: str) -> AsyncIterator[str]:
     finally:
         await client.aclose()
     yield redis_server
+
+
+@pytest.fixture
+def sync_redis(redis_server: str) -> Iterator[tuple[str, Any]]:
+    """For tests that run the CLI (it runs its own event loop): the URL and a sync client."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    try:
+        yield redis_server, client
+    finally:
+        client.close()

@@ -1,0 +1,98 @@
+"""The shared token bucket, ``relay status`` and ``relay replay-dead``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from helpers import make_relay, produce, redis_call, running, status, wait_for, walker
+from support.engine import make_config
+
+from mparticle_dest import Destination
+from mparticle_dest._cli.main import cli
+from mparticle_dest.streams import RedisQuota, connect
+from mparticle_dest.streams._scripts import TAKE_TOKENS
+from mparticle_dest.testing import FakeMparticle
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_bucket_reserves_tokens_in_arrival_order_across_clients(redis_url):
+    first, second = connect(redis_url), connect(redis_url)
+    try:
+        # 100 batches/s, burst 10: the burst goes at once, then each batch costs 10 ms.
+        assert await TAKE_TOKENS(first, ["q"], [100, 10, 10]) == 0
+        wait_a = await TAKE_TOKENS(second, ["q"], [100, 10, 5])
+        wait_b = await TAKE_TOKENS(first, ["q"], [100, 10, 5])
+    finally:
+        await first.aclose()
+        await second.aclose()
+    # Reservations queue up: the second caller waits for the first one's tokens too.
+    assert 30 <= wait_a <= 50
+    assert 80 <= wait_b <= 100
+
+
+async def test_destinations_opting_in_share_one_bucket(redis_url):
+    quota = RedisQuota(redis_url, batches_per_second=1000, burst=1000, key="ws")
+    with FakeMparticle() as server:
+        async with Destination(make_config(server), base_url=server.url, quota_gate=quota) as d:
+            for user in range(7):
+                await d.push(walker(f"u{user}", 0))
+            await d.flush()
+    await quota.aclose()
+    tokens = float(await redis_call(redis_url, "HGET", "ws", "tokens"))
+    assert len(server.batches) == 7
+    assert 993 <= tokens < 1000  # 7 taken, a few ms of refill at most
+
+
+async def test_relays_take_their_batches_from_the_shared_bucket(redis_url):
+    with FakeMparticle() as server:
+        relay = make_relay(
+            make_config(server), redis_url, server.url, batches_per_second=5000, quota_key="ws"
+        )
+        async with running(relay):
+            await produce(redis_url, [walker(f"u{u}", 0) for u in range(12)])
+
+            async def done() -> bool:
+                return (await status(redis_url)).length == 0
+
+            await wait_for(done)
+    assert await redis_call(redis_url, "EXISTS", "ws") == 1
+    assert len(server.batches) == 12
+
+
+def test_status_shows_length_pending_per_consumer_lag_and_dead_letters(sync_redis):
+    url, r = sync_redis
+    for n in range(3):
+        r.xadd("s", {"e": json.dumps(walker("u", n))})
+    r.xgroup_create("s", "mparticle-relays", "0")
+    r.xreadgroup("mparticle-relays", "c1", {"s": ">"}, count=2)
+    r.xadd("s:dead", {"reason": "rejected", "events": "[]"})
+    result = CliRunner().invoke(cli, ["relay", "status", "--redis", url, "--stream", "s", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["length"] == 3 and report["pending"] == 2 and report["dead_letters"] == 1
+    ((consumer),) = report["consumers"]
+    assert (consumer["name"], consumer["pending"]) == ("c1", 2)
+    assert report["lag_seconds"] >= 0
+    text = CliRunner().invoke(cli, ["relay", "status", "--redis", url, "--stream", "s"])
+    assert "3 undelivered" in text.output and "c1: 2 pending" in text.output
+
+
+def test_replay_dead_appends_the_events_back_to_the_stream(sync_redis):
+    url, r = sync_redis
+    events = [walker("u", 0), walker("u", 1)]
+    r.xadd("s:dead", {"reason": "rejected", "events": json.dumps(events)})
+    result = CliRunner().invoke(cli, ["relay", "replay-dead", "--redis", url, "--stream", "s"])
+    assert result.exit_code == 0, result.output
+    assert "replayed 1 dead letters: 2 events" in result.output
+    replayed = r.xrange("s")
+    assert [json.loads(f[b"e"])["id"] for _, f in replayed] == ["u-00000", "u-00001"]
+    assert r.xlen("s:dead") == 0
+
+
+def test_relay_without_config_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["relay"])
+    assert result.exit_code == 2
+    assert "--config is required" in result.output
