@@ -37,9 +37,20 @@ __all__ = [
 Client = aioredis.Redis
 
 
-def connect(url: str) -> Client:
-    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``); replies as bytes."""
-    return aioredis.Redis.from_url(url)
+#: Connections one client opens at most; more concurrent commands wait for a free one.
+MAX_CONNECTIONS = 16
+
+
+def connect(url: str, *, max_connections: int = MAX_CONNECTIONS) -> Client:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``); replies as bytes.
+
+    Its pool blocks (rather than fails) when all its connections are busy: a relay
+    settles many batches at once after an outage.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=None
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 async def call(client: Client, *args: Any) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import orjson
 from attrs import define, frozen
+from redis.exceptions import RedisError
 
 from .._batching import SealedBatch
 from .._config import DestinationConfig
@@ -266,31 +267,38 @@ class Relay:
     # -- reading -----------------------------------------------------------------------
 
     async def _consume(self, client: Client, dest: Destination) -> None:
-        keys = self.keys
         while not self._stopping:
-            reply = await call(
-                client,
-                "XREADGROUP",
-                "GROUP",
-                self.group,
-                self.consumer,
-                "COUNT",
-                self.read_count,
-                "BLOCK",
-                self.block_ms,
-                "STREAMS",
-                keys.stream,
-                ">",
-            )
-            if not reply:
-                continue
-            entries = reply[0][1]
-            self._counters.read += len(entries)
-            self._held.update(text(entry_id) for entry_id, _ in entries)
-            skipped: list[str] = []
-            for entry_id, fields in entries:
-                await self._push(client, dest, text(entry_id), fields.get(b"e"), skipped)
-            await self._ack_skipped(client, skipped)
+            try:
+                await self._consume_once(client, dest)
+            except RedisError:  # noqa: PERF203 - once per read, and Redis may come back
+                logger.exception("mparticle_dest relay: reading the stream failed; retrying in 1 s")
+                await anyio.sleep(1.0)
+
+    async def _consume_once(self, client: Client, dest: Destination) -> None:
+        keys = self.keys
+        reply = await call(
+            client,
+            "XREADGROUP",
+            "GROUP",
+            self.group,
+            self.consumer,
+            "COUNT",
+            self.read_count,
+            "BLOCK",
+            self.block_ms,
+            "STREAMS",
+            keys.stream,
+            ">",
+        )
+        if not reply:
+            return
+        entries = reply[0][1]
+        self._counters.read += len(entries)
+        self._held.update(text(entry_id) for entry_id, _ in entries)
+        skipped: list[str] = []
+        for entry_id, fields in entries:
+            await self._push(client, dest, text(entry_id), fields.get(b"e"), skipped)
+        await self._ack_skipped(client, skipped)
 
     async def _push(
         self,
