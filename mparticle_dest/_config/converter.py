@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from attrs import fields
+from attrs import fields, fields_dict
 from cattrs import Converter
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -105,7 +105,7 @@ def translate(exc: BaseException, prefix: tuple[PathPart, ...] = ()) -> list[Pro
         for sub, note in with_notes:
             path = (*prefix, Attr(note.name))
             if isinstance(sub, KeyError):  # the generated code's o['key'] on a missing key
-                out.append((path, "required"))
+                out.extend(_missing(exc.cl, note.name, path))
             else:
                 out.extend(translate(sub, path))
         for sub in without:
@@ -123,6 +123,21 @@ def translate(exc: BaseException, prefix: tuple[PathPart, ...] = ()) -> list[Pro
             out.extend(translate(sub, prefix))
         return out
     return [(prefix, str(exc) or type(exc).__name__)]
+
+
+def _missing(cls: type, name: str, path: tuple[PathPart, ...]) -> list[Problem]:
+    """A missing required field; a missing config object is reported as its own required keys.
+
+    ``{}`` then says ``settings.apiKey: required`` and ``settings.apiSecret: required``,
+    naming what to write, as every other problem does, rather than ``settings: required``.
+    """
+    nested = fields_dict(cast("type[AttrsInstance]", cls))[name].metadata.get(NESTED)
+    if nested is not None:
+        try:
+            structure_obj(nested, {})
+        except InvalidConfigError as exc:
+            return translate(exc, path)
+    return [(path, "required")]
 
 
 # -- structuring -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mparticle_dest import Destination
 from mparticle_dest._config.model import (
     BatchOptions,
     DestinationConfig,
@@ -38,7 +39,6 @@ def with_rule(rule: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({}, "settings: required"),
         ({"settings": None}, "settings: expected an object, got null"),
         ({"settings": {"apiSecret": "secret"}}, "settings.apiKey: required"),
         ({"settings": {"apiKey": "key"}}, "settings.apiSecret: required"),
@@ -150,6 +150,35 @@ def with_rule(rule: Any) -> dict[str, Any]:
 )
 def test_each_problem_is_reported_with_its_camel_case_path(raw: Any, expected: str) -> None:
     assert problems(raw) == (expected,)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"settings": {}}, {"mapping": {}}],
+    ids=["no settings", "empty settings", "mapping only"],
+)
+def test_missing_settings_name_each_credential_by_its_key_path(raw: dict[str, Any]) -> None:
+    assert problems(raw) == ("settings.apiKey: required", "settings.apiSecret: required")
+
+
+def test_missing_settings_are_reported_with_the_other_problems() -> None:
+    assert problems({"setings": {}, "batch": {"size": 0}}) == (
+        "settings.apiKey: required",
+        "settings.apiSecret: required",
+        "batch.size: must be >= 1, got 0",
+        "setings: unknown key (did you mean settings?)",
+    )
+
+
+def test_destination_without_settings_names_each_credential() -> None:
+    with pytest.raises(ConfigError) as info:
+        Destination({})
+    assert info.value.problems == ("settings.apiKey: required", "settings.apiSecret: required")
+    assert str(info.value) == (
+        "invalid destination config (2 problems):\n"
+        "  settings.apiKey: required\n"
+        "  settings.apiSecret: required"
+    )
 
 
 def test_every_problem_is_collected_into_one_error() -> None:

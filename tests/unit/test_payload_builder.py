@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from support.oas import validate_batch
+from support.schemas import check_batch
 
 from mparticle_dest import ConfigError, InvalidEventError, LimitExceededError
 from mparticle_dest._payload.builder import BatchKey, BuiltEvent, EventBuilder, Skipped
@@ -41,7 +41,7 @@ def _build(config: dict[str, Any], event: dict[str, Any]) -> BuiltEvent:
 def _batch(built: BuiltEvent) -> dict[str, Any]:
     body = encode_batch(built.key, [built.body], built.user_attributes, built.source_request_id)
     parsed: dict[str, Any] = json.loads(body)
-    validate_batch(parsed)
+    check_batch(parsed)
     return parsed
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.oas import validate_batch, validate_bulk
+from support.schemas import check_batch, check_bulk
 
 from mparticle_dest._mparticle.constants import BULK_PATH, EVENTS_PATH, HISTORICAL_PATH
 from mparticle_dest._wire import (
@@ -137,8 +137,8 @@ def test_encoded_batches_and_bulk_fit_the_schema() -> None:
     key = BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", None, None)
     event = b'{"event_type":"custom_event","data":{"event_name":"a b","custom_event_type":"other"}}'
     one = encode_batch(key, [event, event], {"plan": "pro", "tags": ["a"]}, "ev-1")
-    validate_batch(json.loads(one))
-    validate_bulk(json.loads(encode_bulk([one, one])))
+    check_batch(json.loads(one))
+    check_bulk(json.loads(encode_bulk([one, one])))
 
 
 @pytest.mark.parametrize(
