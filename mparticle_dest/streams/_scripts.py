@@ -43,13 +43,15 @@ return {r[1], r[2], srids, r[3] or {}, records}
 KEEP_LEASES = Script(
     """
 local group, me = ARGV[1], ARGV[2]
-local kept, lost = {}, {}
+-- (unpack() expands only as the last argument: the XCLAIM arguments are one table.)
+local claim, lost = {KEYS[1], group, me, 0}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1, me)
-  if p[1] then kept[#kept + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+  if p[1] then claim[#claim + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
 end
-if #kept > 0 then
-  redis.call('XCLAIM', KEYS[1], group, me, 0, unpack(kept), 'JUSTID')
+if #claim > 4 then
+  claim[#claim + 1] = 'JUSTID'
+  redis.call('XCLAIM', unpack(claim))
 end
 return lost
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import pytest
 from click.testing import CliRunner
 from helpers import make_relay, produce, redis_call, running, status, wait_for, walker
@@ -96,3 +97,24 @@ def test_relay_without_config_is_a_usage_error():
     result = CliRunner().invoke(cli, ["relay"])
     assert result.exit_code == 2
     assert "--config is required" in result.output
+
+
+async def test_lease_renewal_resets_the_idle_time_of_every_entry_still_owned(redis_url):
+    from mparticle_dest.streams._scripts import KEEP_LEASES
+
+    for _ in range(5):
+        await redis_call(redis_url, "XADD", "s", "*", "e", b"{}")
+    await redis_call(redis_url, "XGROUP", "CREATE", "s", "g", "0")
+    read = await redis_call(redis_url, "XREADGROUP", "GROUP", "g", "me", "STREAMS", "s", ">")
+    ids = [i.decode() for i, _ in read[0][1]]
+    await redis_call(redis_url, "XCLAIM", "s", "g", "other", 0, ids[4])  # lost to another
+    await anyio.sleep(0.2)
+    client = connect(redis_url)
+    try:
+        lost = await KEEP_LEASES(client, ["s"], ["g", "me", *ids])
+        pending = await client.xpending_range("s", "g", min="-", max="+", count=10, idle=150)
+    finally:
+        await client.aclose()
+    assert [x.decode() for x in lost] == [ids[4]]
+    # Every entry still owned was renewed; only the one another consumer holds is idle.
+    assert [p["consumer"] for p in pending] == [b"other"]
