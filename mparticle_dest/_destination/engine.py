@@ -178,8 +178,10 @@ class Engine:
         assert self.deliverer is not None
         results: list[BatchResult] | None
         try:
-            await self._before_request(batches)
-            results = await self.deliverer.send(batches)
+            if not await self._before_request(batches):
+                results = None
+            else:
+                results = await self.deliverer.send(batches)
         except Exception:
             logger.exception("mparticle_dest: sending a request failed on an internal error")
             results = None
@@ -192,15 +194,24 @@ class Engine:
 
     # -- hooks before a request: the relay's batch ledger and a quota shared beyond this process
 
-    async def _before_request(self, batches: Sequence[SealedBatch]) -> None:
-        before_send = self.options.before_send
-        if before_send is not None:
-            fresh = [batch for batch in batches if batch.attempts == 0]
-            if fresh:
-                await before_send(fresh)
-        gate = self.options.quota_gate
-        if gate is not None:
-            await gate.acquire(len(batches))
+    async def _before_request(self, batches: Sequence[SealedBatch]) -> bool:
+        """Run the hooks; ``False`` (logged) when one refused: the request is not sent."""
+        try:
+            before_send = self.options.before_send
+            if before_send is not None:
+                fresh = [batch for batch in batches if batch.attempts == 0]
+                if fresh:
+                    await before_send(fresh)
+            gate = self.options.quota_gate
+            if gate is not None:
+                await gate.acquire(len(batches))
+        except Exception as exc:
+            logger.warning(
+                "mparticle_dest: a request was not sent: %s (its batches fail with reason 'error')",
+                exc,
+            )
+            return False
+        return True
 
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""

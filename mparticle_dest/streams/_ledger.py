@@ -20,8 +20,21 @@ from typing import Any
 from attrs import frozen
 
 from ._redis import Client, Keys, call, text
+from ._scripts import RECORD
 
 __all__ = ["Ledger", "RecordedBatch"]
+
+
+class LeaseLostError(RuntimeError):
+    """Entries of a batch were claimed by another relay before the batch was recorded:
+    it must not be sent (the other relay delivers those entries)."""
+
+    def __init__(self, entries: list[str]) -> None:
+        super().__init__(
+            f"{len(entries)} entries of the batch were claimed by another relay"
+            " (this relay stalled past claim_idle): not sent; its entries are reclaimed"
+        )
+        self.entries = entries
 
 
 @frozen
@@ -38,20 +51,20 @@ class Ledger:
         self._keys = keys
         self._ttl_ms = max(int(ttl * 1000), 1)
 
-    async def record(self, batches: list[RecordedBatch]) -> None:
-        pipe = self._client.pipeline(transaction=True)
+    async def record(self, batches: list[RecordedBatch], *, group: str, consumer: str) -> None:
+        """Record ``batches`` if ``consumer`` still owns all their entries.
+
+        Raises:
+            LeaseLostError: Another relay claimed some of the entries (nothing recorded).
+        """
         keys = self._keys
+        args: list[Any] = [group, consumer, self._ttl_ms, keys.batch_prefix]
         for batch in batches:
-            key = keys.batch(batch.source_request_id)
-            pipe.execute_command(
-                "HSET", key, "b", batch.body, "n", batch.event_count, "e", ",".join(batch.entries)
-            )
-            pipe.execute_command("PEXPIRE", key, self._ttl_ms)
-            index: list[str] = []
-            for entry in batch.entries:
-                index += (entry, batch.source_request_id)
-            pipe.execute_command("HSET", keys.ledger, *index)
-        await pipe.execute()
+            args += (batch.source_request_id, batch.body, batch.event_count, len(batch.entries))
+            args += batch.entries
+        lost = await RECORD(self._client, [keys.stream, keys.ledger], args)
+        if lost:
+            raise LeaseLostError([text(entry) for entry in lost])
 
     @staticmethod
     def parse(reply: list[Any]) -> RecordedBatch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._redis import Script
 
-__all__ = ["ADD_BOUNDED", "CLAIM", "KEEP_LEASES", "TAKE_TOKENS"]
+__all__ = ["ADD_BOUNDED", "CLAIM", "KEEP_LEASES", "RECORD", "TAKE_TOKENS"]
 
 # Append one event unless the stream already holds max_len entries. Delivered entries
 # are deleted by the relays, so the length counts undelivered events: the bound never
@@ -35,6 +35,44 @@ for i, e in ipairs(r[2]) do
   end
 end
 return {r[1], r[2], srids, r[3] or {}, records}
+"""
+)
+
+# Record batches before their first attempt, fenced: only when this consumer still owns
+# every entry of every batch (a relay that stalled past claim_idle may have lost some to
+# another relay, which delivers them itself). Returns the entries it no longer owns;
+# records nothing then. ARGV: group, consumer, ttl ms, record key prefix, then per batch
+# source_request_id, body, event count, number of entries, the entries.
+RECORD = Script(
+    """
+local stream, index = KEYS[1], KEYS[2]
+local group, me, ttl, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local lost = {}
+local i = 5
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 3])
+  for j = i + 4, i + 3 + n do
+    if not redis.call('XPENDING', stream, group, ARGV[j], ARGV[j], 1, me)[1] then
+      lost[#lost + 1] = ARGV[j]
+    end
+  end
+  i = i + 4 + n
+end
+if #lost > 0 then return lost end
+i = 5
+while i <= #ARGV do
+  local srid, n = ARGV[i], tonumber(ARGV[i + 3])
+  local ids = {}
+  for j = i + 4, i + 3 + n do
+    ids[#ids + 1] = ARGV[j]
+    redis.call('HSET', index, ARGV[j], srid)
+  end
+  local key = prefix .. srid
+  redis.call('HSET', key, 'b', ARGV[i + 1], 'n', ARGV[i + 2], 'e', table.concat(ids, ','))
+  redis.call('PEXPIRE', key, ttl)
+  i = i + 4 + n
+end
+return lost
 """
 )
 

@@ -37,7 +37,7 @@ from .._destination import Destination, QuotaGate, Stats
 from .._exceptions import InvalidEventError
 from .._receipt import BatchOutcome, Receipt
 from . import _deadletters
-from ._ledger import Ledger, RecordedBatch
+from ._ledger import LeaseLostError, Ledger, RecordedBatch
 from ._redis import Client, Keys, call, connect, ensure_group, text
 from ._scripts import CLAIM, KEEP_LEASES
 from .quota import DEFAULT_QUOTA_KEY, RedisQuota
@@ -65,7 +65,9 @@ class RelayStats:
         left_pending: Entries whose batch was given up for now (retries exhausted,
             close timeout, a Redis error): pending, to be reclaimed.
         leases_lost: Entries another relay claimed while this one held them (it
-            stalled past ``claim_idle``; such entries may be delivered twice).
+            stalled past ``claim_idle``). A batch holding such an entry is not sent
+            (fenced when it is recorded): the other relay delivers the entry, and the
+            batch's other entries are reclaimed.
         destination: The delivering destination's stats.
     """
 
@@ -353,7 +355,12 @@ class Relay:
                 )
             )
         if records:
-            await ledger.record(records)
+            try:
+                await ledger.record(records, group=self.group, consumer=self.consumer)
+            except LeaseLostError as exc:
+                self._counters.leases_lost += len(exc.entries)
+                logger.warning("mparticle_dest relay: %s", exc)
+                raise
             for tracked, batch in fresh:
                 tracked.srid, tracked.body = batch.source_request_id, batch.body
                 tracked.recorded = True

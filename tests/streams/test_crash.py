@@ -72,10 +72,6 @@ async def test_a_relay_killed_after_sending_is_taken_over_and_its_batch_ingested
         server.stop()
 
 
-@pytest.mark.skip(
-    reason="open (#14): under CPU contention some kill timings still ingest events twice"
-    " (repeated_events > 0); none are lost. To be fixed before it runs in CI."
-)
 async def test_kill_9_of_relays_twice_loses_nothing_and_ingests_every_event_once(
     redis_url, tmp_path
 ):

@@ -12,7 +12,7 @@ from support.engine import make_config
 
 from mparticle_dest import Destination
 from mparticle_dest._cli.main import cli
-from mparticle_dest.streams import RedisQuota, connect
+from mparticle_dest.streams import Keys, RedisQuota, connect
 from mparticle_dest.streams._scripts import TAKE_TOKENS
 from mparticle_dest.testing import FakeMparticle
 
@@ -118,3 +118,29 @@ async def test_lease_renewal_resets_the_idle_time_of_every_entry_still_owned(red
     assert [x.decode() for x in lost] == [ids[4]]
     # Every entry still owned was renewed; only the one another consumer holds is idle.
     assert [p["consumer"] for p in pending] == [b"other"]
+
+
+async def test_a_batch_is_recorded_only_while_the_relay_owns_all_its_entries(redis_url):
+    from mparticle_dest.streams._ledger import LeaseLostError, Ledger, RecordedBatch
+
+    for _ in range(3):
+        await redis_call(redis_url, "XADD", "s", "*", "e", b"{}")
+    await redis_call(redis_url, "XGROUP", "CREATE", "s", "g", "0")
+    read = await redis_call(redis_url, "XREADGROUP", "GROUP", "g", "me", "STREAMS", "s", ">")
+    ids = tuple(i.decode() for i, _ in read[0][1])
+    client = connect(redis_url)
+    try:
+        ledger = Ledger(client, Keys.of("s"), ttl=60)
+        first = RecordedBatch(source_request_id="r1", body=b"{}", event_count=2, entries=ids[:2])
+        await ledger.record([first], group="g", consumer="me")
+        # I stalled; another relay claimed the third entry: its batch must not be sent.
+        await client.execute_command("XCLAIM", "s", "g", "other", 0, ids[2])
+        second = RecordedBatch(source_request_id="r2", body=b"{}", event_count=1, entries=ids[2:])
+        with pytest.raises(LeaseLostError) as lost:
+            await ledger.record([second], group="g", consumer="me")
+        index = await client.execute_command("HGETALL", "s:ledger")
+    finally:
+        await client.aclose()
+    assert lost.value.entries == [ids[2]]
+    assert {k.decode(): v.decode() for k, v in index.items()} == {ids[0]: "r1", ids[1]: "r1"}
+    assert await redis_call(redis_url, "EXISTS", "s:batch:r2") == 0
