@@ -1,4 +1,4 @@
-"""Per-user batch accumulator (SPEC §6): pure, synchronous, with an injected clock.
+"""Per-user batch accumulator: pure, synchronous, with an injected clock.
 
 :class:`SealedBatch` is the unit the engine hands to the deliverer: the batch's
 complete JSON, assembled once from the stored event bytes, so a retry resends
@@ -19,7 +19,7 @@ from attrs import frozen
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, Receipt
-from .._wire import batch_size, encode_batch, user_attributes_fragment
+from .._wire import EVENTS_OPEN, batch_envelope, batch_size, user_attributes_fragment
 
 if TYPE_CHECKING:
     from .._payload import BatchKey
@@ -38,6 +38,9 @@ class SealedBatch:
         source_request_id: The batch's ``source_request_id`` (already inside ``body``).
         outcome: The outcome shared by the batch's events; the engine resolves it.
         seq: Sealing order (monotonic per accumulator); lower seals first.
+        eligible_at: When the batch became eligible to leave (its age or size was
+            reached, or a hard limit sealed it); the scheduler's latency bound counts
+            from here, also when a throttled batch goes back in line.
         attempts: HTTP attempts that carried this batch. The deliverer increments it
             once per attempt.
         ambiguous_attempts: Attempts whose result is unknown (timeout or dropped
@@ -50,6 +53,7 @@ class SealedBatch:
         "ambiguous_attempts",
         "attempts",
         "body",
+        "eligible_at",
         "event_count",
         "key",
         "outcome",
@@ -66,6 +70,7 @@ class SealedBatch:
         source_request_id: str,
         seq: int,
         outcome: BatchOutcome | None = None,
+        eligible_at: float = 0.0,
     ) -> None:
         self.key = key
         self.body = body
@@ -73,6 +78,7 @@ class SealedBatch:
         self.source_request_id = source_request_id
         self.seq = seq
         self.outcome = outcome if outcome is not None else BatchOutcome()
+        self.eligible_at = eligible_at
         self.attempts = 0
         self.ambiguous_attempts = 0
 
@@ -93,6 +99,8 @@ DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batch
 _INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
 _SRID_MEMORY = 65_536
+# What add() returns when it sealed nothing (never mutated).
+_NONE_SEALED: list[SealedBatch] = []
 # Receipts of the fast path are made without running Receipt.__init__ (a Python call).
 _new_receipt = object.__new__
 # An open batch's size limit when none is set: an int, so the hot path skips a None test.
@@ -136,13 +144,13 @@ class BuiltEventLike(Protocol):
 
 @frozen(kw_only=True)
 class BatchLimits:
-    """When an open batch is sealed.
+    """When an open batch becomes eligible to leave, and the hard limits that seal it.
 
     Attributes:
-        size: Seal when the batch holds this many events (``None``: only the byte
-            and time limits apply).
-        age: Seal when the oldest event is this many seconds old.
-        wait: Optional debounce: seal when no event was added for this many seconds.
+        size: Seal the batch when it holds this many events (``None``: no count
+            limit; only mParticle's byte and attribute limits seal a batch).
+        age: Eligible when the oldest event is this many seconds old.
+        wait: Optional debounce: eligible when no event was added for this many seconds.
         max_bytes: Never let a batch's JSON exceed this (mParticle: 128 KB).
         max_user_attributes: Seal before merged ``user_attributes`` would exceed this.
     """
@@ -170,12 +178,21 @@ class BatchLimits:
 
 
 class _OpenBatch:
-    """A batch still accepting events (internal to the accumulator)."""
+    """A batch still accepting events (internal to the accumulator).
+
+    Few objects per batch, because a service may hold one per user for minutes: the
+    events' JSON is one ``bytearray`` (``{"events":[`` then the bodies joined by
+    commas; not tracked by the garbage collector), the rest are numbers and strings.
+    Only ``outcome`` (shared with the receipts) and, when some event carried them,
+    the merged ``user_attributes`` are containers.
+    """
 
     __slots__ = (
         "age_deadline",
-        "bodies",
+        "buf",
+        "count",
         "deadline",
+        "eligible_at",
         "id",
         "key",
         "outcome",
@@ -191,23 +208,32 @@ class _OpenBatch:
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
-        self.bodies: list[bytes] = []
+        self.buf = bytearray(EVENTS_OPEN)
+        self.count = 0
         self.size = 0  # exact length of the batch JSON with the events so far
         self.outcome = BatchOutcome()
-        self.user_attributes: dict[str, Any] = {}
+        self.user_attributes: dict[str, Any] | None = None
         self.ua_fragment = b""
         self.age_deadline = _INF
         self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
         self.size_limit = _NO_SIZE_LIMIT
         self.wait: float | None = None
+        self.eligible_at = _INF  # when it became eligible to leave (_INF: not yet)
 
 
 class Accumulator:
-    """Collects built events into one open batch per :class:`BatchKey` (SPEC §6).
+    """Collects built events into one open batch per :class:`BatchKey`.
 
     Pure and synchronous: callers pass the current time (``anyio.current_time()``
     in the engine, plain floats in tests). Each user's events keep their push
     order: a key has at most one open batch, and batches are sealed in order.
+
+    Seal late: reaching the ``batch.age`` deadline (or the ``wait`` debounce) makes a
+    batch *eligible* (its key is added to :attr:`eligible`), not sealed; it keeps
+    taking its user's events until the scheduler seals it into a request
+    (:meth:`seal`). Only limits seal a batch on their own: mParticle's 128 KB of JSON
+    and 100 user attributes, and a configured ``batch.size`` (a cap the user asked
+    for, e.g. one event per batch); ``add`` returns such batches, eligible at once.
 
     Args:
         limits: Default limits; an event's rule-level ``batch`` hint overrides them
@@ -218,12 +244,18 @@ class Accumulator:
         self._limits = limits = limits or BatchLimits()
         self._max_bytes = limits.max_bytes  # read by the fast path of add()
         self._age = limits.age
-        # Called with every new deadline an open batch gets (the engine wakes its
-        # flusher when it is earlier than the one it sleeps until).
+        # Called with every new deadline an open batch gets, and with the time a batch
+        # became eligible (the engine wakes its idle senders when it is earlier than the
+        # time they sleep until).
         self.on_deadline: Callable[[float], object] | None = None
         self._open: dict[BatchKey, _OpenBatch] = {}
+        # Keys with something eligible to leave -> since when, in the order they became
+        # eligible. Keys in :attr:`muted` (a request in flight) are left out; the
+        # scheduler puts them back when their request is over.
+        self.eligible: dict[Hashable, float] = {}
+        self.muted: set[Hashable] = set()
         # Heap of (deadline, batch id, open batch); entries go stale when a batch is
-        # sealed or its deadline moves. Read-only outside: the engine peeks at it.
+        # sealed, becomes eligible or its deadline moves.
         self.deadlines: list[tuple[float, int, _OpenBatch]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
@@ -245,14 +277,23 @@ class Accumulator:
         """Number of open batches."""
         return len(self._open)
 
+    def get(self, key: Hashable) -> _OpenBatch | None:
+        """The open batch of ``key`` (its ``count``, ``size``, ``eligible_at``), if any."""
+        return self._open.get(key)  # type: ignore[call-overload, no-any-return]
+
+    def outcomes(self) -> list[BatchOutcome]:
+        """The outcomes of the open batches (what a flush waits for besides sealed ones)."""
+        return [ob.outcome for ob in self._open.values()]
+
     def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
         """Append one event to its key's open batch.
 
         The open batch is sealed *before* the event when the event would push its
-        JSON past ``max_bytes`` or its merged user attributes past the limit, and
-        the batch holding the event is sealed right away when it reaches its size
-        or its deadline has already passed (``{"age": 0}``). O(1): the batch's exact
-        byte size is kept up to date, not recomputed.
+        JSON past ``max_bytes`` or its merged user attributes past the limit, and the
+        batch holding the event is sealed when it reaches its size (sealed batches are
+        returned, eligible at once). Otherwise the batch becomes eligible when its
+        deadline has passed (``{"age": 0}``: at once). O(1): the batch's exact byte
+        size is kept up to date.
 
         Fast path: an event without user attributes or a rule-level ``batch`` hint,
         joining an open batch without a ``wait`` debounce, within its byte limit and
@@ -272,17 +313,23 @@ class Accumulator:
             size = ob.size + len(body) + 1  # the event and its comma
             age_deadline = ob.age_deadline
             if size <= self._max_bytes and now + self._age >= age_deadline:
-                bodies = ob.bodies
-                bodies.append(body)
+                buf = ob.buf
+                buf += b","
+                buf += body
                 ob.size = size
+                count = ob.count = ob.count + 1
                 self._events += 1
                 # Receipt(ob.outcome, event_id) without the cost of a Python __init__.
                 receipt = _new_receipt(Receipt)
                 receipt._holder = ob.outcome
                 receipt.event_id = built.event_id
-                if len(bodies) >= ob.size_limit or age_deadline <= now:
-                    return receipt, [self._seal(ob)]
-                return receipt, []
+                if count >= ob.size_limit:
+                    return receipt, [
+                        self._seal(ob, now if ob.eligible_at > now else ob.eligible_at)
+                    ]
+                if age_deadline <= now and ob.eligible_at == _INF:
+                    self._mark(ob, now)
+                return receipt, _NONE_SEALED
         return self._add_general(built, now, ob)
 
     def _add_general(
@@ -314,37 +361,46 @@ class Accumulator:
                     limit="batch_bytes",
                 )
             if ob is not None:
-                sealed.append(self._seal(ob))
+                # A hard limit: this batch cannot grow, so it is eligible from now on.
+                eligible_at = ob.eligible_at if ob.eligible_at < now else now
+                sealed.append(self._seal(ob, eligible_at))
             ob = self._open_batch(key, base, srid, next_suffix)
             if new_ua:
                 ob.user_attributes = dict(new_ua)
                 ob.ua_fragment = ua_fragment
-        elif merged is not None:
+            ob.buf += body
+        else:
             assert ob is not None
-            ob.user_attributes, ob.ua_fragment, size = merged
-        assert ob is not None
-        bodies = ob.bodies
-        bodies.append(body)
+            if merged is not None:
+                ob.user_attributes, ob.ua_fragment, size = merged
+            ob.buf += b","
+            ob.buf += body
         ob.size = size
+        ob.count += 1
         self._events += 1
         receipt = Receipt(ob.outcome, built.event_id)
 
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
-        age_deadline = now + limits.age
-        if age_deadline < ob.age_deadline:
-            ob.age_deadline = age_deadline
         size_limit = limits.size
         if size_limit is not None and size_limit < ob.size_limit:
             ob.size_limit = size_limit
+        if ob.count >= ob.size_limit:  # the size asked for: sealed, eligible at once
+            sealed.append(self._seal(ob, now if ob.eligible_at > now else ob.eligible_at))
+            return receipt, sealed
+        if ob.eligible_at != _INF:
+            return receipt, sealed  # already eligible: it leaves when the scheduler takes it
+        age_deadline = now + limits.age
+        if age_deadline < ob.age_deadline:
+            ob.age_deadline = age_deadline
         wait = limits.wait
         if wait is not None and (ob.wait is None or wait < ob.wait):
             ob.wait = wait
         deadline = ob.age_deadline
         if ob.wait is not None and now + ob.wait < deadline:
             deadline = now + ob.wait
-        if len(bodies) >= ob.size_limit or deadline <= now:
-            sealed.append(self._seal(ob))
+        if deadline <= now:
+            self._mark(ob, now)
         elif deadline != ob.deadline:
             ob.deadline = deadline
             heapq.heappush(self.deadlines, (deadline, ob.id, ob))
@@ -352,43 +408,75 @@ class Accumulator:
                 self.on_deadline(deadline)
         return receipt, sealed
 
-    def due(self, now: float) -> list[SealedBatch]:
-        """Seal and return every open batch whose deadline has passed, oldest deadline first."""
-        out: list[SealedBatch] = []
+    def due(self, now: float, *, until: float | None = None, max_events: int | None = None) -> int:
+        """Make every open batch whose deadline has passed eligible, earliest deadline first.
+
+        Args:
+            now: The current time (the batches' ``eligible_at``).
+            until: Mark the batches whose deadline is at or before this instead (a
+                flush passes infinity: every open batch).
+            max_events: Stop once batches holding this many events were marked (the
+                flush and a full buffer work in slices).
+
+        Returns:
+            The number of events in the batches marked.
+        """
+        limit = now if until is None else until
+        budget = _INF if max_events is None else max_events
+        marked = 0
         heap = self.deadlines
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= limit and marked < budget:
             deadline, _, ob = heapq.heappop(heap)
-            if self._open.get(ob.key) is ob and ob.deadline == deadline:
-                out.append(self._seal(ob))
-        return out
+            if ob.deadline == deadline and ob.eligible_at == _INF and self._open.get(ob.key) is ob:
+                self._mark(ob, now)
+                marked += ob.count
+        return marked
 
     def next_deadline(self) -> float | None:
-        """The earliest time at which :meth:`due` will return a batch (``None``: no open batch)."""
+        """The earliest time at which :meth:`due` will mark a batch (``None``: none will)."""
         heap = self.deadlines
         while heap:
             deadline, _, ob = heap[0]
-            if self._open.get(ob.key) is ob and ob.deadline == deadline:
+            if ob.deadline == deadline and ob.eligible_at == _INF and self._open.get(ob.key) is ob:
                 return deadline
-            heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
+            heapq.heappop(heap)  # stale: the batch was sealed, marked or its deadline moved
         return None
 
-    def seal_oldest(self, events: int) -> list[SealedBatch]:
-        """Seal open batches in the order they were opened until ``events`` events are
-        sealed (or none is left open); a full buffer makes room this way."""
-        chosen: list[_OpenBatch] = []
-        count = 0
-        for ob in self._open.values():
-            if count >= events:
-                break
-            chosen.append(ob)
-            count += len(ob.bodies)
-        return [self._seal(ob) for ob in chosen]
+    def seal(self, key: Hashable) -> SealedBatch:
+        """Seal the open batch of ``key`` (the scheduler takes it into a request).
+
+        Raises:
+            KeyError: ``key`` has no open batch.
+        """
+        ob = self._open[key]  # type: ignore[index]
+        return self._seal(ob, ob.eligible_at if ob.eligible_at != _INF else 0.0)
+
+    def seal_eligible(self) -> list[SealedBatch]:
+        """Seal every eligible open batch, in the order they became eligible (for callers
+        without a scheduler, such as the CLI's dry run)."""
+        out = []
+        for key in list(self.eligible):
+            del self.eligible[key]
+            if key in self._open:
+                out.append(self.seal(key))
+        return out
 
     def seal_all(self) -> list[SealedBatch]:
-        """Seal every open batch (flush and close), in the order they were opened."""
-        out = [self._seal(ob) for ob in list(self._open.values())]
+        """Seal every open batch, in the order they were opened (the end of a dry run,
+        and what a closed destination could not send)."""
+        out = [self._seal(ob, ob.eligible_at) for ob in list(self._open.values())]
         self.deadlines.clear()
         return out
+
+    def _mark(self, ob: _OpenBatch, now: float) -> None:
+        """Make ``ob`` eligible: it no longer seals on its own, the scheduler takes it."""
+        ob.eligible_at = now
+        ob.deadline = _INF  # its heap entry goes stale
+        key = ob.key
+        if key not in self.muted and key not in self.eligible:
+            self.eligible[key] = now
+            if self.on_deadline is not None:
+                self.on_deadline(now)  # something may leave now: wake whoever sleeps
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -397,7 +485,7 @@ class Accumulator:
     ) -> tuple[dict[str, Any], bytes, int] | None:
         """The batch's user attributes, their fragment and its size with the event added;
         ``None`` when the event does not fit (the batch must be sealed first)."""
-        ua = {**ob.user_attributes, **new_ua}
+        ua = {**ob.user_attributes, **new_ua} if ob.user_attributes else dict(new_ua)
         if len(ua) > self._limits.max_user_attributes:
             return None
         fragment = user_attributes_fragment(ua)
@@ -431,16 +519,20 @@ class Accumulator:
         self._open[key] = ob
         return ob
 
-    def _seal(self, ob: _OpenBatch) -> SealedBatch:
+    def _seal(self, ob: _OpenBatch, eligible_at: float) -> SealedBatch:
         del self._open[ob.key]
-        self._events -= len(ob.bodies)
-        body = encode_batch(ob.key, ob.bodies, ob.ua_fragment, ob.source_request_id)
+        self._events -= ob.count
+        buf = ob.buf
+        buf += batch_envelope(ob.key, ob.ua_fragment, ob.source_request_id)
+        body = bytes(buf)
+        ob.buf = bytearray()  # the events' bytes are freed with the batch, not kept twice
         assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
         return SealedBatch(
             key=ob.key,
             body=body,
-            event_count=len(ob.bodies),
+            event_count=ob.count,
             source_request_id=ob.source_request_id,
             seq=next(self._seqs),
             outcome=ob.outcome,
+            eligible_at=eligible_at,
         )

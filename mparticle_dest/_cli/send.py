@@ -248,10 +248,13 @@ async def dry_run(
             continue
         report.accepted += 1
         report.delivered += 1
-        # Time stands still: batches seal on size and bytes only, and at the end.
+        # Time stands still: batches leave on size and bytes only, and at the end.
         _receipt, sealed = accumulator.add(built, 0.0)
         for batch in sealed:
             emit(batch.body)
+        if accumulator.eligible:
+            for batch in accumulator.seal_eligible():
+                emit(batch.body)
     for batch in accumulator.seal_all():
         emit(batch.body)
     report.elapsed = time.monotonic() - start

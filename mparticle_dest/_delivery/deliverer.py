@@ -8,7 +8,10 @@ Status policy:
 
 ==========================  ==========================================================
 2xx                         delivered
-429, 408, 5xx               retried; ``Retry-After`` honoured, else full-jitter backoff
+429                         throttled: with ``scheduled=True`` (the engine) the batches
+                            come back as ``throttled`` results, not failed, and the engine
+                            puts them back in line; else retried like a 5xx
+408, 5xx                    retried; ``Retry-After`` honoured, else full-jitter backoff
 timeout, connection error   retried with the same backoff
 400 (bulk)                  split in halves to isolate the rejected batches
 400 (one batch)             :class:`~mparticle_dest.RejectedError` with the server's message
@@ -27,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, Protocol
 
 import anyio
 import httpx
@@ -47,7 +50,7 @@ from .._wire import encode_bulk
 from .pacing import Pacer
 from .retry import RetryPolicy, parse_retry_after
 
-__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client"]
+__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "Sender", "make_client"]
 
 _LOG: Final = logging.getLogger("mparticle_dest.delivery")
 
@@ -60,7 +63,7 @@ _UNSENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTim
 # Transport errors that a retry cannot fix (a bad URL scheme, an invalid header).
 _FATAL_ERRORS: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
-_Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
+_Kind = Literal["delivered", "retry", "throttle", "auth", "reject", "fail"]
 
 # Stateless, so shared by every retrier.
 _RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
@@ -121,6 +124,7 @@ class _BatchResultFields(NamedTuple):
     status: int | None
     attempts: int
     error: DeliveryError | None = None
+    throttled: bool = False
 
 
 class BatchResult(_BatchResultFields):
@@ -133,7 +137,9 @@ class BatchResult(_BatchResultFields):
         batch: The batch.
         status: The last HTTP status seen for it (``None`` if no response came).
         attempts: HTTP attempts that carried it (cumulative, ``batch.attempts``).
-        error: ``None`` when delivered, else why it failed.
+        error: ``None`` when delivered (or throttled), else why it failed.
+        throttled: mParticle answered 429 ("not yet"): neither delivered nor failed;
+            the caller sends the batch again later (``Deliverer(scheduled=True)`` only).
     """
 
     __slots__ = ()
@@ -141,12 +147,12 @@ class BatchResult(_BatchResultFields):
     @property
     def delivered(self) -> bool:
         """Whether mParticle accepted the batch."""
-        return self.error is None
+        return self.error is None and not self.throttled
 
     @property
     def possible_duplicate(self) -> bool:
         """Delivered after an ambiguous attempt: mParticle may have received it twice."""
-        return self.error is None and self.batch.ambiguous_attempts > 0
+        return self.delivered and self.batch.ambiguous_attempts > 0
 
     @property
     def reason(self) -> str | None:
@@ -162,6 +168,21 @@ class BatchResult(_BatchResultFields):
         if isinstance(error, RetryBudgetExhaustedError):
             return "retry_budget"
         return "error"
+
+
+class Sender(Protocol):
+    """What the engine needs from the HTTP side: :class:`Deliverer`, or a test double.
+
+    Attributes:
+        counters: The HTTP counters the destination's stats show.
+    """
+
+    counters: DeliveryCounters
+
+    async def send(self, batches: Sequence[SealedBatch]) -> list[BatchResult]:
+        """Deliver ``batches`` as one request; one result per batch, in order. Never
+        raises for an HTTP or network outcome."""
+        ...
 
 
 @frozen
@@ -190,6 +211,9 @@ class Deliverer:
         retry: The per-request retry budget.
         pacer: The pacer shared with the other senders of the destination.
         logger: Where to log (default ``mparticle_dest.delivery``).
+        scheduled: The caller paces each request's first attempt itself (the engine
+            does, before it seals the batches) and takes 429s back: a throttled
+            request ends at once with ``throttled`` results instead of being retried.
     """
 
     __slots__ = (
@@ -201,6 +225,7 @@ class Deliverer:
         "_pacer",
         "_probe",
         "_retry",
+        "_scheduled",
         "_token",
         "_url",
         "_url_parsed",
@@ -216,8 +241,10 @@ class Deliverer:
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
+        scheduled: bool = False,
     ) -> None:
         self._client = client
+        self._scheduled = scheduled
         self._url = url
         self._url_parsed = httpx.URL(url)  # parsed once, not on every post
         self._headers = {"Authorization": auth_header, "Content-Type": "application/json"}
@@ -261,7 +288,9 @@ class Deliverer:
             raise ValueError(f"at most {MAX_BATCHES_PER_REQUEST} batches per request")
         results: list[BatchResult | None] = [None] * len(batches)
         if batches:
-            await self._send_group(batches, list(range(len(batches))), results)
+            await self._send_group(
+                batches, list(range(len(batches))), results, paid=self._scheduled
+            )
         done = [r for r in results if r is not None]
         assert len(done) == len(batches)
         return done
@@ -269,9 +298,14 @@ class Deliverer:
     # -- splitting -------------------------------------------------------------------------
 
     async def _send_group(
-        self, batches: Sequence[SealedBatch], group: list[int], out: list[BatchResult | None]
+        self,
+        batches: Sequence[SealedBatch],
+        group: list[int],
+        out: list[BatchResult | None],
+        *,
+        paid: bool = False,
     ) -> None:
-        result = await self._request([batches[i] for i in group])
+        result = await self._request([batches[i] for i in group], paid=paid)
         if result.kind == "reject" and len(group) > 1 and result.status in _SPLIT_STATUSES:
             await self._isolate(batches, group, result, out)
         else:
@@ -321,6 +355,11 @@ class Deliverer:
                 if batch.ambiguous_attempts:
                     self.counters.possible_duplicates += 1
             return
+        if result.kind == "throttle":
+            for i in group:
+                batch = batches[i]
+                out[i] = BatchResult(batch, status, batch.attempts, None, True)
+            return
         for i in group:
             batch = batches[i]
             out[i] = BatchResult(batch, status, batch.attempts, self._error(result, batch))
@@ -353,12 +392,17 @@ class Deliverer:
 
     # -- one request with retries ------------------------------------------------------------
 
-    async def _request(self, group: list[SealedBatch]) -> _Attempt:
-        """POST ``group`` as one bulk body until it settles or the budget runs out."""
+    async def _request(self, group: list[SealedBatch], *, paid: bool = False) -> _Attempt:
+        """POST ``group`` as one bulk body until it settles or the budget runs out.
+
+        ``paid``: the caller already paced the first attempt.
+        """
         if self._auth_failure is not None:
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
         body = encode_bulk([b.body for b in group])
-        sent: list[int] = [0]  # attempts of this request that reached the wire
+        # Attempts of this request that reached the wire; starts at -1 when the first
+        # attempt is already paced (see _post).
+        sent: list[int] = [-1 if paid else 0]
         started = time.monotonic()
         first = await self._attempt(group, body, sent)
         if first.kind != "retry":
@@ -437,12 +481,15 @@ class Deliverer:
     async def _post(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
         if self._auth_failure is not None:  # another sender learnt it while we waited
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
-        await self._pacer.acquire(len(group))
+        if sent[0] < 0:
+            sent[0] = 1  # the first attempt, paced by the caller
+        else:
+            await self._pacer.acquire(len(group))
+            if sent[0]:
+                self.counters.retries += 1
+            sent[0] += 1
         counters = self.counters
         counters.requests += 1
-        if sent[0]:
-            counters.retries += 1
-        sent[0] += 1
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
@@ -464,7 +511,7 @@ class Deliverer:
     def _classify(self, response: httpx.Response, group: list[SealedBatch]) -> _Attempt:
         status = response.status_code
         headers = response.headers
-        self._pacer.on_response(status, headers)
+        self._pacer.on_response(status, headers, len(group))
         if 200 <= status < 300:
             return _Attempt("delivered", status)
         if status in (401, 403):
@@ -479,6 +526,8 @@ class Deliverer:
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
             if status == 429:
                 self.counters.throttled += 1
+                if self._scheduled:  # "not yet": the engine puts the batches back in line
+                    return _Attempt("throttle", status, "HTTP 429")
             else:
                 self.counters.server_errors += 1
             ambiguous = status >= 500  # the server may have acted before failing

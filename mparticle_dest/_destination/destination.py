@@ -1,13 +1,14 @@
-"""``Destination``: lifecycle, the push hot path, the flusher and senders, backpressure, close.
+"""``Destination``: lifecycle, the push hot path, backpressure, close.
 
-Structure (SPEC §2, §6, §7)::
+Structure::
 
-    push ── build (caller's task) ── Accumulator.add ──┐ sealed batch: wake the flusher
+    push ── build (caller's task) ── Engine.admit ── the user's open batch (grows until taken)
+                                                       │ eligible: age or size reached
                                                        ▼
-    background task group:  flusher ── due batches ── Packer ── ≤ max_in_flight sender tasks
-                                                                 └─ Deliverer.send (HTTP)
+    background: max_in_flight senders ── Scheduler.take (seals) ── Pacer (batches/s)
+                                          └─ Deliverer.send (HTTP); 429: back in line
 
-This module holds the lifecycle and the caller-facing API; ``_engine.Engine`` holds
+This module holds the lifecycle and the caller-facing API; ``engine.Engine`` holds
 the machinery behind it. ``push`` does not even yield to the loop unless it must wait
 for room.
 """
@@ -28,14 +29,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import frozen
 
-from .._batching import Accumulator, BatchLimits, Packer, SealedBatch
+from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY, Accumulator, BatchLimits, Scheduler
 from .._config import DestinationConfig
-from .._delivery import Deliverer, Pacer, PacingPolicy, RetryPolicy, make_client
-from .._exceptions import (
-    BufferFullError,
-    DestinationClosedError,
-    InvalidEventError,
-)
+from .._delivery import Deliverer, Pacer, PacingPolicy, QuotaGate, RetryPolicy, make_client
+from .._exceptions import DestinationClosedError, InvalidEventError
 from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
@@ -49,7 +46,6 @@ from .options import (
     DeliveryOptions,
     FailedBatch,
     FullPolicy,
-    QuotaGate,
 )
 from .stats import Counters, Stats
 
@@ -169,18 +165,24 @@ class Destination:
         retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
             8 attempts within 60 s).
         pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
+        batches_per_second: The workspace's batch quota if you know it (or this
+            process's share of it): pacing starts there and never exceeds it
+            (default ``None``: learned from mParticle's answers).
+        quota_gate: A :class:`~mparticle_dest.QuotaGate` awaited before every request,
+            e.g. a token bucket in Redis shared by every process (default ``None``).
+        linger: Seconds a request that is not full waits for more eligible batches
+            (default 0.05).
+        max_delay: Under the quota, a batch eligible for this many seconds goes before
+            fuller ones (default 10; the latency bound).
+        before_send: An async hook awaited with a request's batches before their first
+            attempt (each has ``source_request_id``, ``body`` and ``event_count``); if
+            it raises, the request is not sent and its batches fail with reason
+            ``"error"``. The Redis relay records batch composition with it.
         on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
             every batch that failed for good; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
             data older than 30 days (default ``False``); ``push`` then refuses events
             without a ``timestamp``.
-        quota_gate: A :class:`QuotaGate` awaited before each request, e.g. the Redis
-            token bucket of :mod:`mparticle_dest.streams` that every process sending
-            to the workspace shares (default ``None``: per-process pacing only).
-        before_send: An async hook awaited with a request's batches before their first
-            attempt (each has ``source_request_id``, ``body`` and ``event_count``);
-            if it raises, the request is not sent and its batches fail with reason
-            ``"error"``. The relay records batch composition with it.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
@@ -205,7 +207,10 @@ class Destination:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
+        batches_per_second: float | None = None,
         quota_gate: QuotaGate | None = None,
+        linger: float = DEFAULT_LINGER,
+        max_delay: float = DEFAULT_MAX_DELAY,
         before_send: BeforeSend | None = None,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
@@ -221,7 +226,10 @@ class Destination:
             pacing=pacing if pacing is not None else PacingPolicy(),
             on_error=on_error,
             historical=historical,
+            batches_per_second=batches_per_second,
             quota_gate=quota_gate,
+            linger=linger,
+            max_delay=max_delay,
             before_send=before_send,
         )
         if base_url is not None and not base_url.startswith(("http://", "https://")):
@@ -230,11 +238,25 @@ class Destination:
         self._url = endpoint(self.config.settings.pod, base_url, path)
         self._builder = EventBuilder.from_config(self.config)
         self._counters = Counters()
+        options = self.options
+        acc = Accumulator(BatchLimits().override(self.config.batch))
         self._engine = Engine(
-            Accumulator(BatchLimits().override(self.config.batch)),
-            Packer(max_batches=self.options.max_batches_per_request),
-            self.options,
+            acc,
+            Scheduler(
+                acc,
+                max_batches=options.max_batches_per_request,
+                linger=options.linger,
+                max_delay=options.max_delay,
+            ),
+            options,
             self._counters,
+            Pacer(
+                options.pacing,
+                batches_per_second=options.batches_per_second,
+                quota=options.quota_gate,
+            ),
+            is_open=self._is_open,
+            closed_error=self._closed_error,
             on_broken=self._stop_accepting,
         )
         self._http_client = http_client
@@ -302,12 +324,13 @@ class Destination:
             )
         self._client_to_close = client if owns_client else None
         settings = self.config.settings
-        self._engine.deliverer = Deliverer(
+        self._engine.sender = Deliverer(
             client,
             url=self._url,
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
-            pacer=Pacer(self.options.pacing),
+            pacer=self._engine.pacer,
+            scheduled=True,
         )
         try:
             error: Exception | None = None
@@ -366,8 +389,7 @@ class Destination:
         engine.wake_room()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self.options.close_timeout) as drain:
-                engine.seal_all()
-                await engine.wait_unresolved()
+                await engine.flush()
             timed_out = drain.cancelled_caught
             await engine.stop()
             engine.fail_leftovers()
@@ -395,16 +417,7 @@ class Destination:
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`~mparticle_dest.Stats`)."""
-        engine = self._engine
-        d = engine.deliverer.counters if engine.deliverer is not None else None
-        return self._counters.snapshot(
-            buffered=engine.buffered,
-            in_flight_requests=engine.in_flight,
-            requests=d.requests if d else 0,
-            retries=d.retries if d else 0,
-            bytes_sent=d.bytes_sent if d else 0,
-            throttled=d.throttled if d else 0,
-        )
+        return self._engine.stats()
 
     @property
     def closed(self) -> bool:
@@ -455,22 +468,15 @@ class Destination:
             return Receipt.resolved(built.event_id, "skipped", built.reason)
         counters.mapped += 1
         if engine.buffered >= self._cap:
-            dropped = await self._make_room(built.event_id)
+            dropped = await engine.wait_for_room(built.event_id)
             if dropped is not None:
                 return dropped
         try:
-            receipt, sealed = engine.acc.add(built, self._now())
+            return engine.admit(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
             raise
-        engine.buffered += 1
-        if sealed:
-            # (A new deadline wakes the flusher from the accumulator: Engine.deadline_added.)
-            for batch in sealed:
-                engine.enqueue(batch)
-            engine.wake_flusher()
-        return receipt
 
     async def resend(self, body: bytes, *, source_request_id: str, event_count: int) -> Receipt:
         """Queue a batch sealed earlier, byte for byte, as one more batch to deliver.
@@ -500,26 +506,20 @@ class Destination:
             raise self._refusal()
         engine = self._engine
         if engine.buffered >= self._cap:
-            dropped = await self._make_room(source_request_id)
+            dropped = await engine.wait_for_room(source_request_id)
             if dropped is not None:
                 return Receipt.resolved(None, "dropped", "buffer_full")
-        batch = SealedBatch(
-            key=("resend", source_request_id),
-            body=body,
-            event_count=event_count,
-            source_request_id=source_request_id,
-            seq=next(engine.resent_seqs),
+        return engine.admit_sealed(
+            body, source_request_id=source_request_id, event_count=event_count
         )
-        engine.buffered += event_count
-        engine.enqueue(batch)
-        engine.wake_flusher()
-        return Receipt(batch.outcome, None)
 
     async def flush(self) -> None:
         """Send every buffered event now and return when each one's outcome is final.
 
-        Open batches are sealed at once, whatever their age or size. Delivery failures
-        do not raise: they are on the receipts, in ``stats`` and passed to ``on_error``.
+        Open batches become eligible at once, whatever their age or size, and requests
+        leave without lingering (still at the pace mParticle's quota allows). Delivery
+        failures do not raise: they are on the receipts, in ``stats`` and passed to
+        ``on_error``.
 
         Raises:
             DestinationClosedError: The destination is not open.
@@ -527,49 +527,9 @@ class Destination:
         if self._state is not _State.OPEN or self._engine.broken:
             raise self._closed_error()
         self._check_loop()
-        self._engine.seal_all()
-        await self._engine.wait_unresolved()
+        await self._engine.flush()
 
     # -- push helpers ------------------------------------------------------------------------
-
-    async def _make_room(self, event_id: str) -> Receipt | None:
-        """Apply the full-buffer policy; ``None`` means there is room now."""
-        counters, engine = self._counters, self._engine
-        # Waiting open batches would hold room until their age: send the oldest now.
-        engine.make_room()
-        policy = self.options.full_policy
-        if policy == "drop":
-            counters.dropped += 1
-            if not engine.full_warned:
-                engine.full_warned = True
-                logger.warning(
-                    "mparticle_dest buffer full (%d events): dropping new events until"
-                    " there is room (counted in stats.dropped)",
-                    self._cap,
-                )
-            return Receipt.resolved(event_id, "dropped", "buffer_full")
-        if policy == "raise":
-            counters.refused += 1
-            raise BufferFullError(f"{self._cap} events are buffered (max_buffered_events)")
-        timeout = self.options.full_timeout
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                while engine.buffered >= self._cap and self._state is _State.OPEN:
-                    if engine.room is None:
-                        engine.room = anyio.Event()
-                    await engine.room.wait()
-        except BaseException:  # cancelled while waiting: the event was not accepted
-            counters.refused += 1
-            raise
-        if self._state is not _State.OPEN:
-            counters.refused += 1
-            raise self._closed_error()
-        if scope.cancelled_caught:
-            counters.refused += 1
-            raise BufferFullError(
-                f"no room in the buffer ({self._cap} events) after waiting {timeout} s"
-            )
-        return None
 
     @staticmethod
     def _check_historical(event: Mapping[str, Any]) -> None:
@@ -579,6 +539,9 @@ class Destination:
                 "timestamp: required when posting to the historical endpoint",
                 field="timestamp",
             )
+
+    def _is_open(self) -> bool:
+        return self._state is _State.OPEN
 
     def _stop_accepting(self) -> None:
         self._accepting = _REFUSING

@@ -1,4 +1,4 @@
-"""Counters of a destination (SPEC §2) and the frozen snapshot ``dest.stats`` returns."""
+"""Counters of a destination and the frozen snapshot ``dest.stats`` returns."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ class Stats:
             (it de-duplicates batches on ``source_request_id``).
         buffered: Events accepted and not yet final (open, queued or in flight).
         in_flight_requests: Requests being sent now.
+        send_rate: The pacer's current rate in batches per second (``None`` while
+            unpaced: no sign of mParticle's quota yet, and none declared).
+        quota_limited: Whether mParticle's batch quota, not the network, held a
+            ready request back within the last second. With a full buffer, this
+            means each user's batch should carry more events: see the buffer sizing.
     """
 
     pushed: int = 0
@@ -70,6 +75,8 @@ class Stats:
     duplicates_suspected: int = 0
     buffered: int = 0
     in_flight_requests: int = 0
+    send_rate: float | None = None
+    quota_limited: bool = False
 
     @property
     def skipped_total(self) -> int:
@@ -108,6 +115,8 @@ class Counters:
         retries: int,
         bytes_sent: int,
         throttled: int,
+        send_rate: float | None = None,
+        quota_limited: bool = False,
     ) -> Stats:
         """A frozen :class:`Stats` with the live figures passed in."""
         return Stats(
@@ -131,4 +140,6 @@ class Counters:
             duplicates_suspected=self.duplicates_suspected,
             buffered=buffered,
             in_flight_requests=in_flight_requests,
+            send_rate=send_rate,
+            quota_limited=quota_limited,
         )
