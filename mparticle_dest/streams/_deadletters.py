@@ -19,24 +19,24 @@ from ._redis import Client, Keys, Pipeline, call, text
 __all__ = ["acknowledge", "dead_letter", "replay"]
 
 
-def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[str], srid: str | None) -> None:
-    """Queue on ``pipe``: acknowledge and delete ``entries``, and forget their record."""
+def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[str], srids: list[str]) -> None:
+    """Queue on ``pipe``: acknowledge and delete ``entries``, and forget their records."""
     execute = pipe.execute_command
     execute("XACK", keys.stream, group, *entries)
     execute("XDEL", keys.stream, *entries)
     execute("HDEL", keys.ledger, *entries)
-    if srid:
-        execute("DEL", keys.batch(srid))
+    if srids:
+        execute("DEL", *(keys.batch(srid) for srid in srids))
 
 
 async def acknowledge(
-    client: Client, keys: Keys, group: str, entries: list[str], srid: str | None = None
+    client: Client, keys: Keys, group: str, entries: list[str], srids: list[str] | None = None
 ) -> None:
-    """Final success (or skip): acknowledge, delete, and clear the ledger, atomically."""
+    """Final success (or skip): acknowledge, delete, and clear the records, atomically."""
     if not entries:
         return
     pipe = client.pipeline(transaction=True)
-    _clear(pipe, keys, group, entries, srid)
+    _clear(pipe, keys, group, entries, srids or [])
     await pipe.execute()
 
 
@@ -84,7 +84,7 @@ async def dead_letter(
         "events",
         orjson.dumps(events),
     )
-    _clear(tx, keys, group, entries, srid)
+    _clear(tx, keys, group, entries, [srid] if srid else [])
     await tx.execute()
 
 

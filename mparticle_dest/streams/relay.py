@@ -194,6 +194,8 @@ class Relay:
         self._by_srid: dict[str, _Tracked] = {}
         # Entries this relay holds (read or claimed, not settled): their leases are renewed.
         self._held: set[str] = set()
+        self._acks: list[_Tracked] = []  # delivered, to acknowledge in the next flush
+        self._ack_scheduled = False
         self._stopping = False
         self._work: anyio.CancelScope | None = None
         self._finals: Any = None  # the task group of the per-batch finishers
@@ -376,8 +378,10 @@ class Relay:
         counters = self._counters
         try:
             if holder.status == "delivered":
-                await _deadletters.acknowledge(client, self.keys, self.group, entries, tracked.srid)
-                counters.delivered += len(entries)
+                self._acks.append(tracked)
+                if not self._ack_scheduled:  # one transaction for what settles together
+                    self._ack_scheduled = True
+                    self._finals.start_soon(self._flush_acks, client)
             elif holder.reason in DEAD_LETTER_REASONS:
                 await self._dead_letter(
                     client,
@@ -393,6 +397,24 @@ class Relay:
         except Exception:
             logger.exception("mparticle_dest relay: settling %d entries failed", len(entries))
             counters.left_pending += len(entries)
+
+    async def _flush_acks(self, client: Client) -> None:
+        """Acknowledge every batch delivered since the last flush, in one transaction.
+
+        Scheduled by the first batch that settles: a response settles many batches at
+        once, and their finishers run before this task does.
+        """
+        self._ack_scheduled = False
+        acks, self._acks = self._acks, []
+        entries = [entry for tracked in acks for entry in tracked.entries]
+        srids = [tracked.srid for tracked in acks if tracked.srid is not None]
+        try:
+            await _deadletters.acknowledge(client, self.keys, self.group, entries, srids)
+        except Exception:
+            logger.exception("mparticle_dest relay: acknowledging %d entries failed", len(entries))
+            self._counters.left_pending += len(entries)
+        else:
+            self._counters.delivered += len(entries)
 
     async def _dead_letter(
         self,
