@@ -15,6 +15,7 @@ from __future__ import annotations
 import orjson
 
 from ._redis import Client, Keys, Pipeline, call, text
+from ._scripts import ACK
 
 __all__ = ["acknowledge", "dead_letter", "replay"]
 
@@ -33,11 +34,12 @@ async def acknowledge(
     client: Client, keys: Keys, group: str, entries: list[str], srids: list[str] | None = None
 ) -> None:
     """Final success (or skip): acknowledge, delete, and clear the records, atomically."""
-    if not entries:
-        return
-    pipe = client.pipeline(transaction=True)
-    _clear(pipe, keys, group, entries, srids or [])
-    await pipe.execute()
+    if entries:
+        await ACK(
+            client,
+            [keys.stream, keys.ledger],
+            [group, ",".join(entries), keys.batch_prefix, *(srids or ())],
+        )
 
 
 async def dead_letter(

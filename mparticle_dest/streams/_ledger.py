@@ -60,8 +60,12 @@ class Ledger:
         keys = self._keys
         args: list[Any] = [group, consumer, self._ttl_ms, keys.batch_prefix]
         for batch in batches:
-            args += (batch.source_request_id, batch.body, batch.event_count, len(batch.entries))
-            args += batch.entries
+            args += (
+                batch.source_request_id,
+                batch.body,
+                batch.event_count,
+                ",".join(batch.entries),
+            )
         lost = await RECORD(self._client, [keys.stream, keys.ledger], args)
         if lost:
             raise LeaseLostError([text(entry) for entry in lost])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._redis import Script
 
-__all__ = ["ADD_BOUNDED", "CLAIM", "KEEP_LEASES", "RECORD", "TAKE_TOKENS"]
+__all__ = ["ACK", "ADD_BOUNDED", "CLAIM", "KEEP_LEASES", "RECORD", "TAKE_TOKENS"]
 
 # Append one event unless the stream already holds max_len entries. Delivered entries
 # are deleted by the relays, so the length counts undelivered events: the bound never
@@ -42,37 +42,49 @@ return {r[1], r[2], srids, r[3] or {}, records}
 # every entry of every batch (a relay that stalled past claim_idle may have lost some to
 # another relay, which delivers them itself). Returns the entries it no longer owns;
 # records nothing then. ARGV: group, consumer, ttl ms, record key prefix, then per batch
-# source_request_id, body, event count, number of entries, the entries.
+# source_request_id, body, event count, the entries comma-joined.
 RECORD = Script(
     """
 local stream, index = KEYS[1], KEYS[2]
 local group, me, ttl, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local lost = {}
-local i = 5
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 3])
-  for j = i + 4, i + 3 + n do
-    if not redis.call('XPENDING', stream, group, ARGV[j], ARGV[j], 1, me)[1] then
-      lost[#lost + 1] = ARGV[j]
+for i = 5, #ARGV, 4 do
+  for id in string.gmatch(ARGV[i + 3], '[^,]+') do
+    if not redis.call('XPENDING', stream, group, id, id, 1, me)[1] then
+      lost[#lost + 1] = id
     end
   end
-  i = i + 4 + n
 end
 if #lost > 0 then return lost end
-i = 5
-while i <= #ARGV do
-  local srid, n = ARGV[i], tonumber(ARGV[i + 3])
-  local ids = {}
-  for j = i + 4, i + 3 + n do
-    ids[#ids + 1] = ARGV[j]
-    redis.call('HSET', index, ARGV[j], srid)
+for i = 5, #ARGV, 4 do
+  local srid = ARGV[i]
+  for id in string.gmatch(ARGV[i + 3], '[^,]+') do
+    redis.call('HSET', index, id, srid)
   end
   local key = prefix .. srid
-  redis.call('HSET', key, 'b', ARGV[i + 1], 'n', ARGV[i + 2], 'e', table.concat(ids, ','))
+  redis.call('HSET', key, 'b', ARGV[i + 1], 'n', ARGV[i + 2], 'e', ARGV[i + 3])
   redis.call('PEXPIRE', key, ttl)
-  i = i + 4 + n
 end
 return lost
+"""
+)
+
+# Acknowledge and delete entries, and forget their ledger fields and batch records, in
+# one atomic step. Entry ids come comma-joined in one argument (stream ids never hold a
+# comma): encoding one argument per entry on the client cost more than the rest.
+# ARGV: group, entry ids, record key prefix, then the batches' source_request_ids.
+ACK = Script(
+    """
+local ids = {}
+for id in string.gmatch(ARGV[2], '[^,]+') do ids[#ids + 1] = id end
+for i = 1, #ids, 1000 do
+  local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(chunk))
+  redis.call('XDEL', KEYS[1], unpack(chunk))
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+end
+for i = 4, #ARGV do redis.call('DEL', ARGV[3] .. ARGV[i]) end
+return #ids
 """
 )
 

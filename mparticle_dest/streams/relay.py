@@ -111,6 +111,10 @@ def _holder(receipt: Receipt) -> BatchOutcome:
     return receipt._holder
 
 
+def _raw_reply(response: Any, **_options: Any) -> Any:
+    return response
+
+
 def _event_field(fields: Any) -> bytes | None:
     """The ``e`` field of an entry as a script returns it: a flat list of field, value."""
     if isinstance(fields, dict):
@@ -233,7 +237,11 @@ class Relay:
 
         What is not final when ``close_timeout`` runs out stays pending for another relay.
         """
-        client = self._client if self._client is not None else connect(self._url or "")
+        client = self._client
+        if client is None:
+            client = connect(self._url or "")
+            # Entries as Redis sends them (flat field lists), not one dict per entry.
+            client.set_response_callback("XREADGROUP", _raw_reply)
         quota: QuotaGate | None = None
         try:
             await ensure_group(client, self.keys, self.group)
@@ -296,12 +304,13 @@ class Relay:
         )
         if not reply:
             return
-        entries = reply[0][1]
+        # RESP3 answers a map {stream: entries}, RESP2 a list [[stream, entries]].
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         self._counters.read += len(entries)
         self._held.update(text(entry_id) for entry_id, _ in entries)
         skipped: list[str] = []
         for entry_id, fields in entries:
-            await self._push(client, dest, text(entry_id), fields.get(b"e"), skipped)
+            await self._push(client, dest, text(entry_id), _event_field(fields), skipped)
         await self._ack_skipped(client, skipped)
 
     async def _push(
