@@ -27,11 +27,9 @@ import orjson
 from ._mparticle import EVENTS_PATH, PODS
 
 __all__ = [
-    "EVENTS_OPEN",
     "BatchKey",
     "IdentityValue",
     "basic_auth_header",
-    "batch_envelope",
     "batch_size",
     "bulk_size",
     "dumps_bytes",
@@ -64,8 +62,8 @@ _py_encode: Final = json.JSONEncoder(
 ).encode
 
 _orjson_dumps: Final = orjson.dumps
-EVENTS_OPEN: Final = b'{"events":['
-_EVENTS_OPEN_LEN: Final = len(EVENTS_OPEN)
+_EVENTS_OPEN: Final = b'{"events":['
+_EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
 
 IdentityValue = Union[str, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
 
@@ -193,22 +191,13 @@ def encode_batch(
     )
     envelope = b"".join((head, ua, middle, source_request_id_fragment(source_request_id), tail))
     if not bodies:
-        return EVENTS_OPEN + envelope
+        return _EVENTS_OPEN + envelope
     # One join, so the batch is copied once: the envelope rides on the first and last
     # event (small copies) instead of wrapping the joined events (a second full copy).
     parts = list(bodies)
-    parts[0] = EVENTS_OPEN + parts[0]
+    parts[0] = _EVENTS_OPEN + parts[0]
     parts[-1] += envelope
     return b",".join(parts)
-
-
-def batch_envelope(key: BatchKey, ua_fragment: bytes, source_request_id: str | None) -> bytes:
-    """The bytes that follow a batch's events: ``encode_batch`` is ``EVENTS_OPEN`` +
-    the bodies joined by commas + this (an open batch keeps the first two in one buffer)."""
-    head, middle, tail = key.fragments()
-    return b"".join(
-        (head, ua_fragment, middle, source_request_id_fragment(source_request_id), tail)
-    )
 
 
 def batch_size(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Hashable, Iterable
 
@@ -197,14 +198,23 @@ class Scheduler:
             if ob is not None and ob.eligible_at != float("inf"):
                 eligible[key] = ob.eligible_at
 
-    def drain(self) -> list[SealedBatch]:
-        """Remove and return every batch not yet taken (sealed and open), oldest seal first."""
-        out = [b for lane in self._lanes.values() for b in lane]
-        out.extend(self.acc.seal_all())
-        self._lanes.clear()
-        self._lane_batches = 0
-        self._front.clear()
-        self._eligible.clear()
+    def drain(self, limit: int | None = None) -> list[SealedBatch]:
+        """Remove and return batches not taken yet: the sealed ones waiting first, then the
+        open ones (sealed now, in the order they were opened); at most ``limit`` (a close
+        fails what is left in slices). ``[]`` once nothing is left."""
+        budget = math.inf if limit is None else limit
+        out: list[SealedBatch] = []
+        lanes = self._lanes
+        while lanes and len(out) < budget:
+            out.extend(lanes.pop(next(iter(lanes))))
+        self._lane_batches -= len(out)
+        keys = self.acc.open_keys()
+        if limit is not None:
+            keys = itertools.islice(keys, max(limit - len(out), 0))
+        out.extend([self.acc.seal(key) for key in list(keys)])
+        if not lanes and not self.acc.open_batches:
+            self._front.clear()
+            self._eligible.clear()
         out.sort(key=lambda b: b.seq)
         return out
 

@@ -1,12 +1,21 @@
 """Stage 5: one bulk request on the wire — the only place httpx and tenacity live.
 
 ``deliverer`` posts a request with retries and the status policy, ``retry`` holds the
-retry budget and backoff, ``pacing`` paces requests in batches per second under mParticle's quota.
+retry budget and backoff, ``pacing`` paces requests in batches per second under
+mParticle's quota.
+
+``deliverer`` (httpx, tenacity: most of an import's cost) is imported on first use of
+one of its names, so ``import mparticle_dest`` stays cheap; a destination needs it
+only when it is entered.
 """
 
-from .deliverer import BatchResult, Deliverer, DeliveryCounters, Sender, make_client
+from typing import TYPE_CHECKING, Any
+
 from .pacing import Pacer, PacingPolicy, QuotaGate
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .deliverer import BatchResult, Deliverer, DeliveryCounters, Sender, make_client
 
 __all__ = [
     "BatchResult",
@@ -19,3 +28,13 @@ __all__ = [
     "Sender",
     "make_client",
 ]
+
+_LAZY = frozenset({"BatchResult", "Deliverer", "DeliveryCounters", "Sender", "make_client"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import deliverer
+
+        return getattr(deliverer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ from attrs import frozen
 
 from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY, Accumulator, BatchLimits, Scheduler
 from .._config import DestinationConfig
-from .._delivery import Deliverer, Pacer, PacingPolicy, QuotaGate, RetryPolicy, make_client
+from .._delivery import Pacer, PacingPolicy, QuotaGate, RetryPolicy
 from .._exceptions import DestinationClosedError, InvalidEventError
 from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
@@ -51,6 +51,8 @@ from .stats import Counters, Stats
 
 if TYPE_CHECKING:
     import httpx
+
+    from .._delivery import Deliverer
 
 __all__ = ["CloseReport", "Destination"]
 
@@ -120,6 +122,22 @@ def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
         # The stock loops' clock *is* time.monotonic(): call it without the Python method.
         return asyncio.get_running_loop, time.monotonic
     return asyncio.get_running_loop, loop.time
+
+
+def _http_side(
+    options: DeliveryOptions, client: httpx.AsyncClient | None
+) -> tuple[type[Deliverer], httpx.AsyncClient]:
+    """The deliverer class and the HTTP client (built when the caller gave none)."""
+    from .._delivery.deliverer import Deliverer, make_client
+
+    if client is None:
+        timeout = options.request_timeout
+        client = (
+            make_client(max_connections=options.max_in_flight)
+            if timeout is None
+            else make_client(timeout=timeout, max_connections=options.max_in_flight)
+        )
+    return Deliverer, client
 
 
 def _no_loop() -> object:
@@ -315,17 +333,13 @@ class Destination:
         self._closed = anyio.Event()
         client = self._http_client
         owns_client = client is None
-        if client is None:
-            timeout = self.options.request_timeout
-            client = (
-                make_client(max_connections=self.options.max_in_flight)
-                if timeout is None
-                else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
-            )
-        self._client_to_close = client if owns_client else None
+        # Importing httpx and building a client (its TLS context) takes 50-150 ms: done
+        # in a worker thread, so entering does not hold the caller's event loop.
+        Deliverer, http = await anyio.to_thread.run_sync(_http_side, self.options, client)
+        self._client_to_close = http if owns_client else None
         settings = self.config.settings
         self._engine.sender = Deliverer(
-            client,
+            http,
             url=self._url,
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
@@ -392,7 +406,7 @@ class Destination:
                 await engine.flush()
             timed_out = drain.cancelled_caught
             await engine.stop()
-            engine.fail_leftovers()
+            await engine.fail_leftovers()
             await self._close_client()
         self._state = _State.CLOSED
         report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)

@@ -20,17 +20,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .._batching import Accumulator, Scheduler, SealedBatch
-from .._delivery import BatchResult, Pacer, Sender
+from .._delivery import Pacer
 from .._exceptions import BufferFullError, DeliveryError
-from .._payload import BuiltEvent
 from .._receipt import BatchOutcome, Receipt
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters, Stats
+
+if TYPE_CHECKING:
+    from .._delivery import BatchResult, Sender
+    from .._payload import BuiltEvent
 
 __all__ = ["Engine"]
 
@@ -38,7 +42,9 @@ logger = logging.getLogger("mparticle_dest")
 
 _INF = math.inf
 # Open batches made eligible per step of a flush or close (then the loop gets a turn).
-_SLICE_EVENTS = 20_000
+_SLICE_EVENTS = 1_000
+# Batches sealed and failed per step when the close timeout runs out.
+_SLICE_BATCHES = 250
 # At most one "the quota is the bottleneck" warning per this many seconds.
 _QUOTA_WARNING_EVERY = 60.0
 
@@ -90,6 +96,8 @@ class Engine:
         self._wake: anyio.Event | None = None  # set to make idle senders look again
         self._wake_until = _INF  # when the idle senders will look anyway
         self._room: anyio.Event | None = None  # set when buffered events drop below the cap
+        self._answered = False  # a first request was settled
+        self._first: anyio.Event | None = None  # set then
         self._done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
         # Sealing order of batches handed over already sealed (resend); below the accumulator's.
@@ -205,33 +213,49 @@ class Engine:
         if self._done is not None:
             await self._done.wait()
 
-    def fail_leftovers(self) -> None:
-        """After the close timeout: everything not final fails with reason ``closed``."""
+    async def fail_leftovers(self) -> None:
+        """After the close timeout: everything not final fails with reason ``closed``.
+
+        In slices, with a checkpoint between them: sealing and failing tens of thousands
+        of open batches must not hold the loop.
+        """
         error = DeliveryError(
             f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
         )
-        for batch in self._leftovers():
-            self.counters.undelivered_at_close += batch.event_count
-            self._fail(batch, error, "closed")
-            self._forget(batch)
+        # In flight or waiting sealed first, then the rest slice by slice.
+        batches = sorted(self._unresolved.values(), key=lambda b: b.seq) or self._drain_slice()
+        while batches:
+            for batch in batches:
+                self._unresolved.setdefault(batch.seq, batch)
+                self.counters.undelivered_at_close += batch.event_count
+                self._fail(batch, error, "closed")
+                self._forget(batch)
+            await anyio.lowlevel.checkpoint()
+            batches = self._drain_slice()
 
     def fail_all(self, error: DeliveryError) -> None:
-        for batch in self._leftovers():
-            self._fail(batch, error, "error")
-            self._forget(batch)
+        batches = sorted(self._unresolved.values(), key=lambda b: b.seq) or self._drain_slice()
+        while batches:
+            for batch in batches:
+                self._unresolved.setdefault(batch.seq, batch)
+                self._fail(batch, error, "error")
+                self._forget(batch)
+            batches = self._drain_slice()
 
-    def _leftovers(self) -> list[SealedBatch]:
-        for batch in self.scheduler.drain():
+    def _drain_slice(self) -> list[SealedBatch]:
+        """Up to a slice of the batches not taken yet (sealed now if they were open)."""
+        out = self.scheduler.drain(_SLICE_BATCHES)
+        for batch in out:
             if batch.seq not in self._unresolved:
-                self._unresolved[batch.seq] = batch
                 self.counters.batches += 1
-        return sorted(self._unresolved.values(), key=lambda b: b.seq)
+        return out
 
     # -- the background -----------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """The background: ``max_in_flight`` senders, until :meth:`stop`."""
         self._done = anyio.Event()
+        self._first = anyio.Event()
         try:
             # Shielded: when the task running ``async with`` is cancelled, the close
             # still needs the senders to deliver what is buffered. Only aclose() stops
@@ -280,13 +304,19 @@ class Engine:
             now = anyio.current_time()
             acc.due(now)
             at = scheduler.ready_at(now)
+            if at is not None and at <= now and not self._answered and self.in_flight:
+                # Until the first answer, one request at a time: it tells the pacer about
+                # the quota (and the credentials) before the others take their batches.
+                assert self._first is not None
+                await self._first.wait()
+                continue
             if at is not None and at <= now:
                 delay = pacer.delay()
                 if delay > 0.0:
                     # The quota holds it back: nothing but time changes that.
                     await anyio.sleep(delay)
                     continue
-                batches = scheduler.take(now)
+                batches = scheduler.take(now, pacer.request_budget())
                 if batches:
                     pacer.charge(len(batches))
                     unresolved = self._unresolved
@@ -393,6 +423,10 @@ class Engine:
 
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""
+        if not self._answered:
+            self._answered = True
+            assert self._first is not None
+            self._first.set()
         throttled: list[SealedBatch] = []
         if results is None:
             error = DeliveryError("not sent: internal error in the delivery engine (see the log)")

@@ -13,13 +13,13 @@ uses: the type's own fields, then the common optional fields, then
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Union, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, cast
 
 import attrs
-import cattrs
 
 from .constants import CustomEventType, IdentityType
 from .model_checks import check_object, value_check
@@ -480,19 +480,34 @@ class Batch(_Model):
 
 # --------------------------------------------------------------------------- parsing
 
-_converter = cattrs.Converter(forbid_extra_keys=True)
+if TYPE_CHECKING:
+    import cattrs
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The parsing converter, built on first use: cattrs costs ~25 ms to import, and only
+    parsing (tests, the fake server) needs it, not ``import mparticle_dest``."""
+    import cattrs
+
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(Event, _structure_event)
+    converter.register_structure_hook_func(_is_value_union, _structure_value_union)
+    return converter
 
 
 def _structure_event(obj: Any, _: Any) -> _Event:
     if not isinstance(obj, Mapping) or set(obj) - {"event_type", "data"}:
         raise ValueError(f"an event is {{'event_type', 'data'}}, got {obj!r}")
     cls = event_class(obj.get("event_type"))
-    return _converter.structure(obj.get("data", {}), cls)
+    return _converter().structure(obj.get("data", {}), cls)
 
 
 def _structure(obj: Any, cls: Any) -> Any:
+    import cattrs
+
     try:
-        return _converter.structure(obj, cls)
+        return _converter().structure(obj, cls)
     except cattrs.BaseValidationError as exc:
         raise ValueError("; ".join(cattrs.transform_error(exc, path="$"))) from None
 
@@ -518,10 +533,6 @@ def _structure_value_union(obj: Any, tp: Any) -> Any:
     if problems:
         raise ValueError("; ".join(problems))
     return obj
-
-
-_converter.register_structure_hook(Event, _structure_event)
-_converter.register_structure_hook_func(_is_value_union, _structure_value_union)
 
 
 def event_class(event_type: Any) -> type[_Event]:

@@ -29,6 +29,7 @@ EXPECTED = {
     "MparticleDestError",
     "Outcome",
     "PacingPolicy",
+    "QuotaGate",
     "Receipt",
     "RejectedError",
     "RetryBudgetExhaustedError",
