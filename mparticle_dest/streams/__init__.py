@@ -14,6 +14,7 @@ from .producer import EventStream, ProducerStats
 from .quota import DEFAULT_QUOTA_KEY, RedisQuota
 from .relay import DEAD_LETTER_REASONS, Relay, RelayStats
 from .status import ConsumerStatus, StreamStatus, replay, stream_status
+from .sync_producer import SyncEventStream
 
 __all__ = [
     "DEAD_LETTER_REASONS",
@@ -26,6 +27,7 @@ __all__ = [
     "Relay",
     "RelayStats",
     "StreamStatus",
+    "SyncEventStream",
     "connect",
     "replay",
     "stream_status",

@@ -59,7 +59,7 @@ class ProducerStats:
 
 
 @define
-class _Counters:
+class Counters:
     pushed: int = 0
     added: int = 0
     invalid: int = 0
@@ -67,6 +67,38 @@ class _Counters:
     dropped: int = 0
     refused: int = 0
     waits: int = 0
+
+
+def encode_event(
+    event: Mapping[str, Any], builder: EventBuilder | None, counters: Counters
+) -> bytes | None:
+    """The entry payload: the event validated and completed as ``Destination.push`` does
+    (``None``: the mapping skips it). Counts the push and its refusal or skip."""
+    counters.pushed += 1
+    try:
+        prepared = prepare_event(event)
+        if builder is not None and isinstance(builder.build(prepared), Skipped):
+            counters.skipped += 1
+            return None
+        return orjson.dumps(prepared)
+    except InvalidEventError:
+        counters.invalid += 1
+        raise
+    except TypeError as exc:  # a str subclass key orjson refuses, say
+        counters.invalid += 1
+        raise InvalidEventError(f"event: not serializable ({exc})", field=None) from None
+
+
+def snapshot(c: Counters) -> ProducerStats:
+    return ProducerStats(
+        pushed=c.pushed,
+        added=c.added,
+        invalid=c.invalid,
+        skipped=c.skipped,
+        dropped=c.dropped,
+        refused=c.refused,
+        waits=c.waits,
+    )
 
 
 class EventStream:
@@ -121,7 +153,7 @@ class EventStream:
         self._client = client
         self._owned: Client | None = None
         self._open = False
-        self._counters = _Counters()
+        self._counters = Counters()
 
     def __repr__(self) -> str:
         return f"<EventStream stream={self.keys.stream!r} {'open' if self._open else 'closed'}>"
@@ -151,16 +183,7 @@ class EventStream:
 
     @property
     def stats(self) -> ProducerStats:
-        c = self._counters
-        return ProducerStats(
-            pushed=c.pushed,
-            added=c.added,
-            invalid=c.invalid,
-            skipped=c.skipped,
-            dropped=c.dropped,
-            refused=c.refused,
-            waits=c.waits,
-        )
+        return snapshot(self._counters)
 
     async def push(self, event: Mapping[str, Any]) -> str | None:
         """Validate, complete and append one event.
@@ -179,19 +202,9 @@ class EventStream:
         if not self._open or client is None:
             raise DestinationClosedError("the EventStream is not open: use `async with`")
         counters = self._counters
-        counters.pushed += 1
-        try:
-            prepared = prepare_event(event)
-            if self._builder is not None and isinstance(self._builder.build(prepared), Skipped):
-                counters.skipped += 1
-                return None
-            payload = orjson.dumps(prepared)
-        except InvalidEventError:
-            counters.invalid += 1
-            raise
-        except TypeError as exc:  # a str subclass key orjson refuses, say
-            counters.invalid += 1
-            raise InvalidEventError(f"event: not serializable ({exc})", field=None) from None
+        payload = encode_event(event, self._builder, counters)
+        if payload is None:
+            return None
         stream = self.keys.stream
         if self.max_len is None:
             entry = await call(client, "XADD", stream, "*", "e", payload)
