@@ -44,6 +44,7 @@ from typing import Final, Protocol
 import anyio
 from attrs import field, frozen, validators
 
+from .._option_checks import not_bool, number
 from .retry import parse_retry_after
 
 __all__ = ["Pacer", "PacingPolicy", "QuotaGate"]
@@ -57,7 +58,7 @@ _WINDOW: Final = 1.0
 # right after a start the traffic has not filled the window yet.
 _MIN_SPAN: Final = 0.1
 
-_factor = [validators.gt(0.0), validators.le(1.0)]
+_factor = [not_bool, validators.gt(0.0), validators.le(1.0)]
 
 
 class QuotaGate(Protocol):
@@ -94,16 +95,28 @@ class PacingPolicy:
             to requests already in flight count once.
     """
 
-    high_usage: float = field(default=80.0, converter=float, validator=validators.gt(0.0))
-    hold_usage: float = field(default=80.0, converter=float, validator=validators.ge(0.0))
-    throttle_factor: float = field(default=0.5, converter=float, validator=_factor)
-    usage_factor: float = field(default=0.6, converter=float, validator=_factor)
-    increase: float = field(default=20.0, converter=float, validator=validators.gt(0.0))
-    min_rate: float = field(default=1.0, converter=float, validator=validators.gt(0.0))
-    burst: float = field(default=0.1, converter=float, validator=validators.gt(0.0))
-    throttle_pause: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
-    max_pause: float = field(default=60.0, converter=float, validator=validators.ge(0.0))
-    decrease_interval: float = field(default=0.25, converter=float, validator=validators.ge(0.0))
+    high_usage: float = field(
+        default=80.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    hold_usage: float = field(
+        default=80.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    throttle_factor: float = field(default=0.5, converter=number, validator=_factor)
+    usage_factor: float = field(default=0.6, converter=number, validator=_factor)
+    increase: float = field(
+        default=20.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    min_rate: float = field(default=1.0, converter=number, validator=[not_bool, validators.gt(0.0)])
+    burst: float = field(default=0.1, converter=number, validator=[not_bool, validators.gt(0.0)])
+    throttle_pause: float = field(
+        default=1.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    max_pause: float = field(
+        default=60.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    decrease_interval: float = field(
+        default=0.25, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.hold_usage > self.high_usage:

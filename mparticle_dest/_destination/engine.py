@@ -19,7 +19,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -219,6 +219,16 @@ class Engine:
         In slices, with a checkpoint between them: sealing and failing tens of thousands
         of open batches must not hold the loop.
         """
+        for _ in self._fail_leftover_slices():
+            await anyio.lowlevel.checkpoint()
+
+    def fail_leftovers_now(self) -> None:
+        """:meth:`fail_leftovers` in one step, for a close torn down with its event loop
+        (nothing left to do after a normal close)."""
+        for _ in self._fail_leftover_slices():
+            pass
+
+    def _fail_leftover_slices(self) -> Iterator[None]:
         error = DeliveryError(
             f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
         )
@@ -230,7 +240,7 @@ class Engine:
                 self.counters.undelivered_at_close += batch.event_count
                 self._fail(batch, error, "closed")
                 self._forget(batch)
-            await anyio.lowlevel.checkpoint()
+            yield
             batches = self._drain_slice()
 
     def fail_all(self, error: DeliveryError) -> None:
