@@ -11,29 +11,37 @@ it, so the accumulator can do O(1) byte accounting::
      ,"user_attributes":{...}                                             <- per batch
      ,"ip":"..."                                                          <- key
      ,"source_request_id":"..."                                           <- per batch
-     ,"consent_state":{...}}                                              <- key tail
+     ,"context":{...},"device_info":{...},"application_info":{...}
+     ,"mpid":...,"consent_state":{...}}                                   <- key tail
+
+The order is the one walkerOS's destination writes; the fields it does not know
+(``context`` to ``mpid``; ``context`` holds the data plan, as mParticle's SDKs send it) are
+written when set, in the order of the official OpenAPI file (where they also come before
+``consent_state``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from json import encoder as json_encoder
 from typing import Any, Final, NamedTuple, Union
+from urllib.parse import urlsplit
 
 import orjson
 
 from ._mparticle import EVENTS_PATH, PODS
 
 __all__ = [
-    "EVENTS_OPEN",
+    "JSON_GROWTH",
     "BatchKey",
     "IdentityValue",
     "basic_auth_header",
-    "batch_envelope",
     "batch_size",
     "bulk_size",
+    "check_base_url",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
@@ -64,8 +72,12 @@ _py_encode: Final = json.JSONEncoder(
 ).encode
 
 _orjson_dumps: Final = orjson.dumps
-EVENTS_OPEN: Final = b'{"events":['
-_EVENTS_OPEN_LEN: Final = len(EVENTS_OPEN)
+_EVENTS_OPEN: Final = b'{"events":['
+_EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
+
+#: Worst-case growth of a string's length when JSON-encoded: a control character
+#: becomes ``\u00XX`` (6 bytes); what size bounds multiply string lengths by.
+JSON_GROWTH: Final = 6
 
 IdentityValue = Union[str, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
 
@@ -112,16 +124,22 @@ class _BatchKeyFields(NamedTuple):
     ip: str | None = None
     consent_state: str | None = None
     source_request_id: str | None = None
+    mpid: int | None = None
+    device_info: str | None = None
+    application_info: str | None = None
+    batch_context: str | None = None
 
 
 class BatchKey(_BatchKeyFields):
-    """Everything batch-level; events with equal keys share a batch (SPEC §6).
+    """Everything batch-level; events with equal keys share a batch.
 
     An immutable named tuple ``(environment, user_identities, ip, consent_state,
-    source_request_id)``: cheap to build and hash on every push. ``user_identities``
-    is the resolved identities as ``((type, value), ...)`` in wire order;
-    ``consent_state`` is the consent JSON text; ``source_request_id`` is the mapped
-    value when ``settings.sourceRequestId`` is configured and resolved, else ``None``.
+    source_request_id, mpid, device_info, application_info, batch_context)``: cheap to
+    build and hash on every push. ``user_identities`` is the resolved identities as
+    ``((type, value), ...)`` in wire order; ``consent_state``, ``device_info``,
+    ``application_info`` and ``batch_context`` are JSON texts; ``source_request_id`` is
+    the mapped value when ``settings.sourceRequestId`` is configured and resolved, else
+    ``None``. Build it with all nine items (``tuple.__new__`` skips the defaults).
 
     The key also caches its envelope fragments (see :meth:`fragments`), so sizing and
     assembling a batch are joins; keep using the batch's first key object for both.
@@ -135,8 +153,9 @@ class BatchKey(_BatchKeyFields):
 
         Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
         ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail``
-        holds ``consent_state`` and closes the object. ``user_attributes`` goes between
-        head and middle, ``source_request_id`` between middle and tail.
+        holds ``batch_context`` to ``consent_state`` and closes the object.
+        ``user_attributes`` goes between head and middle, ``source_request_id``
+        between middle and tail.
         """
         cached = self._fragments
         if cached is None:
@@ -144,10 +163,18 @@ class BatchKey(_BatchKeyFields):
             if self.user_identities:
                 head += b',"user_identities":' + encode_json(dict(self.user_identities))
             middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
-            tail = b"}"
+            tail = b""
+            if self.batch_context is not None:
+                tail += b',"context":' + self.batch_context.encode()
+            if self.device_info is not None:
+                tail += b',"device_info":' + self.device_info.encode()
+            if self.application_info is not None:
+                tail += b',"application_info":' + self.application_info.encode()
+            if self.mpid is not None:
+                tail += b',"mpid":' + encode_json(self.mpid)
             if self.consent_state is not None:
-                tail = b',"consent_state":' + self.consent_state.encode() + b"}"
-            cached = self._fragments = (head, middle, tail)
+                tail += b',"consent_state":' + self.consent_state.encode()
+            cached = self._fragments = (head, middle, tail + b"}")
         return cached
 
 
@@ -183,7 +210,8 @@ def encode_batch(
 
     Returns:
         The compact JSON bytes, key order ``events, environment, user_identities,
-        user_attributes, ip, source_request_id, consent_state``.
+        user_attributes, ip, source_request_id, batch_context, device_info,
+        application_info, mpid, consent_state`` (absent parts left out).
     """
     head, middle, tail = key.fragments()
     ua = (
@@ -193,22 +221,13 @@ def encode_batch(
     )
     envelope = b"".join((head, ua, middle, source_request_id_fragment(source_request_id), tail))
     if not bodies:
-        return EVENTS_OPEN + envelope
+        return _EVENTS_OPEN + envelope
     # One join, so the batch is copied once: the envelope rides on the first and last
     # event (small copies) instead of wrapping the joined events (a second full copy).
     parts = list(bodies)
-    parts[0] = EVENTS_OPEN + parts[0]
+    parts[0] = _EVENTS_OPEN + parts[0]
     parts[-1] += envelope
     return b",".join(parts)
-
-
-def batch_envelope(key: BatchKey, ua_fragment: bytes, source_request_id: str | None) -> bytes:
-    """The bytes that follow a batch's events: ``encode_batch`` is ``EVENTS_OPEN`` +
-    the bodies joined by commas + this (an open batch keeps the first two in one buffer)."""
-    head, middle, tail = key.fragments()
-    return b"".join(
-        (head, ua_fragment, middle, source_request_id_fragment(source_request_id), tail)
-    )
 
 
 def batch_size(
@@ -257,6 +276,54 @@ def encode_bulk(batch_bodies: Sequence[bytes]) -> bytes:
 def bulk_size(total_batch_bytes: int, n_batches: int) -> int:
     """Exact ``len(encode_bulk(...))`` from the sum of the batch sizes and their count."""
     return 2 + total_batch_bytes + (n_batches - 1 if n_batches > 1 else 0)
+
+
+# Whitespace and control characters (C0, DEL, C1): never part of a URL we send to.
+_URL_FORBIDDEN: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def check_base_url(base_url: object) -> str:
+    """Return ``base_url`` if it can replace the pod host, else say what is wrong.
+
+    It must be an ``http://`` or ``https://`` URL with a host, and may add a port and
+    a path prefix. The errors never quote the URL: it may hold a password.
+
+    Raises:
+        TypeError: ``base_url`` is not a string.
+        ValueError: whitespace or a control character; another scheme; credentials
+            (``user:password@``, which httpx would send instead of the apiKey and
+            apiSecret); no host; a bad port; a query or fragment.
+    """
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a string, got {type(base_url).__name__}")
+    bad = _URL_FORBIDDEN.search(base_url)
+    if bad is not None:
+        raise ValueError(
+            f"base_url must not contain whitespace or control characters"
+            f" (found {bad.group()!r} at position {bad.start()})"
+        )
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ValueError("base_url is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not base_url[
+        len(parts.scheme) :
+    ].startswith("://"):
+        raise ValueError("base_url must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "base_url must not contain credentials (user:password@); put the apiKey and"
+            " apiSecret in the config's settings"
+        )
+    if not parts.hostname:
+        raise ValueError("base_url has no host (expected e.g. https://proxy.example/mp)")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError("base_url has an invalid port (expected 1-65535)") from None
+    if parts.query or parts.fragment or "?" in base_url or "#" in base_url:
+        raise ValueError("base_url must not have a query (?...) or a fragment (#...)")
+    return base_url
 
 
 def endpoint(pod: str = "us1", base_url: str | None = None, path: str = EVENTS_PATH) -> str:

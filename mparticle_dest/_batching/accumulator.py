@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import sys
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,7 +19,7 @@ from attrs import frozen
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, Receipt
-from .._wire import EVENTS_OPEN, batch_envelope, batch_size, user_attributes_fragment
+from .._wire import batch_size, encode_batch, user_attributes_fragment
 
 if TYPE_CHECKING:
     from .._payload import BatchKey
@@ -181,19 +181,18 @@ class _OpenBatch:
     """A batch still accepting events (internal to the accumulator).
 
     Few objects per batch, because a service may hold one per user for minutes: the
-    events' JSON is one ``bytearray`` (``{"events":[`` then the bodies joined by
-    commas; not tracked by the garbage collector), the rest are numbers and strings.
-    Only ``outcome`` (shared with the receipts) and, when some event carried them,
-    the merged ``user_attributes`` are containers.
+    events' JSON bytes (not tracked by the garbage collector) in one list, numbers and
+    strings; ``outcome`` (shared with the receipts) and, only when some event carried
+    them, the merged ``user_attributes``.
     """
 
     __slots__ = (
         "age_deadline",
-        "buf",
-        "count",
+        "bodies",
         "deadline",
         "eligible_at",
         "id",
+        "in_fifo",
         "key",
         "outcome",
         "size",
@@ -208,8 +207,7 @@ class _OpenBatch:
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
-        self.buf = bytearray(EVENTS_OPEN)
-        self.count = 0
+        self.bodies: list[bytes] = []
         self.size = 0  # exact length of the batch JSON with the events so far
         self.outcome = BatchOutcome()
         self.user_attributes: dict[str, Any] | None = None
@@ -219,6 +217,12 @@ class _OpenBatch:
         self.size_limit = _NO_SIZE_LIMIT
         self.wait: float | None = None
         self.eligible_at = _INF  # when it became eligible to leave (_INF: not yet)
+        self.in_fifo = False  # its deadline entry is in the FIFO, not the heap
+
+    @property
+    def count(self) -> int:
+        """Events in the batch."""
+        return len(self.bodies)
 
 
 class Accumulator:
@@ -254,9 +258,14 @@ class Accumulator:
         # scheduler puts them back when their request is over.
         self.eligible: dict[Hashable, float] = {}
         self.muted: set[Hashable] = set()
-        # Heap of (deadline, batch id, open batch); entries go stale when a batch is
-        # sealed, becomes eligible or its deadline moves.
-        self.deadlines: list[tuple[float, int, _OpenBatch]] = []
+        # Deadlines. Most batches get one, their age, in the order they open: those
+        # wait in a FIFO (no object per batch); the others (rule hints, ``wait``, a
+        # deadline that moved or a clock that stepped back) in a heap of (deadline,
+        # batch id, batch). Entries go stale when a batch is sealed, becomes eligible
+        # or its deadline moves.
+        self._fifo: deque[_OpenBatch] = deque()
+        self._fifo_last = -_INF  # the deadline last appended to the FIFO
+        self._heap: list[tuple[float, int, _OpenBatch]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
         self._srids: OrderedDict[str, int] = OrderedDict()
@@ -317,17 +326,15 @@ class Accumulator:
             size = ob.size + len(body) + 1  # the event and its comma
             age_deadline = ob.age_deadline
             if size <= self._max_bytes and now + self._age >= age_deadline:
-                buf = ob.buf
-                buf += b","
-                buf += body
+                bodies = ob.bodies
+                bodies.append(body)
                 ob.size = size
-                count = ob.count = ob.count + 1
                 self._events += 1
                 # Receipt(ob.outcome, event_id) without the cost of a Python __init__.
                 receipt = _new_receipt(Receipt)
                 receipt._holder = ob.outcome
                 receipt.event_id = built.event_id
-                if count >= ob.size_limit:
+                if len(bodies) >= ob.size_limit:
                     return receipt, [
                         self._seal(ob, now if ob.eligible_at > now else ob.eligible_at)
                     ]
@@ -372,15 +379,12 @@ class Accumulator:
             if new_ua:
                 ob.user_attributes = dict(new_ua)
                 ob.ua_fragment = ua_fragment
-            ob.buf += body
         else:
             assert ob is not None
             if merged is not None:
                 ob.user_attributes, ob.ua_fragment, size = merged
-            ob.buf += b","
-            ob.buf += body
+        ob.bodies.append(body)
         ob.size = size
-        ob.count += 1
         self._events += 1
         receipt = Receipt(ob.outcome, built.event_id)
 
@@ -406,8 +410,15 @@ class Accumulator:
         if deadline <= now:
             self._mark(ob, now)
         elif deadline != ob.deadline:
+            first = ob.deadline == _INF
             ob.deadline = deadline
-            heapq.heappush(self.deadlines, (deadline, ob.id, ob))
+            if first and deadline >= self._fifo_last:
+                self._fifo.append(ob)
+                self._fifo_last = deadline
+                ob.in_fifo = True
+            else:
+                ob.in_fifo = False
+                heapq.heappush(self._heap, (deadline, ob.id, ob))
             if self.on_deadline is not None:
                 self.on_deadline(deadline)
         return receipt, sealed
@@ -428,23 +439,45 @@ class Accumulator:
         limit = now if until is None else until
         budget = _INF if max_events is None else max_events
         marked = 0
-        heap = self.deadlines
-        while heap and heap[0][0] <= limit and marked < budget:
-            deadline, _, ob = heapq.heappop(heap)
-            if ob.deadline == deadline and ob.eligible_at == _INF and self._open.get(ob.key) is ob:
-                self._mark(ob, now)
-                marked += ob.count
+        while marked < budget:
+            ob = self._next_due(limit)
+            if ob is None:
+                break
+            self._mark(ob, now)
+            marked += len(ob.bodies)
         return marked
 
     def next_deadline(self) -> float | None:
         """The earliest time at which :meth:`due` will mark a batch (``None``: none will)."""
-        heap = self.deadlines
+        fifo, heap = self._drop_stale()
+        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
+            return fifo[0].deadline
+        return heap[0][0] if heap else None
+
+    def _next_due(self, limit: float) -> _OpenBatch | None:
+        """Remove and return the open batch with the earliest deadline, if ≤ ``limit``."""
+        fifo, heap = self._drop_stale()
+        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
+            if fifo[0].deadline <= limit:
+                return fifo.popleft()
+        elif heap and heap[0][0] <= limit:
+            return heapq.heappop(heap)[2]
+        return None
+
+    def _drop_stale(self) -> tuple[deque[_OpenBatch], list[tuple[float, int, _OpenBatch]]]:
+        """Drop the stale entries at the front of the FIFO and the heap; return both."""
+        fifo, heap, open_ = self._fifo, self._heap, self._open
+        while fifo:
+            ob = fifo[0]
+            if ob.in_fifo and ob.eligible_at == _INF and open_.get(ob.key) is ob:
+                break
+            fifo.popleft()
         while heap:
             deadline, _, ob = heap[0]
-            if ob.deadline == deadline and ob.eligible_at == _INF and self._open.get(ob.key) is ob:
-                return deadline
+            if ob.deadline == deadline and ob.eligible_at == _INF and open_.get(ob.key) is ob:
+                break
             heapq.heappop(heap)  # stale: the batch was sealed, marked or its deadline moved
-        return None
+        return fifo, heap
 
     def seal(self, key: Hashable) -> SealedBatch:
         """Seal the open batch of ``key`` (the scheduler takes it into a request).
@@ -469,7 +502,8 @@ class Accumulator:
         """Seal every open batch, in the order they were opened (the end of a dry run,
         and what a closed destination could not send)."""
         out = [self._seal(ob, ob.eligible_at) for ob in list(self._open.values())]
-        self.deadlines.clear()
+        self._fifo.clear()
+        self._heap.clear()
         return out
 
     def _mark(self, ob: _OpenBatch, now: float) -> None:
@@ -525,16 +559,15 @@ class Accumulator:
 
     def _seal(self, ob: _OpenBatch, eligible_at: float) -> SealedBatch:
         del self._open[ob.key]
-        self._events -= ob.count
-        buf = ob.buf
-        buf += batch_envelope(ob.key, ob.ua_fragment, ob.source_request_id)
-        body = bytes(buf)
-        ob.buf = bytearray()  # the events' bytes are freed with the batch, not kept twice
+        bodies = ob.bodies
+        self._events -= len(bodies)
+        body = encode_batch(ob.key, bodies, ob.ua_fragment, ob.source_request_id)
+        ob.bodies = []  # freed now, not when a stale deadline entry lets go of the batch
         assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
         return SealedBatch(
             key=ob.key,
             body=body,
-            event_count=ob.count,
+            event_count=len(bodies),
             source_request_id=ob.source_request_id,
             seq=next(self._seqs),
             outcome=ob.outcome,

@@ -6,7 +6,7 @@ mParticle's quota.
 
 ``deliverer`` (httpx, tenacity: most of an import's cost) is imported on first use of
 one of its names, so ``import mparticle_dest`` stays cheap; a destination needs it
-only when it is entered.
+only when it is built (URL check) and entered.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -15,9 +15,20 @@ from .pacing import Pacer, PacingPolicy, QuotaGate
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from .deliverer import BatchResult, Deliverer, DeliveryCounters, Sender, make_client
+    from .deliverer import (
+        DEFAULT_ATTEMPT_TIMEOUT,
+        MAX_RESPONSE_BYTES,
+        BatchResult,
+        Deliverer,
+        DeliveryCounters,
+        Sender,
+        make_client,
+        parse_url,
+    )
 
 __all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
     "BatchResult",
     "Deliverer",
     "DeliveryCounters",
@@ -27,9 +38,21 @@ __all__ = [
     "RetryPolicy",
     "Sender",
     "make_client",
+    "parse_url",
 ]
 
-_LAZY = frozenset({"BatchResult", "Deliverer", "DeliveryCounters", "Sender", "make_client"})
+_LAZY = frozenset(
+    {
+        "DEFAULT_ATTEMPT_TIMEOUT",
+        "MAX_RESPONSE_BYTES",
+        "BatchResult",
+        "Deliverer",
+        "DeliveryCounters",
+        "Sender",
+        "make_client",
+        "parse_url",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

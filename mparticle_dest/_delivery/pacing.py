@@ -44,6 +44,7 @@ from typing import Final, Protocol
 import anyio
 from attrs import field, frozen, validators
 
+from .._option_checks import not_bool, number
 from .retry import parse_retry_after
 
 __all__ = ["Pacer", "PacingPolicy", "QuotaGate"]
@@ -57,7 +58,7 @@ _WINDOW: Final = 1.0
 # right after a start the traffic has not filled the window yet.
 _MIN_SPAN: Final = 0.1
 
-_factor = [validators.gt(0.0), validators.le(1.0)]
+_factor = [not_bool, validators.gt(0.0), validators.le(1.0)]
 
 
 class QuotaGate(Protocol):
@@ -94,16 +95,28 @@ class PacingPolicy:
             to requests already in flight count once.
     """
 
-    high_usage: float = field(default=80.0, converter=float, validator=validators.gt(0.0))
-    hold_usage: float = field(default=80.0, converter=float, validator=validators.ge(0.0))
-    throttle_factor: float = field(default=0.5, converter=float, validator=_factor)
-    usage_factor: float = field(default=0.6, converter=float, validator=_factor)
-    increase: float = field(default=20.0, converter=float, validator=validators.gt(0.0))
-    min_rate: float = field(default=1.0, converter=float, validator=validators.gt(0.0))
-    burst: float = field(default=0.25, converter=float, validator=validators.gt(0.0))
-    throttle_pause: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
-    max_pause: float = field(default=60.0, converter=float, validator=validators.ge(0.0))
-    decrease_interval: float = field(default=0.25, converter=float, validator=validators.ge(0.0))
+    high_usage: float = field(
+        default=80.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    hold_usage: float = field(
+        default=80.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    throttle_factor: float = field(default=0.5, converter=number, validator=_factor)
+    usage_factor: float = field(default=0.6, converter=number, validator=_factor)
+    increase: float = field(
+        default=20.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    min_rate: float = field(default=1.0, converter=number, validator=[not_bool, validators.gt(0.0)])
+    burst: float = field(default=0.1, converter=number, validator=[not_bool, validators.gt(0.0)])
+    throttle_pause: float = field(
+        default=1.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    max_pause: float = field(
+        default=60.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    decrease_interval: float = field(
+        default=0.25, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.hold_usage > self.high_usage:
@@ -137,6 +150,7 @@ class Pacer:
         "_last_sample",
         "_limited_at",
         "_policy",
+        "_probing",
         "_quota",
         "_rate",
         "_sent",
@@ -164,6 +178,7 @@ class Pacer:
         self._last_decrease = -math.inf
         self._last_sample = self._stamp  # time of the last 2xx answer
         self._limited_at = -math.inf  # last time the rate held a request back
+        self._probing = False  # slow start: from the first rate to the first decrease
         # (time, batches) of recent sends and of recent accepted batches
         self._sent: deque[tuple[float, int]] = deque()
         self._sent_count = 0
@@ -304,6 +319,7 @@ class Pacer:
         self._rate = rate
         self._tokens = 0.0
         self._stamp = now
+        self._probing = True
 
     def _decrease(self, now: float, factor: float) -> None:
         if now - self._last_decrease < self._policy.decrease_interval:
@@ -323,13 +339,20 @@ class Pacer:
         assert rate is not None
         self.delay()  # tokens refilled at the old rate up to now
         self._rate = max(rate * factor, self._policy.min_rate)
+        self._probing = False
 
     def _increase(self, now: float, span: float) -> None:
         rate = self._rate
         if rate is None or now - self._limited_at > _WINDOW:
             return  # unpaced, or the rate held nothing back: growing it would mean nothing
         self.delay()  # tokens refilled at the old rate up to now
-        self._rate = min(rate + self._policy.increase * span, self._ceiling)
+        if self._probing:
+            # Until the first decrease after pacing started, the rate doubles per second
+            # (slow start): the first estimate may be far below this process's share.
+            rate *= 1.0 + span
+        else:
+            rate += self._policy.increase * span
+        self._rate = min(rate, self._ceiling)
 
     def __repr__(self) -> str:
         rate = "unpaced" if self._rate is None else f"{self._rate:.1f} batches/s"

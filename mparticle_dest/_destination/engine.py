@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -95,6 +95,8 @@ class Engine:
         self._wake: anyio.Event | None = None  # set to make idle senders look again
         self._wake_until = _INF  # when the idle senders will look anyway
         self._room: anyio.Event | None = None  # set when buffered events drop below the cap
+        self._answered = False  # a first request was settled
+        self._first: anyio.Event | None = None  # set then
         self._done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
 
@@ -214,6 +216,16 @@ class Engine:
         In slices, with a checkpoint between them: sealing and failing tens of thousands
         of open batches must not hold the loop.
         """
+        for _ in self._fail_leftover_slices():
+            await anyio.lowlevel.checkpoint()
+
+    def fail_leftovers_now(self) -> None:
+        """:meth:`fail_leftovers` in one step, for a close torn down with its event loop
+        (nothing left to do after a normal close)."""
+        for _ in self._fail_leftover_slices():
+            pass
+
+    def _fail_leftover_slices(self) -> Iterator[None]:
         error = DeliveryError(
             f"not delivered: the close timeout ({self.options.close_timeout:g} s) ran out"
         )
@@ -225,7 +237,7 @@ class Engine:
                 self.counters.undelivered_at_close += batch.event_count
                 self._fail(batch, error, "closed")
                 self._forget(batch)
-            await anyio.lowlevel.checkpoint()
+            yield
             batches = self._drain_slice()
 
     def fail_all(self, error: DeliveryError) -> None:
@@ -250,6 +262,7 @@ class Engine:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """The background: ``max_in_flight`` senders, until :meth:`stop`."""
         self._done = anyio.Event()
+        self._first = anyio.Event()
         try:
             # Shielded: when the task running ``async with`` is cancelled, the close
             # still needs the senders to deliver what is buffered. Only aclose() stops
@@ -295,6 +308,12 @@ class Engine:
             now = anyio.current_time()
             acc.due(now)
             at = scheduler.ready_at(now)
+            if at is not None and at <= now and not self._answered and self.in_flight:
+                # Until the first answer, one request at a time: it tells the pacer about
+                # the quota (and the credentials) before the others take their batches.
+                assert self._first is not None
+                await self._first.wait()
+                continue
             if at is not None and at <= now:
                 delay = pacer.delay()
                 if delay > 0.0:
@@ -373,6 +392,10 @@ class Engine:
 
     def _settle(self, batches: list[SealedBatch], results: list[BatchResult] | None) -> None:
         """Record the outcome of one request and make its keys sendable again."""
+        if not self._answered:
+            self._answered = True
+            assert self._first is not None
+            self._first.set()
         throttled: list[SealedBatch] = []
         if results is None:
             error = DeliveryError("not sent: internal error in the delivery engine (see the log)")

@@ -1,4 +1,4 @@
-"""The walkerOS mapping language (SPEC §4), compiled once into plain closures.
+"""The walkerOS mapping language, compiled once into plain closures.
 
 Three entry points mirror walkerOS's ``getMappingValue``, ``getMappingEvent`` and
 ``processEventMapping``; they compile on every call, which is fine for tests and
@@ -67,9 +67,15 @@ def get_mapping_value(
     The consent in effect is ``value``'s own ``consent`` dict when it has one, else
     ``consent``, else the ``consent`` of ``event`` (walkerOS precedence).
 
+    No mapping (``None``) resolves to ``None``, as walkerOS's ``getMappingValue(value)``
+    gives undefined: code that looks an optional mapping up and resolves it needs no
+    check of its own. A ``None`` inside a mapping (a config value, a list item) is
+    still a ``ConfigError``, since there it is most likely a typo.
+
     Args:
         value: The input (usually an event); ``None`` resolves to ``None``.
-        mapping: The value mapping (string path, dict, or list).
+        mapping: The value mapping (string path, dict, or list); ``None`` resolves to
+            ``None``.
         event: The event callables see as ``context.event``; defaults to ``value``
             when that is a dict.
         consent: The consent state to use when ``value`` carries none.
@@ -80,6 +86,8 @@ def get_mapping_value(
     Raises:
         ConfigError: the mapping is invalid.
     """
+    if mapping is None:
+        return None
     fn = compile_value_mapping(mapping)
     if event is None:
         event = value if isinstance(value, Mapping) else {}
@@ -120,7 +128,11 @@ def get_mapping_event(event: Mapping[str, Any], rules: Any) -> tuple[Any, str]:
 
 
 def process_event_mapping(event: Mapping[str, Any], config: Any) -> MappingResult:
-    """Map one event with a destination config (SPEC §4 resolve order).
+    """Map one event with a destination config, in walkerOS's resolve order.
+
+    The order: config consent → config policy → rule lookup → rule consent → rule
+    policy → config data → ignore → name override → rule data merged over config data
+    → include → remove.
 
     Same as ``CompiledMapping.from_config(config).process(event)``.
 

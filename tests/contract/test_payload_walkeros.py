@@ -1,20 +1,20 @@
 """A batch of one event is byte-for-byte the body the walkerOS mParticle destination posts.
 
-The four step examples come from ``../shared/walkeros-step-examples.json``; the other
-cases mirror the walkerOS destination's push tests (pod endpoints, rule ``name``,
-``customEventType``, ``source_request_id`` defaulting to the event id, missing
-credentials).
+The four step examples are the project's own record of walkerOS's output
+(``tests/data/walkeros_steps.json``); the other cases mirror the walkerOS
+destination's push tests (pod endpoints, rule ``name``, ``customEventType``,
+``source_request_id`` defaulting to the event id, missing credentials).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support.oas import validate_batch
+from support.schemas import check_batch
+from support.walkeros_steps import Step, load_steps, step_ids
 
 from mparticle_dest import ConfigError
 from mparticle_dest._config.model import DestinationConfig
@@ -22,8 +22,6 @@ from mparticle_dest._mparticle.constants import EVENTS_PATH
 from mparticle_dest._payload.builder import BuiltEvent, EventBuilder
 from mparticle_dest._wire import basic_auth_header, encode_batch, endpoint
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-STEP_EXAMPLES = json.loads((SHARED / "walkeros-step-examples.json").read_text("utf-8"))["examples"]
 CREDENTIALS = {"apiKey": "key", "apiSecret": "secret"}
 
 
@@ -37,19 +35,19 @@ def _single_batch(config: dict[str, Any], event: dict[str, Any]) -> bytes:
     return encode_batch(built.key, [built.body], built.user_attributes, built.source_request_id)
 
 
-@pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
-def test_step_example_body_is_byte_identical(example: dict[str, Any]) -> None:
-    body = _single_batch(copy.deepcopy(example["config"]), copy.deepcopy(example["event"]))
-    assert body.decode("utf-8") == example["expected_body"]
-    validate_batch(json.loads(body))
+@pytest.mark.parametrize("step", load_steps(), ids=step_ids)
+def test_step_example_body_is_byte_identical(step: Step) -> None:
+    body = _single_batch(copy.deepcopy(step.config), copy.deepcopy(step.event))
+    assert body.decode("utf-8") == step.body
+    check_batch(json.loads(body))
 
 
-@pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
-def test_step_example_headers(example: dict[str, Any]) -> None:
-    settings = DestinationConfig.from_dict(example["config"]).settings
+@pytest.mark.parametrize("step", load_steps(), ids=step_ids)
+def test_step_example_headers(step: Step) -> None:
+    settings = DestinationConfig.from_dict(step.config).settings
+    assert step.path == EVENTS_PATH
     assert (
-        basic_auth_header(settings.api_key, settings.api_secret)
-        == (example["expected_headers"]["Authorization"])
+        basic_auth_header(settings.api_key, settings.api_secret) == (step.headers["Authorization"])
     )
 
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.walkeros_steps import load_steps
 
 from mparticle_dest._cli.main import cli
 from mparticle_dest.testing import FakeMparticle
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 
 CONFIG = {
     "settings": {
@@ -162,17 +161,16 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_each_batch_byte_exact_and_sends_nothing(tmp_path: Path) -> None:
-    examples = json.loads((SHARED / "walkeros-step-examples.json").read_text())["examples"]
-    for example in examples:
-        config_file = tmp_path / f"{example['name']}.json"
-        config_file.write_text(json.dumps(example["config"]))
-        events_file = tmp_path / f"{example['name']}.jsonl"
-        events_file.write_text(json.dumps(example["event"]) + "\n")
+    for step in load_steps():
+        config_file = tmp_path / f"{step.name}.json"
+        config_file.write_text(json.dumps(step.config))
+        events_file = tmp_path / f"{step.name}.jsonl"
+        events_file.write_text(json.dumps(step.event) + "\n")
 
         result = send(str(events_file), "-c", str(config_file), "--dry-run")
 
         assert result.exit_code == 0, result.output
-        assert result.stdout == example["expected_body"] + "\n", example["name"]
+        assert result.stdout == step.body + "\n", step.name
         assert "dry run, nothing sent" in result.stderr
 
 

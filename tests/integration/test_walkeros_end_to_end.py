@@ -10,36 +10,29 @@ event but sends nothing, counted as skipped with reason ``"silent"``.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
+from support.walkeros_steps import Step, load_steps, step_ids
 
 from mparticle_dest import Destination
 from mparticle_dest.testing import FakeMparticle
 
 pytestmark = pytest.mark.anyio
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-STEP_EXAMPLES = json.loads((SHARED / "walkeros-step-examples.json").read_text("utf-8"))["examples"]
 
-
-@pytest.mark.parametrize("example", STEP_EXAMPLES, ids=lambda e: e["name"])
-async def test_step_example_arrives_byte_for_byte_with_walkeros_headers(
-    example: dict[str, Any],
-) -> None:
-    settings = example["config"]["settings"]
+@pytest.mark.parametrize("step", load_steps(), ids=step_ids)
+async def test_step_example_arrives_byte_for_byte_with_walkeros_headers(step: Step) -> None:
+    settings = step.config["settings"]
     async with FakeMparticle(api_key=settings["apiKey"], api_secret=settings["apiSecret"]) as fake:
-        config = copy.deepcopy(example["config"])
+        config = copy.deepcopy(step.config)
         async with Destination(config, base_url=fake.url, max_batches_per_request=1) as dest:
-            receipt = await dest.push(copy.deepcopy(example["event"]))
+            receipt = await dest.push(copy.deepcopy(step.event))
         assert (await receipt).delivered
 
     [request] = fake.requests
     assert request.status == 202
-    assert request.body.decode("utf-8") == "[" + example["expected_body"] + "]"
-    for name, value in example["expected_headers"].items():
+    assert request.body.decode("utf-8") == "[" + step.body + "]"
+    for name, value in step.headers.items():
         assert request.headers[name] == value
 
 

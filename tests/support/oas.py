@@ -1,8 +1,8 @@
 """Validate mParticle payloads against the official Events API OpenAPI file.
 
-The file lives outside the repository (``<repo>/../shared/mparticle.events.oas.yaml``)
-and is loaded as is, then patched for exactly the gaps listed in SPEC §9 and nothing
-else:
+The file lives outside the repository (``<repo>/../shared/mparticle.events.oas.yaml``,
+see ``support.references``) and is loaded as is, then patched for exactly the gaps
+listed below (the known gaps of the file) and nothing else:
 
 - ``user_attributes`` values are strings, numbers, booleans or lists of strings;
 - ``custom_event_type`` also allows ``media`` and ``attribution``;
@@ -15,12 +15,18 @@ else:
   ``Promotion``, ``ProductImpression`` and ``ShoppingCart`` require nothing;
 - ``ConsentState.gdpr`` maps a purpose to ``{consented, document,
   timestamp_unixtime_ms, location, hardware_id}`` (``consented`` required) and
-  ``ccpa`` holds ``data_sale_opt_out`` of the same shape; neither is required.
+  ``ccpa`` holds ``data_sale_opt_out`` of the same shape; neither is required;
+- the batch's data plan is ``context`` (as mParticle's JSON reference and SDKs send
+  it), not the file's ``batch_context``.
 
 Usage::
 
     from support.oas import validate_batch, validate_bulk
     validate_batch(json.loads(body))   # raises OASValidationError listing every problem
+
+Where the file is missing, every function here skips the calling test (the skip names
+the file); ``support.schemas`` checks against the project's own schema always and adds
+this one when it is present.
 """
 
 from __future__ import annotations
@@ -28,16 +34,16 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
+from .references import OAS, require
+
 __all__ = [
     "EVENT_SCHEMAS",
-    "OAS_PATH",
     "OASValidationError",
     "load_oas",
     "patched_components",
@@ -45,8 +51,6 @@ __all__ = [
     "validate_bulk",
     "validate_event",
 ]
-
-OAS_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "mparticle.events.oas.yaml"
 
 #: event_type -> the component schema that describes it in the official file.
 EVENT_SCHEMAS: Mapping[str, str] = {
@@ -95,15 +99,18 @@ class OASValidationError(AssertionError):
 
 @functools.cache
 def load_oas() -> dict[str, Any]:
-    """Return the official OpenAPI document, unpatched (cached; do not mutate)."""
-    with OAS_PATH.open(encoding="utf-8") as f:
+    """Return the official OpenAPI document, unpatched (cached; do not mutate).
+
+    Skips the calling test when the file is not beside the checkout.
+    """
+    with require(OAS).open(encoding="utf-8") as f:
         doc: dict[str, Any] = yaml.safe_load(f)
     return doc
 
 
 @functools.cache
 def patched_components() -> dict[str, Any]:
-    """Return ``components.schemas`` with the SPEC §9 patches applied (cached)."""
+    """Return ``components.schemas`` with the known gaps patched (cached)."""
     schemas: dict[str, Any] = copy.deepcopy(load_oas()["components"]["schemas"])
     batch = schemas["Batch"]["properties"]
 
@@ -145,6 +152,10 @@ def patched_components() -> dict[str, Any]:
     schemas["PromotionAction"]["required"] = ["action"]
     for name in ("Product", "Promotion", "ProductImpression", "ShoppingCart"):
         schemas[name].pop("required", None)
+
+    # The batch's data plan: mParticle's JSON reference and SDKs send it as `context`;
+    # the file names the property `batch_context`.
+    batch["context"] = batch.pop("batch_context")
 
     # Consent: gdpr is purpose -> consent item; ccpa holds data_sale_opt_out.
     schemas["ConsentState"] = {

@@ -46,8 +46,8 @@ class Built:
 class Quota:
     """mParticle's workspace quota: batches per second, 429 + Retry-After above it."""
 
-    def __init__(self, clock: VirtualClock, rate: float) -> None:
-        self.bucket = TokenBucket(rate, clock=clock)
+    def __init__(self, clock: VirtualClock, rate: float, burst: float | None = None) -> None:
+        self.bucket = TokenBucket(rate, burst, clock=clock)
         self.requests = 0
         self.throttled = 0
         self.batches = 0

@@ -5,6 +5,7 @@ Pure and synchronous: the tests drive it with an explicit clock (plain floats).
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -424,3 +425,28 @@ def test_a_new_deadline_is_reported_once_per_change() -> None:
     acc.add(event("u2", "c"), 0.5)
     acc.add(event("u1", "d", hint=Hint(age=100)), 0.6)  # a rule hint brings it forward
     assert seen == [1.0, 1.5, pytest.approx(0.7)]
+
+
+def test_an_open_batch_costs_few_objects_the_garbage_collector_tracks() -> None:
+    # Long-lived tracked objects make every full collection slower, and a service may
+    # hold one open batch per user for minutes: the batch, its list of event bytes, its
+    # outcome and the key (no per-batch deadline entry, no per-batch containers else).
+    users = 5000
+    keys = [key(f"user-{n}") for n in range(users)]
+    events = [
+        [
+            Built(k, b'{"event_type":"custom_event","data":{}}', f"e{n}-{i}", f"e{n}-{i}")
+            for i in range(3)
+        ]
+        for n, k in enumerate(keys)
+    ]
+    acc = Accumulator(BatchLimits(age=60.0))
+    gc.collect()
+    before = len(gc.get_objects())
+    for batch_events in events:
+        for built in batch_events:
+            acc.add(built, 0.0)
+    gc.collect()
+    per_batch = (len(gc.get_objects()) - before) / users
+    assert acc.open_batches == users
+    assert per_batch <= 3.2  # the batch, its bodies list, its outcome (keys existed before)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from support.walkeros_steps import load_steps
 
 from mparticle_dest._config.model import (
     BatchOptions,
@@ -24,12 +23,11 @@ from mparticle_dest._config.model import (
 from mparticle_dest._exceptions import ConfigError
 from mparticle_dest.mapping import CompiledMapping
 
-EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "walkeros-step-examples.json"
 BASE = {"apiKey": "key", "apiSecret": "secret"}
 
 
 def reference_configs() -> list[dict[str, Any]]:
-    return [case["config"] for case in json.loads(EXAMPLES.read_text())["examples"]]
+    return [step.config for step in load_steps()]
 
 
 def masked(config: dict[str, Any]) -> dict[str, Any]:

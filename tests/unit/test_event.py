@@ -6,26 +6,24 @@ import copy
 import datetime
 import decimal
 import enum
-import json
 import math
 import re
 import time
 from collections import OrderedDict
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from support.walkeros_steps import load_steps
 
 from mparticle_dest._event import MAX_DEPTH, WalkerEvent, new_event_id, normalize_event
 from mparticle_dest._exceptions import InvalidEventError, MparticleDestError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "walkeros-step-examples.json"
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 
 
 def reference_events() -> list[dict[str, Any]]:
-    return [case["event"] for case in json.loads(EXAMPLES.read_text())["examples"]]
+    return [step.event for step in load_steps()]
 
 
 # -- completion ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from mparticle_dest import ConfigError
 from mparticle_dest.mapping import MappingContext, compile_value_mapping, get_mapping_value
 
 EVENT = {
@@ -73,6 +74,18 @@ class TestStringPaths:
     def test_undefined_input_is_undefined(self):
         assert resolve("a", None) is None
         assert resolve({"value": "static"}, None) is None
+
+    def test_no_mapping_is_undefined(self):
+        # walkerOS's getMappingValue(value) with no mapping gives undefined
+        assert resolve(None) is None
+        assert resolve(None, None) is None
+        assert resolve(None, {"a": 1}, consent={"marketing": True}) is None
+
+    def test_none_inside_a_mapping_is_still_a_config_error(self):
+        with pytest.raises(ConfigError, match=r"1: .*got NoneType"):
+            resolve(["data.id", None])
+        with pytest.raises(ConfigError, match=r"map\.a: .*got NoneType"):
+            resolve({"map": {"a": None}})
 
 
 class TestStaticValueAndKey:

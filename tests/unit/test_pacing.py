@@ -119,29 +119,38 @@ def test_the_rate_is_a_token_bucket_in_batches_that_may_go_into_debt() -> None:
     assert pacer.delay() == 0.0
     pacer.charge(12)
     pacer.charge(12)
-    assert pacer.delay() == pytest.approx((24 - 50 * 0.25) / 50)
+    assert pacer.delay() == pytest.approx((24 - 50 * 0.1) / 50)
 
 
-def test_additive_increase_only_while_the_rate_holds_requests_back() -> None:
+def test_slow_start_then_additive_increase_only_while_the_rate_holds_requests_back() -> None:
     pacer, clock = _pacer(bps=None, increase=10.0)  # batches/s gained per second
     _accepted(pacer, clock, 100)
     pacer.on_response(429, {"retry-after": "0"})
     assert pacer.rate == pytest.approx(100.0)
-    clock.now += 2.0
+    clock.now += 0.5
     pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
     assert pacer.rate == pytest.approx(100.0)  # idle: nothing was held back, no growth
     pacer.charge(400)
+    assert pacer.delay() > 0  # now the rate holds requests back
+    clock.now += 0.5
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
+    # Slow start: until the first decrease, the rate doubles per second (the first
+    # estimate may be far below this process's share).
+    assert pacer.rate == pytest.approx(150.0)
+    clock.now += 0.25
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95"}, 1)
+    assert pacer.rate == pytest.approx(90.0)  # the first decrease ends the slow start
     for _ in range(2):
-        assert pacer.delay() > 0  # the rate holds requests back all along
+        assert pacer.delay() > 0
         clock.now += 1.0
         pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
-    assert pacer.rate == pytest.approx(120.0)  # + 10 batches/s per second, for 2 s
+    assert pacer.rate == pytest.approx(110.0)  # + 10 batches/s per second, for 2 s
 
 
 def test_a_declared_quota_starts_paced_and_is_never_exceeded() -> None:
     pacer, clock = _pacer(bps=270.0)
     assert pacer.rate == 270.0
-    assert pacer.request_budget() == int(270 * 0.25)
+    assert pacer.request_budget() == int(270 * 0.1)
     pacer.charge(500)
     assert pacer.delay() > 0
     assert pacer.limited()  # the quota, not the network, holds requests back (stats)

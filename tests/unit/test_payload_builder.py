@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from support.oas import validate_batch
+from support.schemas import check_batch
 
 from mparticle_dest import ConfigError, InvalidEventError, LimitExceededError
 from mparticle_dest._payload.builder import BatchKey, BuiltEvent, EventBuilder, Skipped
@@ -41,7 +41,7 @@ def _build(config: dict[str, Any], event: dict[str, Any]) -> BuiltEvent:
 def _batch(built: BuiltEvent) -> dict[str, Any]:
     body = encode_batch(built.key, [built.body], built.user_attributes, built.source_request_id)
     parsed: dict[str, Any] = json.loads(body)
-    validate_batch(parsed)
+    check_batch(parsed)
     return parsed
 
 
@@ -274,6 +274,29 @@ def test_commerce_that_mparticle_would_reject_is_refused_at_push() -> None:
     assert "'ev-1'" in str(info.value) and "order complete" in str(info.value)
     with pytest.raises(InvalidEventError, match=r"product_action\.action: required"):
         EventBuilder.from_config(config).build(_event("order complete", data={}))
+
+
+def test_commerce_without_any_action_is_refused_at_push() -> None:
+    # mParticle (and the fake server) answer 400 for a commerce event with no action,
+    # which would sink the other events of its request: refuse it at push instead.
+    config = _config(
+        mapping={
+            "order": {
+                "complete": {
+                    "settings": {
+                        "eventType": "commerce_event",
+                        "commerce": {"map": {"product_action": "data.action"}},
+                    }
+                }
+            }
+        }
+    )
+    with pytest.raises(InvalidEventError, match="a commerce event needs one of product_action"):
+        EventBuilder.from_config(config).build(_event("order complete", data={}))
+    built = EventBuilder.from_config(config).build(
+        _event("order complete", data={"action": {"action": "purchase"}})
+    )
+    assert isinstance(built, BuiltEvent)
 
 
 @pytest.mark.parametrize(

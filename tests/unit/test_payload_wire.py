@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.oas import validate_batch, validate_bulk
+from support.schemas import check_batch, check_bulk
 
 from mparticle_dest._mparticle.constants import BULK_PATH, EVENTS_PATH, HISTORICAL_PATH
 from mparticle_dest._wire import (
@@ -82,6 +82,7 @@ _text = st.text(max_size=12)
 _identity = st.one_of(
     _text.filter(bool), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
 )
+_json_object = st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)
 _keys = st.builds(
     BatchKey,
     st.sampled_from(["production", "development"]),
@@ -89,8 +90,12 @@ _keys = st.builds(
         st.tuples(st.sampled_from(["customer_id", "email", "other"]), _identity), max_size=3
     ).map(lambda pairs: tuple(dict(pairs).items())),
     st.one_of(st.none(), _text),
-    st.one_of(st.none(), st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)),
+    st.one_of(st.none(), _json_object),
     st.one_of(st.none(), _text),
+    mpid=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    device_info=st.one_of(st.none(), _json_object),
+    application_info=st.one_of(st.none(), _json_object),
+    batch_context=st.one_of(st.none(), _json_object),
 )
 _bodies = st.lists(
     st.dictionaries(_text, st.one_of(_text, st.integers())).map(
@@ -125,6 +130,15 @@ def test_batch_size_is_exact_without_assembling(
     assert parsed.get("user_attributes") == (user_attributes or None)
     assert parsed.get("ip") == (key.ip or None)
     assert parsed.get("source_request_id") == (sri or None)
+    assert parsed.get("mpid") == key.mpid
+    for field, attribute in (
+        ("consent_state", "consent_state"),
+        ("device_info", "device_info"),
+        ("application_info", "application_info"),
+        ("context", "batch_context"),
+    ):
+        text = getattr(key, attribute)
+        assert parsed.get(field) == (None if text is None else json.loads(text))
 
 
 @settings(deadline=None)
@@ -137,8 +151,8 @@ def test_encoded_batches_and_bulk_fit_the_schema() -> None:
     key = BatchKey("production", (("customer_id", "u1"),), "1.2.3.4", None, None)
     event = b'{"event_type":"custom_event","data":{"event_name":"a b","custom_event_type":"other"}}'
     one = encode_batch(key, [event, event], {"plan": "pro", "tags": ["a"]}, "ev-1")
-    validate_batch(json.loads(one))
-    validate_bulk(json.loads(encode_bulk([one, one])))
+    check_batch(json.loads(one))
+    check_bulk(json.loads(encode_bulk([one, one])))
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,10 @@ def test_one_process_uses_the_quota_with_few_429s_and_full_batches() -> None:
     steady = traffic(p, SECONDS / 2)
     per_batch = sum(events for _, events, _ in steady) / len(steady)
     assert per_batch == pytest.approx(MODEL_EVENTS_PER_BATCH, rel=0.15)
-    # The latency bound: a batch eligible for max_delay goes first (plus a request's time).
+    # The latency bound: a batch eligible for max_delay goes first (plus the time to send
+    # the batches that became overdue together: here a whole user population at once).
     worst = max(waited for _, _, waited in traffic(p, 0.0))
-    assert worst <= p.scheduler.max_delay + 1.0
+    assert worst <= p.scheduler.max_delay + 2.0
 
 
 def test_processes_sharing_a_workspace_converge_to_shares_without_talking() -> None:
