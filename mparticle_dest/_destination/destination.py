@@ -156,7 +156,7 @@ def _no_clock() -> float:
 
 
 class Destination:
-    """Delivers walkerOS events to mParticle in per-user batches (SPEC §2).
+    """Delivers walkerOS events to mParticle in per-user batches.
 
     Use it as an async context manager; leaving the context delivers everything
     buffered (within ``close_timeout``) and closes::
