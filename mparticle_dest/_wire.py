@@ -45,6 +45,7 @@ __all__ = [
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
+    "encode_joined_batch",
     "encode_json",
     "endpoint",
     "source_request_id_fragment",
@@ -228,6 +229,16 @@ def encode_batch(
     parts[0] = _EVENTS_OPEN + parts[0]
     parts[-1] += envelope
     return b",".join(parts)
+
+
+def encode_joined_batch(
+    key: BatchKey, events: bytes | bytearray, ua_fragment: bytes, source_request_id: str | None
+) -> bytes:
+    """:func:`encode_batch` of events already joined by commas (``events``, non-empty), with
+    the ``user_attributes`` fragment pre-encoded; the events are copied once."""
+    head, middle, tail = key.fragments()
+    srid = source_request_id_fragment(source_request_id)
+    return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
 
 
 def batch_size(

@@ -19,7 +19,7 @@ from attrs import frozen
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, Receipt
-from .._wire import batch_size, encode_batch, user_attributes_fragment
+from .._wire import batch_size, encode_joined_batch, user_attributes_fragment
 
 if TYPE_CHECKING:
     from .._payload import BatchKey
@@ -103,6 +103,8 @@ _SRID_MEMORY = 65_536
 _NONE_SEALED: list[SealedBatch] = []
 # Receipts of the fast path are made without running Receipt.__init__ (a Python call).
 _new_receipt = object.__new__
+# A sealed batch's events (never appended to: a sealed batch takes no event).
+_NO_EVENTS = bytearray()
 # An open batch's size limit when none is set: an int, so the hot path skips a None test.
 _NO_SIZE_LIMIT = sys.maxsize
 
@@ -177,52 +179,49 @@ class BatchLimits:
         )
 
 
-class _OpenBatch:
+class _OpenBatch(BatchOutcome):
     """A batch still accepting events (internal to the accumulator).
 
-    Few objects per batch, because a service may hold one per user for minutes: the
-    events' JSON bytes (not tracked by the garbage collector) in one list, numbers and
-    strings; ``outcome`` (shared with the receipts) and, only when some event carried
-    them, the merged ``user_attributes``.
+    Few objects the garbage collector tracks per batch, because a service may hold one
+    per user for minutes and every full collection walks them all: the batch is its own
+    outcome (the receipts and the sealed batch share it), its events are one
+    ``bytearray`` of comma-separated JSON (not tracked), the rest numbers, strings and,
+    only when some event carried them, the merged ``user_attributes``.
     """
 
     __slots__ = (
         "age_deadline",
-        "bodies",
+        "count",
         "deadline",
+        "debounce",
         "eligible_at",
+        "events",
         "id",
         "in_fifo",
         "key",
-        "outcome",
         "size",
         "size_limit",
         "source_request_id",
         "ua_fragment",
         "user_attributes",
-        "wait",
     )
 
     def __init__(self, key: BatchKey, batch_id: int, source_request_id: str) -> None:
+        super().__init__()
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
-        self.bodies: list[bytes] = []
+        self.events = bytearray()  # the events' JSON, comma-separated
+        self.count = 0  # events in the batch
         self.size = 0  # exact length of the batch JSON with the events so far
-        self.outcome = BatchOutcome()
         self.user_attributes: dict[str, Any] | None = None
         self.ua_fragment = b""
         self.age_deadline = _INF
         self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
         self.size_limit = _NO_SIZE_LIMIT
-        self.wait: float | None = None
+        self.debounce: float | None = None  # the ``wait`` limit
         self.eligible_at = _INF  # when it became eligible to leave (_INF: not yet)
         self.in_fifo = False  # its deadline entry is in the FIFO, not the heap
-
-    @property
-    def count(self) -> int:
-        """Events in the batch."""
-        return len(self.bodies)
 
 
 class Accumulator:
@@ -299,7 +298,7 @@ class Accumulator:
 
     def outcomes(self) -> list[BatchOutcome]:
         """The outcomes of the open batches (what a flush waits for besides sealed ones)."""
-        return [ob.outcome for ob in self._open.values()]
+        return list(self._open.values())
 
     def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
         """Append one event to its key's open batch.
@@ -327,7 +326,7 @@ class Accumulator:
         ob = self._open.get(built.key)
         if (
             ob is not None
-            and ob.wait is None
+            and ob.debounce is None
             and built.batch is None
             and not built.user_attributes
             and ob.size_limit <= self._size
@@ -336,15 +335,17 @@ class Accumulator:
             size = ob.size + len(body) + 1  # the event and its comma
             age_deadline = ob.age_deadline
             if size <= self._max_bytes and now + self._age >= age_deadline:
-                bodies = ob.bodies
-                bodies.append(body)
+                events = ob.events
+                events += b","
+                events += body
+                count = ob.count = ob.count + 1
                 ob.size = size
                 self._events += 1
-                # Receipt(ob.outcome, event_id) without the cost of a Python __init__.
+                # Receipt(ob, event_id) without the cost of a Python __init__.
                 receipt = _new_receipt(Receipt)
-                receipt._holder = ob.outcome
+                receipt._holder = ob
                 receipt.event_id = built.event_id
-                if len(bodies) >= ob.size_limit:
+                if count >= ob.size_limit:
                     return receipt, [
                         self._seal(ob, now if ob.eligible_at > now else ob.eligible_at)
                     ]
@@ -393,10 +394,14 @@ class Accumulator:
             assert ob is not None
             if merged is not None:
                 ob.user_attributes, ob.ua_fragment, size = merged
-        ob.bodies.append(body)
+        events = ob.events
+        if ob.count:
+            events += b","
+        events += body
+        ob.count += 1
         ob.size = size
         self._events += 1
-        receipt = Receipt(ob.outcome, built.event_id)
+        receipt = Receipt(ob, built.event_id)
 
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
@@ -412,11 +417,11 @@ class Accumulator:
         if age_deadline < ob.age_deadline:
             ob.age_deadline = age_deadline
         wait = limits.wait
-        if wait is not None and (ob.wait is None or wait < ob.wait):
-            ob.wait = wait
+        if wait is not None and (ob.debounce is None or wait < ob.debounce):
+            ob.debounce = wait
         deadline = ob.age_deadline
-        if ob.wait is not None and now + ob.wait < deadline:
-            deadline = now + ob.wait
+        if ob.debounce is not None and now + ob.debounce < deadline:
+            deadline = now + ob.debounce
         if deadline <= now:
             self._mark(ob, now)
         elif deadline != ob.deadline:
@@ -454,7 +459,7 @@ class Accumulator:
             if ob is None:
                 break
             self._mark(ob, now)
-            marked += len(ob.bodies)
+            marked += ob.count
         return marked
 
     def next_deadline(self) -> float | None:
@@ -569,17 +574,18 @@ class Accumulator:
 
     def _seal(self, ob: _OpenBatch, eligible_at: float) -> SealedBatch:
         del self._open[ob.key]
-        bodies = ob.bodies
-        self._events -= len(bodies)
-        body = encode_batch(ob.key, bodies, ob.ua_fragment, ob.source_request_id)
-        ob.bodies = []  # freed now, not when a stale deadline entry lets go of the batch
+        self._events -= ob.count
+        body = encode_joined_batch(ob.key, ob.events, ob.ua_fragment, ob.source_request_id)
+        # Freed now, not when a stale deadline entry or a kept receipt lets go of the batch.
+        ob.events = _NO_EVENTS
+        ob.user_attributes = None
         assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
         return SealedBatch(
             key=ob.key,
             body=body,
-            event_count=len(bodies),
+            event_count=ob.count,
             source_request_id=ob.source_request_id,
             seq=next(self._seqs),
-            outcome=ob.outcome,
+            outcome=ob,
             eligible_at=eligible_at,
         )
