@@ -38,6 +38,7 @@ class SealedBatch:
         source_request_id: The batch's ``source_request_id`` (already inside ``body``).
         outcome: The outcome shared by the batch's events; the engine resolves it.
         seq: Sealing order (monotonic per accumulator); lower seals first.
+        opened: When its first (oldest) event was added, on the accumulator's clock.
         attempts: HTTP attempts that carried this batch. The deliverer increments it
             once per attempt.
         ambiguous_attempts: Attempts whose result is unknown (timeout or dropped
@@ -52,6 +53,7 @@ class SealedBatch:
         "body",
         "event_count",
         "key",
+        "opened",
         "outcome",
         "seq",
         "source_request_id",
@@ -66,6 +68,7 @@ class SealedBatch:
         source_request_id: str,
         seq: int,
         outcome: BatchOutcome | None = None,
+        opened: float = 0.0,
     ) -> None:
         self.key = key
         self.body = body
@@ -73,6 +76,7 @@ class SealedBatch:
         self.source_request_id = source_request_id
         self.seq = seq
         self.outcome = outcome if outcome is not None else BatchOutcome()
+        self.opened = opened
         self.attempts = 0
         self.ambiguous_attempts = 0
 
@@ -178,6 +182,7 @@ class _OpenBatch:
         "deadline",
         "id",
         "key",
+        "opened",
         "outcome",
         "size",
         "size_limit",
@@ -187,10 +192,11 @@ class _OpenBatch:
         "wait",
     )
 
-    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str) -> None:
+    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str, opened: float) -> None:
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
+        self.opened = opened  # when the first event came
         self.bodies: list[bytes] = []
         self.size = 0  # exact length of the batch JSON with the events so far
         self.outcome = BatchOutcome()
@@ -315,7 +321,7 @@ class Accumulator:
                 )
             if ob is not None:
                 sealed.append(self._seal(ob))
-            ob = self._open_batch(key, base, srid, next_suffix)
+            ob = self._open_batch(key, base, srid, next_suffix, now)
             if new_ua:
                 ob.user_attributes = dict(new_ua)
                 ob.ua_fragment = ua_fragment
@@ -372,6 +378,14 @@ class Accumulator:
             heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
         return None
 
+    def open_figures(self) -> tuple[int, float | None]:
+        """The bytes of the open batches' JSON, and when the oldest of them got its
+        first event (``None``: no open batch); read by telemetry at collection time,
+        possibly from another thread (hence the copy)."""
+        batches = list(self._open.values())
+        # Keys keep the order their batch was opened in: the first is the oldest.
+        return sum(ob.size for ob in batches), batches[0].opened if batches else None
+
     def seal_oldest(self, events: int) -> list[SealedBatch]:
         """Seal open batches in the order they were opened until ``events`` events are
         sealed (or none is left open); a full buffer makes room this way."""
@@ -419,7 +433,9 @@ class Accumulator:
             if candidate not in self._srids:
                 return candidate, suffix
 
-    def _open_batch(self, key: BatchKey, base: str, srid: str, next_suffix: int) -> _OpenBatch:
+    def _open_batch(
+        self, key: BatchKey, base: str, srid: str, next_suffix: int, now: float
+    ) -> _OpenBatch:
         srids = self._srids
         srids[base] = next_suffix
         srids.move_to_end(base)
@@ -427,7 +443,7 @@ class Accumulator:
             srids[srid] = 2
         while len(srids) > _SRID_MEMORY:
             srids.popitem(last=False)
-        ob = _OpenBatch(key, next(self._batch_ids), srid)
+        ob = _OpenBatch(key, next(self._batch_ids), srid, now)
         self._open[key] = ob
         return ob
 
@@ -443,4 +459,5 @@ class Accumulator:
             source_request_id=ob.source_request_id,
             seq=next(self._seqs),
             outcome=ob.outcome,
+            opened=ob.opened,
         )

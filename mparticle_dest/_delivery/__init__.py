@@ -1,11 +1,24 @@
 """Stage 5: one bulk request on the wire — the only place httpx and tenacity live.
 
 ``deliverer`` posts a request with retries and the status policy, ``retry`` holds the
-retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit.
+retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate limit,
+``observe`` is the hook telemetry watches each HTTP attempt through.
 """
 
 from .deliverer import BatchResult, Deliverer, make_client
+from .observe import NO_OBSERVER, AttemptObserver, AttemptWatch
 from .pacing import Pacer, PacingPolicy
-from .retry import RetryPolicy
+from .retry import RetryPolicy, parse_retry_after
 
-__all__ = ["BatchResult", "Deliverer", "Pacer", "PacingPolicy", "RetryPolicy", "make_client"]
+__all__ = [
+    "NO_OBSERVER",
+    "AttemptObserver",
+    "AttemptWatch",
+    "BatchResult",
+    "Deliverer",
+    "Pacer",
+    "PacingPolicy",
+    "RetryPolicy",
+    "make_client",
+    "parse_retry_after",
+]

@@ -44,6 +44,7 @@ from .._exceptions import (
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._version import __version__
 from .._wire import encode_bulk
+from .observe import NO_OBSERVER, AttemptObserver
 from .pacing import Pacer
 from .retry import RetryPolicy, parse_retry_after
 
@@ -190,6 +191,7 @@ class Deliverer:
         retry: The per-request retry budget.
         pacer: The pacer shared with the other senders of the destination.
         logger: Where to log (default ``mparticle_dest.delivery``).
+        observer: Told about every HTTP attempt (telemetry); default: nobody.
     """
 
     __slots__ = (
@@ -198,6 +200,7 @@ class Deliverer:
         "_credentials_tried",
         "_headers",
         "_log",
+        "_observer",
         "_pacer",
         "_probe",
         "_retry",
@@ -216,6 +219,7 @@ class Deliverer:
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
+        observer: AttemptObserver = NO_OBSERVER,
     ) -> None:
         self._client = client
         self._url = url
@@ -226,6 +230,7 @@ class Deliverer:
         self._retry = retry if retry is not None else RetryPolicy()
         self._pacer = pacer if pacer is not None else Pacer()
         self._log = logger if logger is not None else _LOG
+        self._observer = observer
         self._auth_failure: int | None = None
         self._credentials_tried = False
         self._probe: anyio.Event | None = None
@@ -446,19 +451,26 @@ class Deliverer:
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
+        watch = self._observer.start(group, len(body), sent[0] - 1)
         try:
             response = await self._client.post(
                 self._url_parsed, content=body, headers=self._headers, follow_redirects=False
             )
         except _FATAL_ERRORS as exc:
+            watch.end(None, error=exc)
             return _Attempt("fail", None, _describe(exc))
         except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
+            watch.end(None, error=exc)
             counters.transport_errors += 1
             ambiguous = not isinstance(exc, _UNSENT_ERRORS)
             if ambiguous:
                 for batch in group:
                     batch.ambiguous_attempts += 1
             return _Attempt("retry", None, _describe(exc), ambiguous=ambiguous)
+        except BaseException as exc:  # cancelled (close timeout): the attempt still ends
+            watch.end(None, error=exc)
+            raise
+        watch.end(response.status_code, response.headers)
         return self._classify(response, group)
 
     def _classify(self, response: httpx.Response, group: list[SealedBatch]) -> _Attempt:

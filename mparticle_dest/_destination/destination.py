@@ -39,6 +39,9 @@ from .._exceptions import (
 from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
+from .._telemetry import Telemetry
+from .._telemetry import check as check_telemetry
+from .._telemetry import start as start_telemetry
 from .._wire import basic_auth_header, endpoint
 from .engine import Engine
 from .options import (
@@ -50,6 +53,7 @@ from .options import (
     FullPolicy,
 )
 from .stats import Counters, Stats
+from .telemetry import EngineFigures
 
 if TYPE_CHECKING:
     import httpx
@@ -172,11 +176,16 @@ class Destination:
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
             data older than 30 days (default ``False``); ``push`` then refuses events
             without a ``timestamp``.
+        telemetry: OpenTelemetry metrics and request spans (see the observability
+            guide): ``True`` (default) reports to the global providers when
+            ``opentelemetry-api`` is installed, ``False`` turns it off, a
+            :class:`~mparticle_dest.Telemetry` names the destination or its providers.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
         ValueError: A delivery option is invalid.
         TypeError: ``on_error`` is not a sync callable.
+        ImportError: A ``Telemetry`` was given without ``opentelemetry-api``.
     """
 
     def __init__(
@@ -196,6 +205,7 @@ class Destination:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
+        telemetry: Telemetry | bool = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
         self.options = DeliveryOptions(
@@ -237,6 +247,9 @@ class Destination:
         self._now: Callable[[], float] = _no_clock
         self._cap = self.options.max_buffered_events
         self._historical = historical
+        check_telemetry(telemetry)
+        self._telemetry = telemetry
+        self._telemetry_reporter: object = None  # keeps this destination's metrics reported
 
         self._closed: anyio.Event | None = None
         self._close_report: CloseReport | None = None
@@ -289,12 +302,27 @@ class Destination:
             )
         self._client_to_close = client if owns_client else None
         settings = self.config.settings
+        observer, self._telemetry_reporter = start_telemetry(
+            self._telemetry,
+            EngineFigures(
+                lambda: self.stats,
+                self._counters,
+                self._engine,
+                clock_offset=self._now() - time.monotonic(),
+            ),
+            url=self._url,
+            attributes={
+                "mparticle.pod": settings.pod,
+                "mparticle.environment": settings.environment,
+            },
+        )
         self._engine.deliverer = Deliverer(
             client,
             url=self._url,
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
             pacer=Pacer(self.options.pacing),
+            observer=observer,
         )
         try:
             error: Exception | None = None

@@ -224,6 +224,8 @@ class Engine:
         counters = self.counters
         counters.failed_events += batch.event_count
         counters.failed_batches += 1
+        by_reason = counters.failed_by_reason
+        by_reason[reason] = by_reason.get(reason, 0) + batch.event_count
         hook = self.options.on_error
         if hook is None:
             return
