@@ -27,7 +27,10 @@ _HINT = "telemetry needs opentelemetry-api: pip install 'mparticle-dest[otel]'"
 
 
 def _installed() -> bool:
-    return importlib.util.find_spec("opentelemetry.metrics") is not None
+    try:
+        return importlib.util.find_spec("opentelemetry.metrics") is not None
+    except ImportError:  # no ``opentelemetry`` package at all
+        return False
 
 
 def check(setting: Telemetry | bool) -> None:
@@ -72,7 +75,7 @@ def start(
             return NO_OBSERVER, None
         setting = Telemetry()
     assert isinstance(setting, Telemetry)
-    from opentelemetry import metrics, trace
+    from opentelemetry import trace
 
     from .metrics import Reporter, metric_set
     from .observer import AttemptTelemetry
@@ -89,8 +92,7 @@ def start(
     attempt_attributes = {**own, "http.request.method": "POST", **server}
     metric_stuff = reporter = None
     if setting.metrics:
-        provider = setting.meter_provider or metrics.get_meter_provider()
-        metric_stuff = metric_set(provider)
+        metric_stuff = metric_set(setting.meter_provider)
         reporter = Reporter(figures, own)
         metric_stuff.add(reporter)
     spans = None

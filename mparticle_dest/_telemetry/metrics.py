@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
+from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from .._version import __version__
@@ -265,13 +266,23 @@ class MetricSet:
 
 
 _SETS: weakref.WeakKeyDictionary[MeterProvider, MetricSet] = weakref.WeakKeyDictionary()
+_GLOBAL: list[MetricSet] = []  # the global provider's, once made
 _SETS_LOCK: Final = threading.Lock()
 
 
-def metric_set(provider: MeterProvider) -> MetricSet:
-    """The instruments of ``provider``, created on first use (destinations may open on
-    several threads' event loops at once)."""
+def metric_set(provider: MeterProvider | None) -> MetricSet:
+    """The instruments of ``provider`` (``None``: the global one), made on first use.
+
+    An SDK meter keeps the first instrument of a name and hands it out again, callbacks
+    and all: so the global provider gets one set for the process, whether it was set
+    before or after (through the API's proxy) its first destination opened. Locked:
+    destinations may open on several threads' event loops at once.
+    """
     with _SETS_LOCK:
+        if provider is None or provider is metrics.get_meter_provider():
+            if not _GLOBAL:
+                _GLOBAL.append(MetricSet(metrics.get_meter_provider()))
+            return _GLOBAL[0]
         found = _SETS.get(provider)
         if found is None:
             found = _SETS[provider] = MetricSet(provider)
