@@ -87,3 +87,29 @@ async def test_spans_off_metrics_on(otel: Otel) -> None:
         for m in sm.metrics
     }
     assert "http.client.request.duration" in names
+
+
+async def test_an_attempt_cancelled_by_the_close_timeout_still_ends_its_span(otel: Otel) -> None:
+    async with FakeMparticle(faults=FaultPlan.always(Fault.stall())) as server:
+        async with Destination(
+            make_config(server, size=1),
+            base_url=server.url,
+            close_timeout=0.2,
+            telemetry=otel.telemetry(),
+        ) as dest:
+            await dest.push(event("u", 1))
+    assert dest.stats.failed_events == 1  # failed with reason "closed"
+    (span,) = otel.spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert "Cancel" in str((span.attributes or {})["error.type"])
+    assert "http.response.status_code" not in (span.attributes or {})
+    data = otel.collect()
+    (duration,) = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "http.client.request.duration"
+        for p in m.data.data_points
+    ]
+    assert duration.count == 1
