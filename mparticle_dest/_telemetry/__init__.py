@@ -90,11 +90,11 @@ def start(
         "server.port": parsed.port or (443 if parsed.scheme == "https" else 80),
     }
     attempt_attributes = {**own, "http.request.method": "POST", **server}
-    metric_stuff = reporter = None
+    instruments = reporter = None
     if setting.metrics:
-        metric_stuff = metric_set(setting.meter_provider)
+        instruments = metric_set(setting.meter_provider)
         reporter = Reporter(figures, own)
-        metric_stuff.add(reporter)
+        instruments.add(reporter)
     spans = None
     if setting.traces:
         tracer_provider = setting.tracer_provider or trace.get_tracer_provider()
@@ -102,4 +102,4 @@ def start(
         netloc = parsed.netloc.rpartition("@")[2]
         full = f"{parsed.scheme}://{netloc}{parsed.path}"
         spans = AttemptSpans(tracer_provider, {**attempt_attributes, "url.full": full})
-    return AttemptTelemetry(metric_stuff, reporter, spans, attempt_attributes), reporter
+    return AttemptTelemetry(instruments, reporter, spans, attempt_attributes), reporter
