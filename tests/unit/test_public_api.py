@@ -40,6 +40,7 @@ EXPECTED = {
     "Stats",
     "SyncDestination",
     "SyncReceipt",
+    "Telemetry",
     "WalkerEvent",
     "__version__",
 }
