@@ -12,13 +12,17 @@ JSON-able here means what strict JSON can carry: ``dict`` (string keys), ``list`
 ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (subclasses such as
 ``StrEnum`` count as their base type). Tuples, sets, bytes, datetimes, NaN and
 ±infinity are rejected: ``JSON.stringify`` would silently turn NaN into ``null``,
-which in Python almost always hides a bug upstream.
+which in Python almost always hides a bug upstream. So is a string or key holding a
+lone surrogate (``"\\ud800"``, e.g. from ``surrogateescape`` decoding): it is not valid
+Unicode and has no UTF-8 encoding. ASCII text is recognised in O(1)
+(``str.isascii``); only other text is searched for surrogates.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,12 +31,23 @@ from attrs import define, fields
 
 from ._exceptions import InvalidEventError
 
-__all__ = ["WalkerEvent", "new_event_id", "normalize_event", "prepare_event"]
+__all__ = [
+    "WalkerEvent",
+    "escape_text",
+    "new_event_id",
+    "normalize_event",
+    "prepare_event",
+    "surrogate_path",
+    "surrogate_problem",
+    "text_ok",
+]
 
 #: Deepest nesting accepted inside an event; deeper input is treated as circular.
 MAX_DEPTH = 100
 # Containers the fast pass visits before handing over to the depth-checking slow pass.
 _MAX_CONTAINERS = 100_000
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _MISSING: Any = object()
 _NUMBER = (int, float)
@@ -79,6 +94,48 @@ def new_event_id() -> str:
     return os.urandom(8).hex()
 
 
+def text_ok(text: str) -> bool:
+    """Whether ``text`` (not ASCII: test ``isascii()`` first) holds no lone surrogate."""
+    return _SURROGATE.search(text) is None
+
+
+def surrogate_problem(text: str) -> str:
+    """Say where ``text``'s first lone surrogate is, without quoting the text."""
+    found = _SURROGATE.search(text)
+    assert found is not None
+    return (
+        f"contains a lone surrogate ({found.group()!r} at index {found.start()}),"
+        " which is not valid Unicode and cannot be encoded as UTF-8"
+    )
+
+
+def escape_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` (safe to print or log)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def surrogate_path(value: Any, path: str) -> str | None:
+    """The dotted path (from ``path``) of the first string or key in ``value`` holding a
+    lone surrogate, or ``None``. For error messages: it walks the whole value."""
+    if isinstance(value, str):
+        return path if not (value.isascii() or text_ok(value)) else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                where = f"{path}.{escape_text(key)}" if path else escape_text(key)
+                if not (key.isascii() or text_ok(key)):
+                    return where
+                found = surrogate_path(item, where)
+                if found is not None:
+                    return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = surrogate_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
 class _NotJSON(Exception):
     """Internal: a value that JSON cannot carry; ``path`` is built while unwinding."""
 
@@ -90,7 +147,9 @@ class _NotJSON(Exception):
 
 def _leaf_problem(value: Any) -> str | None:
     """Classify a value that is not one of the exact JSON types (the slow path)."""
-    if isinstance(value, (str, int)):  # subclasses such as StrEnum/IntEnum serialize as values
+    if isinstance(value, str):  # subclasses such as StrEnum serialize as values
+        return None if value.isascii() or text_ok(value) else surrogate_problem(value)
+    if isinstance(value, int):  # IntEnum and the like too
         return None
     if isinstance(value, float):
         if value - value != 0.0:  # NaN or ±inf: strict JSON has no spelling for them
@@ -108,8 +167,14 @@ def _check_dict(value: dict[Any, Any], depth: int) -> None:
     for key, item in value.items():
         if type(key) is not str and not isinstance(key, str):
             raise _NotJSON(f"key {key!r} is not a string", key)
+        if not (key.isascii() or text_ok(key)):
+            raise _NotJSON(f"the key {surrogate_problem(key)}", escape_text(key))
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str:
+            if item.isascii() or text_ok(item):
+                continue
+            raise _NotJSON(surrogate_problem(item), key)
+        if t is int or t is bool or item is None:
             continue
         try:
             if t is dict:
@@ -129,7 +194,11 @@ def _check_list(value: list[Any], depth: int) -> None:
         raise _NotJSON(f"nested deeper than {MAX_DEPTH} levels (circular reference?)")
     for index, item in enumerate(value):
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str:
+            if item.isascii() or text_ok(item):
+                continue
+            raise _NotJSON(surrogate_problem(item), index)
+        if t is int or t is bool or item is None:
             continue
         try:
             if t is dict:
@@ -225,10 +294,14 @@ def _is_json(roots: list[Any]) -> bool:
             return False
         if type(container) is dict:
             for key, item in container.items():
-                if key.__class__ is not str:
+                if key.__class__ is not str or not (key.isascii() or text_ok(key)):
                     return False
                 t = type(item)
-                if t is str or t is int or t is bool or item is None:
+                if t is str:
+                    if item.isascii() or text_ok(item):
+                        continue
+                    return False
+                if t is int or t is bool or item is None:
                     continue
                 if t is dict or t is list:
                     push(item)
@@ -237,7 +310,11 @@ def _is_json(roots: list[Any]) -> bool:
         else:
             for item in container:
                 t = type(item)
-                if t is str or t is int or t is bool or item is None:
+                if t is str:
+                    if item.isascii() or text_ok(item):
+                        continue
+                    return False
+                if t is int or t is bool or item is None:
                     continue
                 if t is dict or t is list:
                     push(item)
@@ -251,6 +328,9 @@ def _explain(event: Mapping[str, Any]) -> None:
     for key, value in event.items():
         if not isinstance(key, str):
             raise InvalidEventError(f"event key {key!r} is not a string", field=None)
+        if not (key.isascii() or text_ok(key)):
+            where = escape_text(key)
+            raise InvalidEventError(f"{where}: the key {surrogate_problem(key)}", field=where)
         try:
             _check_other(value, 0)
         except _NotJSON as exc:
@@ -281,14 +361,20 @@ def _validate(event: Mapping[str, Any]) -> None:
         want = exact.get(key)
         if want is not None and t is not want:
             _check_field(key, value)
-        if key.__class__ is not str:
+        if key.__class__ is not str or not (want or key.isascii() or text_ok(key)):
             ok = False
+        elif t is str:
+            if not (value.isascii() or text_ok(value)):
+                ok = False
         elif t is dict:
             for inner, item in value.items():
                 t = type(item)
-                if inner.__class__ is not str:
+                if inner.__class__ is not str or not (inner.isascii() or text_ok(inner)):
                     ok = False
-                elif t is str or t is int or t is bool or item is None:
+                elif t is str:
+                    if not (item.isascii() or text_ok(item)):
+                        ok = False
+                elif t is int or t is bool or item is None:
                     continue
                 elif t is dict or t is list:
                     deeper.append(item)
@@ -296,13 +382,7 @@ def _validate(event: Mapping[str, Any]) -> None:
                     ok = False
         elif t is list:
             deeper.append(value)
-        elif not (
-            t is str
-            or t is int
-            or t is bool
-            or value is None
-            or (t is float and value - value == 0.0)
-        ):
+        elif not (t is int or t is bool or value is None or (t is float and value - value == 0.0)):
             ok = False
     if not (ok and (not deeper or _is_json(deeper))):
         _explain(event)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from json import encoder as json_encoder
 from typing import Any, Final, NamedTuple, Union
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -32,6 +34,7 @@ __all__ = [
     "basic_auth_header",
     "batch_size",
     "bulk_size",
+    "check_base_url",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
@@ -246,6 +249,54 @@ def encode_bulk(batch_bodies: Sequence[bytes]) -> bytes:
 def bulk_size(total_batch_bytes: int, n_batches: int) -> int:
     """Exact ``len(encode_bulk(...))`` from the sum of the batch sizes and their count."""
     return 2 + total_batch_bytes + (n_batches - 1 if n_batches > 1 else 0)
+
+
+# Whitespace and control characters (C0, DEL, C1): never part of a URL we send to.
+_URL_FORBIDDEN: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def check_base_url(base_url: object) -> str:
+    """Return ``base_url`` if it can replace the pod host, else say what is wrong.
+
+    It must be an ``http://`` or ``https://`` URL with a host, and may add a port and
+    a path prefix. The errors never quote the URL: it may hold a password.
+
+    Raises:
+        TypeError: ``base_url`` is not a string.
+        ValueError: whitespace or a control character; another scheme; credentials
+            (``user:password@``, which httpx would send instead of the apiKey and
+            apiSecret); no host; a bad port; a query or fragment.
+    """
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a string, got {type(base_url).__name__}")
+    bad = _URL_FORBIDDEN.search(base_url)
+    if bad is not None:
+        raise ValueError(
+            f"base_url must not contain whitespace or control characters"
+            f" (found {bad.group()!r} at position {bad.start()})"
+        )
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ValueError("base_url is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not base_url[
+        len(parts.scheme) :
+    ].startswith("://"):
+        raise ValueError("base_url must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "base_url must not contain credentials (user:password@); put the apiKey and"
+            " apiSecret in the config's settings"
+        )
+    if not parts.hostname:
+        raise ValueError("base_url has no host (expected e.g. https://proxy.example/mp)")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError("base_url has an invalid port (expected 1-65535)") from None
+    if parts.query or parts.fragment or "?" in base_url or "#" in base_url:
+        raise ValueError("base_url must not have a query (?...) or a fragment (#...)")
+    return base_url
 
 
 def endpoint(pod: str = "us1", base_url: str | None = None, path: str = EVENTS_PATH) -> str:

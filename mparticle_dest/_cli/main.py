@@ -23,6 +23,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
+
+def _base_url(value: str | None) -> str | None:
+    """Check ``--base-url`` as ``Destination`` would, as a usage error (exit 2)."""
+    from .._wire import check_base_url
+
+    if value is None:
+        return None
+    try:
+        return check_base_url(value)
+    except ValueError as exc:  # the message never quotes the URL (it may hold a password)
+        raise click.BadParameter(str(exc)) from None
+
+
 _CONFIG_HELP = (
     "A destination config (JSON), or a walkerOS flow.json holding it under"
     " flows.<flow>.destinations.<name>.config."
@@ -114,6 +127,7 @@ def demo(ctx: click.Context, users: int, events: int, waves: int) -> None:
 @click.option(
     "--base-url",
     metavar="URL",
+    callback=lambda _ctx, _param, value: _base_url(value),
     help="Send to this base URL instead of the pod's host (a proxy, a test server).",
 )
 @click.option(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from attrs import field, fields, frozen, resolve_types
 
+from .._event import surrogate_path
 from .._exceptions import ConfigError
 from .._mparticle import CUSTOM_EVENT_TYPES, ENVIRONMENTS, EVENT_TYPES, IDENTITY_TYPES, PODS
 from .._secret import Secret
@@ -159,6 +160,10 @@ def _static_consent(value: Any) -> Iterator[Problem]:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         yield (), f"must be JSON-serializable ({exc})"
+        return
+    where = surrogate_path(value, "")
+    if where is not None:
+        yield (), f"{where or 'a value'}: holds a lone surrogate, which is not valid Unicode"
 
 
 def _count(minimum: int) -> Check:

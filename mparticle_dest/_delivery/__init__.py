@@ -5,12 +5,21 @@ retry budget and backoff, ``pacing`` adapts the send rate to mParticle's rate li
 ``observe`` is the hook telemetry watches each HTTP attempt through.
 """
 
-from .deliverer import BatchResult, Deliverer, make_client
+from .deliverer import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    BatchResult,
+    Deliverer,
+    make_client,
+    parse_url,
+)
 from .observe import NO_OBSERVER, AttemptObserver, AttemptWatch
 from .pacing import Pacer, PacingPolicy
 from .retry import RetryPolicy, parse_retry_after
 
 __all__ = [
+    "DEFAULT_ATTEMPT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
     "NO_OBSERVER",
     "AttemptObserver",
     "AttemptWatch",
@@ -21,4 +30,5 @@ __all__ = [
     "RetryPolicy",
     "make_client",
     "parse_retry_after",
+    "parse_url",
 ]

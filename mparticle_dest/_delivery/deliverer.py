@@ -18,11 +18,18 @@ timeout, connection error   retried with the same backoff
 other 3xx/4xx               :class:`~mparticle_dest.RejectedError` (never retried; a
                             redirect is never followed, so the auth header never travels)
 budget spent                :class:`~mparticle_dest.RetryBudgetExhaustedError`
+no status within deadline   a timeout: retried (``attempt_timeout``, the whole attempt)
 ==========================  ==========================================================
+
+Only the status decides; of the body at most ``MAX_RESPONSE_BYTES`` are read (for an
+error message), and a body still arriving at the deadline is abandoned. Every server
+text kept (messages, errors, logs) has the credentials masked.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -48,12 +55,18 @@ from .observe import NO_OBSERVER, AttemptObserver
 from .pacing import Pacer
 from .retry import RetryPolicy, parse_retry_after
 
-__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client"]
+__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client", "parse_url"]
 
 _LOG: Final = logging.getLogger("mparticle_dest.delivery")
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+#: Seconds one whole attempt (connect, send, receive) may take without ``request_timeout``.
+DEFAULT_ATTEMPT_TIMEOUT: Final = 30.0
+#: Response body bytes read at most: mParticle's answers are empty or a short error
+#: text; the rest of a larger body is never read (the connection is closed instead).
+MAX_RESPONSE_BYTES: Final = 8 * 1024
 _MAX_MESSAGE: Final = 500  # characters of a server error message kept
+_MASK: Final = "***"
 _RETRY_STATUSES: Final = frozenset({408, 429})
 _SPLIT_STATUSES: Final = frozenset({400, 413})
 # Errors raised before any byte of the request left: a retry cannot duplicate anything.
@@ -65,6 +78,18 @@ _Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
 
 # Stateless, so shared by every retrier.
 _RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
+
+
+def parse_url(url: str) -> httpx.URL:
+    """``url`` as httpx will send to it.
+
+    Raises:
+        ValueError: httpx refuses the URL.
+    """
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
 
 
 def make_client(
@@ -191,6 +216,9 @@ class Deliverer:
         retry: The per-request retry budget.
         pacer: The pacer shared with the other senders of the destination.
         logger: Where to log (default ``mparticle_dest.delivery``).
+        attempt_timeout: Seconds one attempt may take in all (connecting, sending
+            the body, receiving the status and up to ``MAX_RESPONSE_BYTES`` of the
+            body); whatever the server does, the attempt then ends.
         observer: Told about every HTTP attempt (telemetry); default: nobody.
     """
 
@@ -200,11 +228,12 @@ class Deliverer:
         "_credentials_tried",
         "_headers",
         "_log",
+        "_masks",
         "_observer",
         "_pacer",
         "_probe",
         "_retry",
-        "_token",
+        "_timeout",
         "_url",
         "_url_parsed",
         "counters",
@@ -219,14 +248,20 @@ class Deliverer:
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
+        attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
         observer: AttemptObserver = NO_OBSERVER,
     ) -> None:
         self._client = client
         self._url = url
-        self._url_parsed = httpx.URL(url)  # parsed once, not on every post
-        self._headers = {"Authorization": auth_header, "Content-Type": "application/json"}
-        # What to scrub from any server text we keep, should a proxy echo the header.
-        self._token = auth_header.partition(" ")[2] or auth_header
+        self._url_parsed = parse_url(url)  # parsed once, not on every post
+        # identity: a compressed body could not be read in part (nor bounded when inflated).
+        self._headers = {
+            "Authorization": auth_header,
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",
+        }
+        self._masks = _credential_forms(auth_header)
+        self._timeout = attempt_timeout
         self._retry = retry if retry is not None else RetryPolicy()
         self._pacer = pacer if pacer is not None else Pacer()
         self._log = logger if logger is not None else _LOG
@@ -333,8 +368,10 @@ class Deliverer:
     def _error(self, result: _Attempt, batch: SealedBatch) -> DeliveryError:
         status = result.status
         if result.kind == "auth":
+            said = f" (the server said: {result.message})" if result.message else ""
             return AuthenticationError(
-                f"mParticle refused the credentials (HTTP {status}): check apiKey and apiSecret",
+                f"mParticle refused the credentials (HTTP {status}): check apiKey and"
+                f" apiSecret{said}",
                 status=status,
             )
         if result.kind == "reject":
@@ -451,14 +488,28 @@ class Deliverer:
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
+        client = self._client
+        request = client.build_request(
+            "POST", self._url_parsed, content=body, headers=self._headers
+        )
+        response: httpx.Response | None = None
+        content: list[bytes] = []
         watch = self._observer.start(group, len(body), sent[0] - 1)
         try:
-            response = await self._client.post(
-                self._url_parsed, content=body, headers=self._headers, follow_redirects=False
-            )
+            # One deadline for the whole attempt: the per-phase timeouts alone let a
+            # server that drips its answer (a byte at a time) hold it open for ever.
+            with anyio.move_on_after(self._timeout) as deadline:
+                response = await client.send(request, stream=True, follow_redirects=False)
+                try:
+                    await _read_some(response, content)
+                except (httpx.HTTPError, httpx.StreamError):
+                    pass  # the status is in; a body cut short only shortens the message
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()  # closes the connection if body is left
         except _FATAL_ERRORS as exc:
             watch.end(None, error=exc)
-            return _Attempt("fail", None, _describe(exc))
+            return _Attempt("fail", None, self._describe(exc))
         except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
             watch.end(None, error=exc)
             counters.transport_errors += 1
@@ -466,14 +517,33 @@ class Deliverer:
             if ambiguous:
                 for batch in group:
                     batch.ambiguous_attempts += 1
-            return _Attempt("retry", None, _describe(exc), ambiguous=ambiguous)
+            return _Attempt("retry", None, self._describe(exc), ambiguous=ambiguous)
         except BaseException as exc:  # cancelled (close timeout): the attempt still ends
             watch.end(None, error=exc)
             raise
+        if response is None:  # no status within the deadline: a timeout, maybe sent
+            watch.end(None, error=TimeoutError())
+            counters.transport_errors += 1
+            for batch in group:
+                batch.ambiguous_attempts += 1
+            return _Attempt(
+                "retry",
+                None,
+                f"AttemptTimeout: no answer within {self._timeout:g} s (request_timeout)",
+                ambiguous=True,
+            )
+        if deadline.cancelled_caught:
+            self._log.info(
+                "mParticle answer HTTP %d: body not complete within %g s; connection closed",
+                response.status_code,
+                self._timeout,
+            )
         watch.end(response.status_code, response.headers)
-        return self._classify(response, group)
+        return self._classify(response, b"".join(content), group)
 
-    def _classify(self, response: httpx.Response, group: list[SealedBatch]) -> _Attempt:
+    def _classify(
+        self, response: httpx.Response, content: bytes, group: list[SealedBatch]
+    ) -> _Attempt:
         status = response.status_code
         headers = response.headers
         self._pacer.on_response(status, headers)
@@ -487,7 +557,7 @@ class Deliverer:
                     " no more requests will be sent by this destination",
                     status,
                 )
-            return _Attempt("auth", status, self._server_message(response))
+            return _Attempt("auth", status, self._server_message(response, content))
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
             if status == 429:
                 self.counters.throttled += 1
@@ -506,11 +576,18 @@ class Deliverer:
             )
         if 300 <= status < 400:
             return _Attempt("reject", status, f"HTTP {status} redirect not followed")
-        return _Attempt("reject", status, self._server_message(response))
+        return _Attempt("reject", status, self._server_message(response, content))
 
-    def _server_message(self, response: httpx.Response) -> str:
-        """The server's error text: ``code: message`` items of ``{"errors": [...]}``, else text."""
-        text = response.text
+    def _server_message(self, response: httpx.Response, content: bytes) -> str:
+        """The server's error text: ``code: message`` items of ``{"errors": [...]}``, else text.
+
+        ``content`` is the start of the body (at most ``MAX_RESPONSE_BYTES``). The
+        credentials are masked, should the server (or a proxy) echo them.
+        """
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return f"HTTP {response.status_code} ({encoding} body not read)"
+        text = content[:MAX_RESPONSE_BYTES].decode("utf-8", "replace")
         message = ""
         try:
             payload = json.loads(text)
@@ -525,19 +602,64 @@ class Deliverer:
             message = "; ".join(p for p in parts if p)
         if not message:
             message = " ".join(text.split()) or f"HTTP {response.status_code}"
-        if self._token and self._token in message:
-            message = message.replace(self._token, "***")
+        message = self._mask(message)
         if len(message) > _MAX_MESSAGE:
             message = message[: _MAX_MESSAGE - 1] + "…"
         return message
+
+    def _mask(self, text: str) -> str:
+        """``text`` with every form of the credentials replaced by ``***``."""
+        for secret in self._masks:
+            if secret in text:
+                text = text.replace(secret, _MASK)
+        return text
+
+    def _describe(self, exc: BaseException) -> str:
+        """Name a transport error without the request (httpx messages carry no headers,
+        but a protocol error may quote what the server sent: masked)."""
+        text = self._mask(str(exc))
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _read_some(response: httpx.Response, into: list[bytes]) -> None:
+    """Append the start of the body to ``into``: up to ``MAX_RESPONSE_BYTES`` (plus the
+    rest of the network read that crossed the bound); the remainder is never read.
+
+    At the bound the response is closed (its connection with it) and the iteration
+    goes on to end with the closed connection's error, which the caller expects:
+    leaving the loop instead would leave httpx's nested stream generators suspended
+    (trio warns when it collects them).
+    """
+    if response.is_stream_consumed:  # built in memory (a mock transport): nothing to bound
+        into.append(response.content[:MAX_RESPONSE_BYTES])
+        return
+    size = 0
+    async for chunk in response.aiter_raw():
+        into.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            if response.is_closed:  # still yielding after the close: stop all the same
+                return
+            await response.aclose()
+
+
+def _credential_forms(auth_header: str) -> tuple[str, ...]:
+    """What must never appear in a message: the header token, ``key:secret``, the secret.
+
+    Longest first, so a longer form is masked whole before a shorter one inside it.
+    """
+    token = auth_header.partition(" ")[2] or auth_header
+    forms = {token}
+    try:
+        pair = base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, ValueError):
+        pair = ""
+    _key, colon, secret = pair.partition(":")
+    if colon and secret:
+        forms.update((pair, secret))
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 def _last_result(state: RetryCallState) -> _Attempt | None:
     """What a retrier whose budget is spent returns: the last attempt's result."""
     return state.outcome.result() if state.outcome is not None else None
-
-
-def _describe(exc: BaseException) -> str:
-    """Name a transport error without the request (httpx messages carry no headers)."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -36,6 +36,7 @@ from typing import Final
 import anyio
 from attrs import field, frozen, validators
 
+from .._option_checks import not_bool, number
 from .retry import parse_retry_after
 
 __all__ = ["Pacer", "PacingPolicy"]
@@ -50,7 +51,7 @@ _WINDOW: Final = 1.0
 # whole window would take a burst for a trickle and pace far too hard.
 _MIN_SPAN: Final = 0.1
 
-_factor = [validators.gt(0.0), validators.le(1.0)]
+_factor = [not_bool, validators.gt(0.0), validators.le(1.0)]
 
 
 @frozen(kw_only=True)
@@ -75,16 +76,30 @@ class PacingPolicy:
         decrease_interval: At most one decrease per this many seconds.
     """
 
-    high_usage: float = field(default=80.0, converter=float, validator=validators.gt(0.0))
-    hold_usage: float = field(default=60.0, converter=float, validator=validators.ge(0.0))
-    throttle_factor: float = field(default=0.5, converter=float, validator=_factor)
-    usage_factor: float = field(default=0.85, converter=float, validator=_factor)
-    recovery: float = field(default=0.05, converter=float, validator=validators.gt(0.0))
-    min_rate: float = field(default=10.0, converter=float, validator=validators.gt(0.0))
-    min_fraction: float = field(default=0.25, converter=float, validator=_factor)
-    throttle_pause: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
-    max_pause: float = field(default=60.0, converter=float, validator=validators.ge(0.0))
-    decrease_interval: float = field(default=1.0, converter=float, validator=validators.ge(0.0))
+    high_usage: float = field(
+        default=80.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    hold_usage: float = field(
+        default=60.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    throttle_factor: float = field(default=0.5, converter=number, validator=_factor)
+    usage_factor: float = field(default=0.85, converter=number, validator=_factor)
+    recovery: float = field(
+        default=0.05, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    min_rate: float = field(
+        default=10.0, converter=number, validator=[not_bool, validators.gt(0.0)]
+    )
+    min_fraction: float = field(default=0.25, converter=number, validator=_factor)
+    throttle_pause: float = field(
+        default=1.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    max_pause: float = field(
+        default=60.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    decrease_interval: float = field(
+        default=1.0, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.hold_usage > self.high_usage:

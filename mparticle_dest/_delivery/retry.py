@@ -18,6 +18,8 @@ from tenacity import RetryCallState, stop_after_attempt, stop_before_delay, wait
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .._option_checks import not_bool, number
+
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
 _positive = validators.gt(0.0)
@@ -25,6 +27,7 @@ _non_negative = validators.ge(0.0)
 
 
 def _finite(_inst: object, attribute: object, value: float) -> None:
+    not_bool(_inst, attribute, value)
     if not math.isfinite(value):
         raise ValueError(f"{getattr(attribute, 'name', 'value')} must be finite, got {value!r}")
 
@@ -55,12 +58,16 @@ class RetryPolicy:
             retries anyway).
     """
 
-    max_attempts: int = field(default=8, validator=[validators.instance_of(int), validators.ge(1)])
-    max_elapsed: float = field(default=60.0, converter=float, validator=[_finite, _positive])
-    initial_backoff: float = field(default=0.5, converter=float, validator=[_finite, _non_negative])
-    max_backoff: float = field(default=30.0, converter=float, validator=[_finite, _non_negative])
+    max_attempts: int = field(
+        default=8, validator=[not_bool, validators.instance_of(int), validators.ge(1)]
+    )
+    max_elapsed: float = field(default=60.0, converter=number, validator=[_finite, _positive])
+    initial_backoff: float = field(
+        default=0.5, converter=number, validator=[_finite, _non_negative]
+    )
+    max_backoff: float = field(default=30.0, converter=number, validator=[_finite, _non_negative])
     max_retry_after: float = field(
-        default=60.0, converter=float, validator=[_finite, _non_negative]
+        default=60.0, converter=number, validator=[_finite, _non_negative]
     )
 
     def __attrs_post_init__(self) -> None:

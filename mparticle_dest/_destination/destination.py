@@ -30,7 +30,15 @@ from attrs import frozen
 
 from .._batching import Accumulator, BatchLimits, Packer
 from .._config import DestinationConfig
-from .._delivery import Deliverer, Pacer, PacingPolicy, RetryPolicy, make_client
+from .._delivery import (
+    DEFAULT_ATTEMPT_TIMEOUT,
+    Deliverer,
+    Pacer,
+    PacingPolicy,
+    RetryPolicy,
+    make_client,
+    parse_url,
+)
 from .._exceptions import (
     BufferFullError,
     DestinationClosedError,
@@ -42,7 +50,7 @@ from .._receipt import Receipt
 from .._telemetry import Telemetry
 from .._telemetry import check as check_telemetry
 from .._telemetry import start as start_telemetry
-from .._wire import basic_auth_header, endpoint
+from .._wire import basic_auth_header, check_base_url, endpoint
 from .engine import Engine
 from .options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -152,8 +160,10 @@ class Destination:
     Args:
         config: The destination config: a walkerOS-style dict (camelCase keys, as in
             a ``flow.json``) or a :class:`~mparticle_dest.DestinationConfig`.
-        base_url: Scheme + host (+ path prefix) replacing the pod host, e.g.
-            ``http://127.0.0.1:8080`` (proxies, tests).
+        base_url: Scheme + host (+ port, path prefix) replacing the pod host, e.g.
+            ``http://127.0.0.1:8080`` (proxies, tests): ``http`` or ``https``, a host,
+            no credentials (they belong in the settings), query, fragment,
+            whitespace or control characters.
         http_client: An ``httpx.AsyncClient`` you own (not closed by the destination).
             Give it ``follow_redirects=False`` and a pool of at least ``max_in_flight``.
         max_buffered_events: Cap on events accepted and not yet final (default 20,000).
@@ -166,8 +176,9 @@ class Destination:
             (default 10); what is left fails with reason ``"closed"``.
         max_in_flight: Most concurrent requests (default 4).
         max_batches_per_request: Most batches in one request (1–100, default 100).
-        request_timeout: Seconds per phase of an HTTP attempt (default 30, 10 to
-            connect). Ignored with ``http_client``.
+        request_timeout: Seconds one HTTP attempt may take in all, connecting,
+            sending and receiving (default 30; also the per-phase limit of the own
+            client, 10 s to connect); then it ends as a timeout, retried.
         retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
             8 attempts within 60 s).
         pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
@@ -183,8 +194,10 @@ class Destination:
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
-        ValueError: A delivery option is invalid.
-        TypeError: ``on_error`` is not a sync callable.
+        ValueError: A delivery option or ``base_url`` is invalid.
+        TypeError: A numeric option is a bool, ``base_url`` is not a string,
+            ``on_error`` is not a sync callable, or ``telemetry`` is neither a bool
+            nor a ``Telemetry``.
         ImportError: A ``Telemetry`` was given without ``opentelemetry-api``.
     """
 
@@ -221,10 +234,11 @@ class Destination:
             on_error=on_error,
             historical=historical,
         )
-        if base_url is not None and not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if base_url is not None:
+            check_base_url(base_url)
         path = HISTORICAL_PATH if historical else BULK_PATH
         self._url = endpoint(self.config.settings.pod, base_url, path)
+        parse_url(self._url)  # what httpx would refuse only when entered
         self._builder = EventBuilder.from_config(self.config)
         self._counters = Counters()
         self._engine = Engine(
@@ -322,6 +336,7 @@ class Destination:
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
             pacer=Pacer(self.options.pacing),
+            attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
             observer=observer,
         )
         try:

@@ -12,6 +12,7 @@ from attrs import field, frozen, validators
 from .._delivery import PacingPolicy, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
+from .._option_checks import not_bool, number
 
 __all__ = ["DeliveryOptions", "FailedBatch", "FullPolicy"]
 
@@ -49,6 +50,7 @@ class FailedBatch:
 
 
 def _finite_positive(_inst: object, attribute: object, value: float) -> None:
+    not_bool(_inst, attribute, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{getattr(attribute, 'name', 'value')} must be > 0, got {value!r}")
 
@@ -90,8 +92,11 @@ class DeliveryOptions:
         max_batches_per_request: Most batches packed into one ``/v2/bulkevents``
             request (1 to 100, mParticle's limit; default 100). With ``batch.size``
             1 and this at 1, delivery is one request per event, walkerOS's strategy.
-        request_timeout: Seconds for each phase of one HTTP attempt (``None``:
-            30 s, and 10 s to connect). Ignored with a caller-owned ``http_client``.
+        request_timeout: Seconds one HTTP attempt may take in all (connecting,
+            sending, receiving the answer); then it ends as a timeout, retried per
+            ``retry``. Also each phase's limit for the destination's own client
+            (``None``: 30 s, and 10 s to connect). A caller-owned ``http_client``
+            keeps its own phase limits, but its attempts are bounded all the same.
         retry: The per-request retry budget and backoff.
         pacing: The adaptive pacing tuning.
         on_error: Called with a :class:`FailedBatch` for every batch that failed for
@@ -102,21 +107,23 @@ class DeliveryOptions:
 
     max_buffered_events: int = field(
         default=DEFAULT_MAX_BUFFERED_EVENTS,
-        validator=[validators.instance_of(int), validators.ge(1)],
+        validator=[not_bool, validators.instance_of(int), validators.ge(1)],
     )
     full_policy: FullPolicy = field(
         default="wait", validator=validators.in_(("wait", "drop", "raise"))
     )
     full_timeout: float | None = field(default=None, validator=_optional_timeout)
     close_timeout: float = field(
-        default=DEFAULT_CLOSE_TIMEOUT, converter=float, validator=_finite_positive
+        default=DEFAULT_CLOSE_TIMEOUT, converter=number, validator=_finite_positive
     )
     max_in_flight: int = field(
-        default=DEFAULT_MAX_IN_FLIGHT, validator=[validators.instance_of(int), validators.ge(1)]
+        default=DEFAULT_MAX_IN_FLIGHT,
+        validator=[not_bool, validators.instance_of(int), validators.ge(1)],
     )
     max_batches_per_request: int = field(
         default=MAX_BATCHES_PER_REQUEST,
         validator=[
+            not_bool,
             validators.instance_of(int),
             validators.ge(1),
             validators.le(MAX_BATCHES_PER_REQUEST),

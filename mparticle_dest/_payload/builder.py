@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._config import BatchOptions, DestinationConfig
-from .._event import prepare_event
+from .._event import prepare_event, surrogate_path, text_ok
 from .._exceptions import ConfigError, InvalidEventError
 from .._mparticle import (
     MAX_BATCH_BYTES,
@@ -394,23 +394,33 @@ class EventBuilder:
         # batch level: identities, ip, source_request_id, user attributes
         pairs: list[tuple[str, IdentityValue]] = []
         text = 0  # characters of the batch-level strings, for the size bound below
+        # The event's own text was checked; what the mapping made of it (a callable's
+        # result, a constant) is checked here, before it is encoded.
         for identity_type, fn in plan.identities:
             value = fn(mev, ctx)
+            if type(value) is not str:
+                value = identity_value(value)
             if type(value) is str:
                 if value:
+                    if not (value.isascii() or text_ok(value)):
+                        where = f"user_identities.{identity_type}"
+                        raise _not_unicode(event_id, name, (where, value))
                     pairs.append((identity_type, value))
                     text += len(value)
-            else:
-                value = identity_value(value)
-                if value is not None:
-                    pairs.append((identity_type, value))
-                    text += len(value) if type(value) is str else 24
+            elif value is not None:
+                pairs.append((identity_type, value))
+                text += 24
         ip = mapped_sri = user_attributes = None
+        ua_fragment = b""
         if plan.batch_level:
             if self._ip is not None:
                 ip = string_value(self._ip(mev, ctx))
+                if ip is not None and not (ip.isascii() or text_ok(ip)):
+                    raise _not_unicode(event_id, name, ("ip", ip))
             if self._source_request_id is not None:
                 mapped_sri = string_value(self._source_request_id(mev, ctx))
+                if mapped_sri is not None and not (mapped_sri.isascii() or text_ok(mapped_sri)):
+                    raise _not_unicode(event_id, name, ("source_request_id", mapped_sri))
             if plan.user_attributes:
                 merged: dict[str, Any] = {}
                 for fn in plan.user_attributes:
@@ -418,45 +428,56 @@ class EventBuilder:
                     if isinstance(value, dict):
                         merged.update(value)
                 if merged:
-                    user_attributes = limits.user_attributes(merged, event_id, name, notes) or None
+                    try:
+                        user_attributes = (
+                            limits.user_attributes(merged, event_id, name, notes) or None
+                        )
+                        ua_fragment = user_attributes_fragment(user_attributes)
+                    except UnicodeEncodeError:
+                        raise _not_unicode(event_id, name, ("user_attributes", merged)) from None
 
         # the event's data, in wire key order
         event_type = plan.event_type
-        if event_type == "custom_event":
-            data: dict[str, Any] = {
-                "event_name": name
-                if len(name) <= MAX_EVENT_NAME_LENGTH
-                else limits.event_name(name, event_id, notes),
-                "custom_event_type": plan.custom_event_type,
-            }
-        elif event_type == "screen_view":
-            data = {"screen_name": limits.event_name(name, event_id, notes)}
-        elif plan.commerce is not None:
-            commerce = plan.commerce(mev, ctx)
-            data = dict(commerce) if isinstance(commerce, dict) else {}
-        else:
-            data = {}
-        if plan.event_data is not None:
-            extra = plan.event_data(mev, ctx)
-            if isinstance(extra, dict):
-                for k, v in extra.items():
-                    if k not in data:
-                        data[k] = v
-        if raw and isinstance(raw, dict):
-            custom = limits.custom_attributes(raw, event_id, name, notes)
-            if custom:
-                data["custom_attributes"] = custom
-        timestamp = mev.get("timestamp") or _now_ms()
-        if type(timestamp) is not int:
-            timestamp = int(timestamp)
-        data["timestamp_unixtime_ms"] = timestamp
-        if event_id:
-            data["source_message_id"] = event_id
-        if plan.check:
-            self._check(plan, data, event_id, name, notes, mapping_key)
+        data: dict[str, Any] = {}
+        try:
+            if event_type == "custom_event":
+                data = {
+                    "event_name": name
+                    if len(name) <= MAX_EVENT_NAME_LENGTH
+                    else limits.event_name(name, event_id, notes),
+                    "custom_event_type": plan.custom_event_type,
+                }
+            elif event_type == "screen_view":
+                data = {"screen_name": limits.event_name(name, event_id, notes)}
+            elif plan.commerce is not None:
+                commerce = plan.commerce(mev, ctx)
+                data = dict(commerce) if isinstance(commerce, dict) else {}
+            else:
+                data = {}
+            if plan.event_data is not None:
+                extra = plan.event_data(mev, ctx)
+                if isinstance(extra, dict):
+                    for k, v in extra.items():
+                        if k not in data:
+                            data[k] = v
+            if raw and isinstance(raw, dict):
+                custom = limits.custom_attributes(raw, event_id, name, notes)
+                if custom:
+                    data["custom_attributes"] = custom
+            timestamp = mev.get("timestamp") or _now_ms()
+            if type(timestamp) is not int:
+                timestamp = int(timestamp)
+            data["timestamp_unixtime_ms"] = timestamp
+            if event_id:
+                data["source_message_id"] = event_id
+            if plan.check:
+                self._check(plan, data, event_id, name, notes, mapping_key)
 
-        # Mapped values are JSON by construction (the mapping drops anything else).
-        body = plan.prefix + encode_json(data) + b"}"
+            # Mapped values are JSON by construction (the mapping drops anything
+            # else), but a callable or constant may hold a lone surrogate.
+            body = plan.prefix + encode_json(data) + b"}"
+        except UnicodeEncodeError:
+            raise _not_unicode(event_id, name, ("", data), ("custom_attributes", raw)) from None
 
         key = _new_tuple(BatchKey, (self._environment, tuple(pairs), ip, self._consent, mapped_sri))
         source_request_id = mapped_sri or event_id
@@ -467,10 +488,8 @@ class EventBuilder:
             + self._envelope_bound
             + _JSON_GROWTH * (text + len(source_request_id) + (len(ip) if ip else 0))
         )
-        ua_size = 0
-        if user_attributes:
-            ua_size = len(user_attributes_fragment(user_attributes))
-            bound += ua_size
+        ua_size = len(ua_fragment)
+        bound += ua_size
         if bound > MAX_BATCH_BYTES:
             size = batch_size(key, len(body), 1, ua_size, source_request_id)
             check_batch_bytes(size, event_id, name)
@@ -513,6 +532,19 @@ class EventBuilder:
                 "that mParticle would reject: " + "; ".join(problems),
                 field=problems[0].split(":", 1)[0],
             )
+
+
+def _not_unicode(event_id: str, name: str, *where: tuple[str, Any]) -> InvalidEventError:
+    """The error for mapped output holding a lone surrogate, naming its mParticle field.
+
+    ``where`` lists ``(path prefix, value)`` pairs to search, in order.
+    """
+    field = next((p for prefix, v in where if (p := surrogate_path(v, prefix))), None)
+    return InvalidEventError(
+        f"event {event_id!r} ({name!r}): the mapping produced {field or 'a value'} with a lone"
+        " surrogate, which is not valid Unicode and cannot be encoded as UTF-8",
+        field=field,
+    )
 
 
 def _iter_rules(mapping: Any) -> Any:

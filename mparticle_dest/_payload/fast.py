@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 from .._config import BatchOptions
+from .._event import text_ok
 from .._mparticle import (
     MAX_ATTRIBUTE_VALUE_LENGTH,
     MAX_BATCH_BYTES,
@@ -115,13 +116,23 @@ def _eligible(spec: FastSpec) -> bool:
             return False
     # A constant the generated code would decline on every event is left out at once:
     # an identity default other than a string or int, an over-long attribute string.
+    # So is text holding a lone surrogate (the event's own text is checked before):
+    # the general path refuses the event, naming the field.
     for _, (_, default) in spec.identities:
         if default is not None and type(default) is not str and type(default) is not int:
             return False
     for _, (_, default) in spec.attributes or ():
         if type(default) is str and len(default) > MAX_ATTRIBUTE_VALUE_LENGTH:
             return False
+    constants = [default for _, default in values]
+    if not all(_valid_text(text) for text in (spec.rule_name, *constants)):
+        return False
     return all(type(t) is str for t, _ in spec.identities)
+
+
+def _valid_text(value: object) -> bool:
+    """Whether ``value`` is no string or a string without a lone surrogate."""
+    return type(value) is not str or value.isascii() or text_ok(value)
 
 
 class _Writer:

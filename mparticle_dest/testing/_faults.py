@@ -18,7 +18,18 @@ from attrs import frozen
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "TokenBucket"]
 
-FaultKind = Literal["ok", "rate_limited", "server_error", "slow", "drop", "stall", "bad_request"]
+FaultKind = Literal[
+    "ok",
+    "rate_limited",
+    "server_error",
+    "slow",
+    "drop",
+    "stall",
+    "bad_request",
+    "error",
+    "huge_body",
+    "drip",
+]
 """What a :class:`Fault` does to the request it applies to."""
 
 
@@ -31,9 +42,11 @@ class Fault:
         status: The status answered (``None`` for ``drop``/``stall``; ``slow`` answers
             whatever normal processing answers).
         retry_after: ``Retry-After`` seconds sent with a 429, or ``None`` to omit it.
-        delay: Seconds to wait before answering (``slow``).
-        message: The error message of ``bad_request``.
+        delay: Seconds to wait before answering (``slow``), or between two body
+            bytes (``drip``).
+        message: The error message of ``bad_request`` and ``error``.
         percentage_used: Value of ``X-mp-rate-limit-percentage-used`` on a 2xx (``ok``).
+        size: Body bytes of ``huge_body`` (``None``: endless).
     """
 
     kind: FaultKind
@@ -42,6 +55,7 @@ class Fault:
     delay: float = 0.0
     message: str = ""
     percentage_used: int | None = None
+    size: int | None = None
 
     @classmethod
     def ok(cls, *, percentage_used: int | None = None) -> Fault:
@@ -92,6 +106,54 @@ class Fault:
     def bad_request(cls, message: str = "Bad request (injected)") -> Fault:
         """Answer 400 with mParticle's error body carrying ``message``."""
         return cls("bad_request", status=400, message=message)
+
+    @classmethod
+    def error(cls, status: int, message: str) -> Fault:
+        """Answer ``status`` (a 4xx or 5xx) with mParticle's error body carrying ``message``.
+
+        Raises:
+            ValueError: ``status`` is not a 4xx or 5xx.
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"error needs a 4xx or 5xx status, got {status}")
+        return cls("error", status=status, message=message)
+
+    @classmethod
+    def huge_body(cls, size: int | None = None, *, status: int = 202) -> Fault:
+        """Answer ``status`` with a body of ``size`` bytes (spaces), or an endless one.
+
+        The body is written as fast as the client reads it, until it is complete, the
+        client closes the connection or the server stops; the request is recorded
+        then, with :attr:`RecordedRequest.response_bytes` telling how many body bytes
+        the server managed to write (a client that reads only the start of a body
+        leaves most of it unwritten). ``size=None`` sends a chunked body that never ends.
+
+        Raises:
+            ValueError: ``size`` is negative or ``status`` is not 200-599.
+        """
+        if size is not None and size < 0:
+            raise ValueError(f"huge_body needs a size >= 0, got {size}")
+        if not 200 <= status <= 599:
+            raise ValueError(f"huge_body needs a status from 200 to 599, got {status}")
+        return cls("huge_body", status=status, size=size)
+
+    @classmethod
+    def drip(cls, interval: float = 0.5, *, status: int = 202) -> Fault:
+        """Answer ``status`` and the headers at once, then one body byte per ``interval`` s.
+
+        The chunked body never ends: the request stays open until the client closes
+        the connection or the server stops (then it is recorded, with
+        :attr:`RecordedRequest.response_bytes` the bytes dripped). A client that
+        only limits each read (a read timeout) never gives up on it.
+
+        Raises:
+            ValueError: ``interval`` is not positive or ``status`` is not 200-599.
+        """
+        if not interval > 0:
+            raise ValueError(f"drip needs an interval > 0, got {interval}")
+        if not 200 <= status <= 599:
+            raise ValueError(f"drip needs a status from 200 to 599, got {status}")
+        return cls("drip", status=status, delay=interval)
 
 
 class FaultPlan:

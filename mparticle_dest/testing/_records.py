@@ -70,6 +70,9 @@ class RecordedRequest:
         fault: The name of the injected fault (``"rate_limited"``, ``"drop"``, ...),
             ``"rate_limit"`` for the simulated limit, or ``None``.
         error: The error message answered with a 4xx, if any.
+        response_bytes: Body bytes of the answer the server wrote (``None`` when no
+            answer was sent); for ``huge_body`` and ``drip``, how far it got before
+            the client closed the connection.
     """
 
     index: int
@@ -80,6 +83,7 @@ class RecordedRequest:
     status: int | None
     fault: str | None = None
     error: str | None = None
+    response_bytes: int | None = None
 
     @property
     def accepted(self) -> bool:
@@ -237,6 +241,7 @@ class Recorder:
         fault: str | None = None,
         error: str | None = None,
         batches: Sequence[tuple[Mapping[str, Any], int]] | None = None,
+        response_bytes: int | None = None,
     ) -> None:
         """Record one request and, when it was accepted, its ``(batch, size)`` pairs."""
         with self._lock:
@@ -263,6 +268,7 @@ class Recorder:
                     status=status,
                     fault=fault,
                     error=error,
+                    response_bytes=response_bytes,
                 )
             )
             for position, (batch, size) in enumerate(batches or ()):

@@ -428,6 +428,10 @@ class FakeMparticle:
             self._record(h, path, body, None, fault=fault.kind)
             h.close_connection = True
             return True
+        if fault.kind in ("huge_body", "drip"):
+            written = self._stream_body(h, fault)
+            self._record(h, path, body, fault.status, fault=fault.kind, response_bytes=written)
+            return True
         headers: dict[str, str] = {}
         messages = [fault.message] if fault.message else []
         if fault.kind == "rate_limited":
@@ -439,6 +443,44 @@ class FakeMparticle:
             messages = [f"server error {fault.status} (injected)"]
         self._answer(h, path, body, fault.status or 500, messages, headers, fault=fault.kind)
         return True
+
+    def _stream_body(self, h: Handler, fault: Fault) -> int:
+        """Write ``huge_body``/``drip``'s answer; return the body bytes written.
+
+        Ends when the body is complete, the client closes the connection (a failed
+        write) or the server stops. The connection is closed afterwards.
+        """
+        h.close_connection = True
+        endless = fault.kind == "drip" or fault.size is None
+        h.send_response(fault.status or 202)
+        h.send_header("Content-Type", "application/json")
+        if endless:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", str(fault.size))
+        h.send_header("Connection", "close")
+        written = 0
+        try:
+            h.end_headers()
+            h.wfile.flush()
+            if fault.kind == "drip":
+                while not self._stopping.wait(fault.delay):
+                    h.wfile.write(b"1\r\n \r\n")
+                    h.wfile.flush()
+                    written += 1
+                return written
+            block = b" " * 65536
+            left = fault.size
+            while (left is None or left > 0) and not self._stopping.is_set():
+                part = block if left is None or left >= len(block) else block[:left]
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if endless else part)
+                h.wfile.flush()
+                written += len(part)
+                if left is not None:
+                    left -= len(part)
+        except OSError:  # the client closed the connection (or the server is stopping)
+            pass
+        return written
 
     def _process(self, h: Handler, path: str, body: bytes, fault: Fault | None) -> None:
         injected = fault.kind if fault is not None and fault.kind != "ok" else None
@@ -504,6 +546,7 @@ class FakeMparticle:
             status=202,
             fault=injected,
             batches=items,
+            response_bytes=0,
         )
         h.send(202, b"", headers)
 
@@ -551,8 +594,17 @@ class FakeMparticle:
         headers: dict[str, str] | None = None,
         fault: str | None = None,
     ) -> None:
-        self._record(h, path, body, status, fault=fault, error="; ".join(messages) or None)
-        h.send(status, error_body(status, messages) if messages else b"", headers)
+        answer = error_body(status, messages) if messages else b""
+        self._record(
+            h,
+            path,
+            body,
+            status,
+            fault=fault,
+            error="; ".join(messages) or None,
+            response_bytes=len(answer),
+        )
+        h.send(status, answer, headers)
 
     def _record(
         self,
@@ -563,6 +615,7 @@ class FakeMparticle:
         *,
         fault: str | None = None,
         error: str | None = None,
+        response_bytes: int | None = None,
     ) -> None:
         self._recorder.add_request(
             method=h.command,
@@ -572,4 +625,5 @@ class FakeMparticle:
             status=status,
             fault=fault,
             error=error,
+            response_bytes=response_bytes,
         )

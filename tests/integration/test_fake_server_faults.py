@@ -241,3 +241,89 @@ def test_token_bucket_refills_at_its_rate():
     assert bucket.take(80) is None
     assert bucket.percentage_used() == 100
     assert bucket.take(1) == pytest.approx(0.31)
+
+
+def test_error_fault_answers_any_status_with_the_message():
+    plan = FaultPlan.script([Fault.error(401, "key revoked"), Fault.error(418, "teapot")])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        first = c.post("/v2/bulkevents", json=[batch()])
+        second = c.post("/v2/bulkevents", json=[batch()])
+    assert (first.status_code, first.json()["errors"][0]["message"]) == (401, "key revoked")
+    assert second.status_code == 418
+    assert [(r.fault, r.error) for r in server.requests] == [
+        ("error", "key revoked"),
+        ("error", "teapot"),
+    ]
+    assert server.requests[0].response_bytes == len(first.content)
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        Fault.error(302, "no")
+
+
+def test_huge_body_is_sent_whole_to_a_client_that_reads_it():
+    plan = FaultPlan.script([Fault.huge_body(300_000, status=500)])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        response = c.post("/v2/bulkevents", json=[batch()])
+        assert (response.status_code, len(response.content)) == (500, 300_000)
+        assert response.content.strip() == b""
+        wait_until(lambda: len(server.requests) == 1)
+    (request,) = server.requests
+    assert (request.fault, request.status, request.response_bytes) == ("huge_body", 500, 300_000)
+    assert server.batches == []  # faulted: not received
+
+
+def test_endless_huge_body_stops_when_the_client_closes():
+    plan = FaultPlan.script([Fault.huge_body()])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        with c.stream("POST", "/v2/bulkevents", json=[batch()]) as response:
+            assert response.headers["transfer-encoding"] == "chunked"
+            read = 0
+            for chunk in response.iter_raw():
+                read += len(chunk)
+                if read > 1_000_000:
+                    break
+        wait_until(lambda: len(server.requests) == 1)
+    (request,) = server.requests
+    assert request.fault == "huge_body"
+    assert request.response_bytes is not None and request.response_bytes >= 1_000_000
+
+
+def test_drip_sends_the_status_then_a_byte_per_interval_until_the_client_leaves():
+    plan = FaultPlan.script([Fault.drip(0.01, status=503)])
+    with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:
+        with c.stream("POST", "/v2/bulkevents", json=[batch()]) as response:
+            assert response.status_code == 503
+            body = b""
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) >= 3:
+                    break
+        assert body == b"   "
+        wait_until(lambda: len(server.requests) == 1)
+    (request,) = server.requests
+    assert (request.fault, request.status) == ("drip", 503)
+    assert request.response_bytes is not None and request.response_bytes >= 3
+
+
+def test_drip_ends_when_the_server_stops():
+    server = FakeMparticle(faults=FaultPlan.always(Fault.drip(0.01))).start()
+    with httpx.Client(base_url=server.url, auth=AUTH) as c:
+        with c.stream("POST", "/v2/bulkevents", json=[batch()]) as response:
+            assert response.status_code == 202
+            server.stop()
+            with pytest.raises(httpx.HTTPError):
+                response.read()
+    assert [r.fault for r in server.requests] == ["drip"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Fault.huge_body(-1),
+        lambda: Fault.huge_body(10, status=101),
+        lambda: Fault.drip(0),
+        lambda: Fault.drip(1, status=600),
+    ],
+)
+def test_streamed_faults_refuse_bad_arguments(make):
+    with pytest.raises(ValueError):
+        make()
