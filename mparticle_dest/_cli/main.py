@@ -2,7 +2,7 @@
 
 Exit status: 0 when everything succeeded, 1 when some events were rejected or not
 delivered (or, for ``validate``, the config has problems), 2 for usage and config
-errors.
+errors, 128 + the signal number when SIGINT or SIGTERM stopped ``send``.
 """
 
 from __future__ import annotations
@@ -153,6 +153,15 @@ def demo(ctx: click.Context, users: int, events: int, waves: int) -> None:
     default=None,
     help="Show a progress line (default: only when stderr is a terminal).",
 )
+@click.option(
+    "--close-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="At the end (or on Ctrl-C/SIGTERM), how long to keep delivering what is"
+    " buffered; what is left then is reported as rejected lines.",
+)
 @click.pass_context
 def send(
     ctx: click.Context,
@@ -166,12 +175,15 @@ def send(
     pretty: bool,
     rejects_path: Path | None,
     progress: bool | None,
+    close_timeout: float,
 ) -> None:
     """Deliver the walkerOS events of FILE (JSON Lines; '-' reads stdin) to mParticle.
 
     Bad lines are reported with their line number, written to the rejects file, and
-    skipped; the run goes on. Exit status: 0 when every line was delivered (or skipped
-    by the mapping), 1 when some were rejected or failed, 2 for usage or config errors.
+    skipped; the run goes on. Ctrl-C or SIGTERM stops the reading, delivers what was
+    accepted (within --close-timeout) and prints the report. Exit status: 0 when every
+    line was delivered (or skipped by the mapping), 1 when some were rejected or failed,
+    2 for usage or config errors, 128 + the signal number when a signal stopped it.
     """
     from .send import run_send
 
@@ -194,7 +206,7 @@ def send(
         if is_stdin
         else input_path.open(encoding="utf-8", newline="")
     ) as stream:
-        ok = run_send(
+        report = run_send(
             config,
             stream,
             total_path=None if is_stdin else input_path,
@@ -207,8 +219,11 @@ def send(
             echo=click.echo,
             err=err,
             source=source.describe(),
+            close_timeout=close_timeout,
         )
-    ctx.exit(EXIT_OK if ok else EXIT_FAILED)
+    if report.stopped_by is not None:
+        ctx.exit(128 + report.stopped_by)
+    ctx.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -5,12 +5,19 @@ one place of the final report: delivered, skipped by the mapping, or rejected (b
 JSON, invalid event, a limit the config rejects, or a delivery that failed for
 good). Rejected lines go to the rejects file with their line number; the run goes
 on.
+
+SIGINT (Ctrl-C) or SIGTERM stops the reading: the events accepted so far are still
+delivered within the close timeout, or reported as rejected lines, and the report is
+printed before the command exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+from anyio.abc import TaskStatus
 from attrs import define, field
 
 from .._batching import Accumulator, BatchLimits
@@ -55,11 +63,13 @@ class SendReport:
     elapsed: float = 0.0
     path: str = BULK_PATH
     dry_run: bool = False
+    stopped_by: int | None = None  # the signal that stopped the run early
+    read_all: bool = False  # the input was read to its end
 
     @property
     def ok(self) -> bool:
-        """Whether every non-blank line was delivered (or skipped by the mapping)."""
-        return not self.rejected
+        """Whether every line was read, and delivered (or skipped by the mapping)."""
+        return not self.rejected and self.stopped_by is None
 
     def lines_of_text(self) -> list[str]:
         """The human-readable report."""
@@ -77,6 +87,13 @@ class SendReport:
             out.append(f"  {sum(self.rejected.values()):,} rejected ({stages})")
         if self.blank:
             out.append(f"  {self.blank:,} blank lines ignored")
+        if self.stopped_by is not None:
+            name = signal.Signals(self.stopped_by).name
+            out.append(
+                f"  {name} received after the last line was read"
+                if self.read_all
+                else f"  stopped by {name} after line {self.lines:,}: later lines were not read"
+            )
         if self.dry_run:
             out.append(f"  {self.batches:,} batches (would be posted to {self.path})")
         else:
@@ -135,6 +152,7 @@ async def send(
     progress: Progress,
     base_url: str | None = None,
     historical: bool = False,
+    stop: anyio.CancelScope | None = None,
     **options: Any,
 ) -> SendReport:
     """Push every event of ``lines`` through a :class:`Destination` and wait for the outcomes.
@@ -146,6 +164,8 @@ async def send(
         progress: The progress display.
         base_url: Replaces the pod host (proxies, tests).
         historical: Post to ``/v2/bulkevents/historical``; events must have a timestamp.
+        stop: Cancelling this scope stops the reading; the events accepted until then
+            are still delivered (within the close timeout) and reported.
         **options: More ``Destination`` keyword options.
 
     Returns:
@@ -178,21 +198,29 @@ async def send(
 
     if historical:
         options["historical"] = True
+    pushing = 0  # the line whose push is under way (a stop cancels it: not accepted)
     async with Destination(config, base_url=base_url, **options) as dest:
-        async for number, line, event in _numbered_events(lines, rejects, report, historical):
-            try:
-                receipt = await dest.push(event)
-            except InvalidEventError as exc:
-                rejects.reject(number, "event", str(exc), event=event)
-                report.rejected["event"] += 1
-                continue
-            report.accepted += 1
-            pending.append((number, line, receipt))
-            if len(pending) >= sweep_at:
-                settle(final=False)
-                sweep_at = 2 * len(pending) + _SWEEP_EVERY
-            if progress.due():
-                progress.update(report.lines, dest.stats.delivered_events)
+        with stop if stop is not None else anyio.CancelScope():
+            async for number, line, event in _numbered_events(lines, rejects, report, historical):
+                pushing = number
+                try:
+                    receipt = await dest.push(event)
+                except InvalidEventError as exc:
+                    rejects.reject(number, "event", str(exc), event=event)
+                    report.rejected["event"] += 1
+                    continue
+                finally:
+                    pushing = 0
+                report.accepted += 1
+                pending.append((number, line, receipt))
+                if len(pending) >= sweep_at:
+                    settle(final=False)
+                    sweep_at = 2 * len(pending) + _SWEEP_EVERY
+                if progress.due():
+                    progress.update(report.lines, dest.stats.delivered_events)
+            report.read_all = True
+        if pushing:
+            report.lines = pushing - 1
         await dest.aclose()
         stats = dest.stats
     settle(final=True)
@@ -272,14 +300,16 @@ def run_send(
     echo: Echo,
     err: Echo,
     source: str,
-) -> bool:
+    close_timeout: float | None = None,
+) -> SendReport:
     """The ``send`` command: run on a fresh event loop, print the report.
 
     The report goes to stdout, except with ``--dry-run`` where stdout carries the
     batches and the report goes to stderr.
 
     Returns:
-        Whether every line was delivered (or skipped by the mapping).
+        The report: ``ok`` tells whether every line was delivered (or skipped by the
+        mapping), ``stopped_by`` the signal that stopped the run early, if one did.
     """
     display = Progress(None, enabled=False if dry_run else progress)
     if display.enabled and total_path is not None:
@@ -297,9 +327,18 @@ def run_send(
             )
             out = err
         else:
+            options = {} if close_timeout is None else {"close_timeout": close_timeout}
             report = anyio.run(
                 functools.partial(
-                    _send_main, config, stream, rejects, display, base_url, historical
+                    _send_main,
+                    config,
+                    stream,
+                    rejects,
+                    display,
+                    err_line,
+                    base_url,
+                    historical,
+                    **options,
                 )
             )
             out = echo
@@ -310,7 +349,7 @@ def run_send(
         out(line)
     if rejects.count and rejects.path is not None:
         out(f"  rejected lines written to {rejects.path}")
-    return report.ok
+    return report
 
 
 async def _send_main(
@@ -318,17 +357,65 @@ async def _send_main(
     stream: IO[str],
     rejects: RejectSink,
     display: Progress,
+    err: Echo,
     base_url: str | None,
     historical: bool,
+    **options: Any,
 ) -> SendReport:
-    return await send(
-        config,
-        read_lines(stream),
-        rejects=rejects,
-        progress=display,
-        base_url=base_url,
-        historical=historical,
-    )
+    stop = anyio.CancelScope()
+    received: list[int] = []
+    error: Exception | None = None
+    reports: list[SendReport] = []
+    async with anyio.create_task_group() as tg:
+        if _can_watch_signals():
+            await tg.start(_stop_on_signals, stop, received, err)
+        try:
+            reports.append(
+                await send(
+                    config,
+                    read_lines(stream),
+                    rejects=rejects,
+                    progress=display,
+                    base_url=base_url,
+                    historical=historical,
+                    stop=stop,
+                    **options,
+                )
+            )
+        except Exception as exc:  # re-raised outside the task group, unwrapped
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    report = reports[0]
+    report.stopped_by = received[0] if received else None
+    return report
+
+
+def _can_watch_signals() -> bool:
+    # Signal handlers can be set in the main thread only, and asyncio's need POSIX.
+    return sys.platform != "win32" and threading.current_thread() is threading.main_thread()
+
+
+async def _stop_on_signals(
+    stop: anyio.CancelScope,
+    received: list[int],
+    err: Echo,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """The first SIGINT or SIGTERM stops the reading; the close still runs to its end."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if received:
+                err(f"mparticle-dest: {name}: still delivering the accepted events")
+                continue
+            received.append(signum)
+            err(f"mparticle-dest: {name}: stopping; delivering the accepted events")
+            stop.cancel()
 
 
 async def _dry_run_main(

@@ -1,7 +1,8 @@
 """The runtime that drives the stages: ``Destination``, its engine, options and stats.
 
 ``destination`` is the lifecycle and the ``push`` hot path, ``engine`` the background
-flusher and senders, ``sync`` the threaded facade for WSGI and scripts.
+flusher and senders, ``shelter`` runs the close to its end whatever interrupts its
+caller, ``sync`` the threaded facade for WSGI and scripts.
 """
 
 from .destination import CloseReport, Destination

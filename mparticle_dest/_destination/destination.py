@@ -60,6 +60,7 @@ from .options import (
     FailedBatch,
     FullPolicy,
 )
+from .shelter import Started, on_asyncio, run_sheltered, spawn_loop_task
 from .stats import Counters, Stats
 from .telemetry import EngineFigures
 
@@ -156,6 +157,9 @@ class Destination:
 
         async with Destination(config) as dest:
             receipt = await dest.push(event)
+
+    Where opening and closing happen in different tasks (start-up and shutdown hooks),
+    ``await dest.start()`` and ``await dest.aclose()`` do the same (asyncio only).
 
     Args:
         config: The destination config: a walkerOS-style dict (camelCase keys, as in
@@ -278,10 +282,7 @@ class Destination:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Destination:
-        if self._state is not _State.UNOPENED:
-            raise DestinationClosedError(
-                "a Destination can be entered only once; create a new one to reopen"
-            )
+        self._check_openable()
         cm = self._lifespan()
         destination = await cm.__aenter__()
         self._lifespan_cm = cm
@@ -302,9 +303,112 @@ class Destination:
     async def _lifespan(self) -> AsyncIterator[Destination]:
         # The task group is entered and left by the task running ``async with``; aclose()
         # may run on any task, so it stops the background through its own cancel scope.
+        self._bind_loop()
+        self._make_deliverer()
+        try:
+            # Re-raised below, outside the task group, which would wrap them in an
+            # ExceptionGroup: the caller sees its own error, or its Ctrl-C, unchanged.
+            error: BaseException | None = None
+            interruption: BaseException | None = None
+            async with anyio.create_task_group() as tg:
+                # The engine shields itself from cancellation; if the caller were cancelled
+                # before it reported readiness, start() (and the task group) would wait forever.
+                with anyio.CancelScope(shield=True):
+                    await tg.start(self._engine.run)
+                self._mark_open()
+                try:
+                    yield self
+                except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                    error = exc
+                finally:
+                    try:
+                        await self.aclose()
+                    except BaseException as exc:  # an interruption held back during the close
+                        interruption = exc
+            if interruption is not None:
+                raise interruption
+            if error is not None:
+                raise error
+        finally:
+            _live.discard(self)
+            if self._state is not _State.CLOSED:  # start-up failed
+                self._state = _State.CLOSED
+                await self._close_client()
+
+    async def start(self) -> Destination:
+        """Open the destination without ``async with``; close it with :meth:`aclose`.
+
+        For start-up and shutdown hooks that run in different tasks (aiohttp's
+        ``on_startup`` and ``on_cleanup``, say): the background delivery runs in a task
+        of its own on the event loop rather than in a task group of the caller, so
+        ``aclose()`` may be awaited from any task. Prefer ``async with`` wherever the
+        destination's life fits in one block (a FastAPI lifespan, a script), and
+        always ``aclose()`` a started destination at shutdown: events still buffered
+        when the event loop stops are lost.
+
+        asyncio only. On trio every task belongs to a nursery, so ``start()`` raises
+        ``RuntimeError``: use ``async with`` around the code that pushes.
+
+        Returns:
+            The destination itself: ``dest = await Destination(config).start()``.
+
+        Raises:
+            RuntimeError: The destination is already open, or the loop is trio's.
+            DestinationClosedError: The destination was closed (create a new one), or
+                its engine failed to start.
+        """
+        self._check_openable()
+        if not on_asyncio():
+            raise RuntimeError(
+                "Destination.start() needs asyncio: under trio a background task must"
+                " belong to a nursery. Use `async with Destination(...) as dest:` around"
+                " the code that pushes (for an app, in the task that owns its nursery)"
+            )
+        self._bind_loop()
+        status = Started()
+        engine = self._engine
+
+        async def run_engine() -> None:
+            try:
+                await engine.run(task_status=status)
+            finally:
+                status.event.set()  # readiness never comes if the engine failed to start
+
+        task = spawn_loop_task(run_engine)
+        try:
+            with anyio.CancelScope(shield=True):
+                await status.event.wait()
+        except BaseException:
+            # A plain task.cancel() of the caller, which the shield cannot stop. Nothing
+            # was accepted (nor an HTTP client made) yet: stop the engine task outright.
+            task.cancel()
+            self._state = _State.CLOSED
+            raise
+        if not status.ready:
+            self._state = _State.CLOSED
+            raise self._closed_error()
+        self._make_deliverer()
+        self._mark_open()
+        return self
+
+    def _check_openable(self) -> None:
+        if self._state is _State.UNOPENED:
+            return
+        if self._state is _State.OPEN:
+            raise RuntimeError(
+                "this Destination is already open (a Destination can be opened only once)"
+            )
+        raise DestinationClosedError(
+            "a Destination can be opened only once and this one is closed: create a new one"
+        )
+
+    def _bind_loop(self) -> None:
         self._loop_probe, self._now = _loop_probe()
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
+
+    def _make_deliverer(self) -> None:
+        """Make the HTTP client (unless one was given) and the deliverer using it."""
         client = self._http_client
         owns_client = client is None
         if client is None:
@@ -339,40 +443,22 @@ class Destination:
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
             observer=observer,
         )
-        try:
-            error: Exception | None = None
-            async with anyio.create_task_group() as tg:
-                # The engine shields itself from cancellation; if the caller were cancelled
-                # before it reported readiness, start() (and the task group) would wait forever.
-                with anyio.CancelScope(shield=True):
-                    await tg.start(self._engine.run)
-                self._state = _State.OPEN
-                self._accepting = self._loop
-                _live.add(self)
-                try:
-                    yield self
-                except Exception as exc:
-                    # Re-raised below, outside the task group, which would wrap it in
-                    # an ExceptionGroup: the caller sees its own error unchanged.
-                    error = exc
-                finally:
-                    await self.aclose()
-            if error is not None:
-                raise error
-        finally:
-            _live.discard(self)
-            if self._state is not _State.CLOSED:  # start-up failed
-                self._state = _State.CLOSED
-                await self._close_client()
+
+    def _mark_open(self) -> None:
+        self._state = _State.OPEN
+        self._accepting = self._loop
+        _live.add(self)
 
     async def aclose(self) -> CloseReport:
         """Deliver everything buffered (within ``close_timeout``), stop and report.
 
-        Idempotent: later calls return the first report. Runs shielded, so a cancelled
-        caller still gets everything delivered or reported within the timeout. Events
-        still buffered when the timeout runs out fail with reason ``"closed"`` (their
-        receipts resolve, ``on_error`` receives their batches). Leaving ``async with``
-        calls it.
+        Idempotent: later calls return the first report. The close runs to its end
+        even when the caller is cancelled meanwhile, by anyio or trio, or by a plain
+        asyncio ``task.cancel()`` (Ctrl-C under ``asyncio.run``, a SIGTERM handler),
+        however many times: it finishes within ``close_timeout`` (plus the moment it
+        takes to stop), then the cancellation propagates. Events still buffered when
+        the timeout runs out fail with reason ``"closed"`` (their receipts resolve,
+        ``on_error`` receives their batches). Leaving ``async with`` calls it.
 
         Returns:
             A :class:`CloseReport`.
@@ -383,31 +469,41 @@ class Destination:
             assert self._closed is not None
             await self._closed.wait()
             return self._final_report()
-        if self._state is _State.UNOPENED or self._forked:
-            # Nothing to deliver, or (after fork) nothing this process may touch.
+        if self._state in (_State.UNOPENED, _State.CLOSED) or self._forked:
+            # Nothing to deliver (never opened, or failed to open), or (after fork)
+            # nothing this process may touch.
             self._state = _State.CLOSED
             self._close_report = self._report(timed_out=False, duration=0.0)
             return self._close_report
         self._check_loop()
         self._state = _State.CLOSING
         self._stop_accepting()
+        self._engine.wake_room()
+        return await run_sheltered(self._close)
+
+    async def _close(self) -> CloseReport:
+        """The close itself, in a task of its own (see ``run_sheltered``)."""
         started = anyio.current_time()
         engine = self._engine
-        engine.wake_room()
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(self.options.close_timeout) as drain:
-                engine.seal_all()
-                await engine.wait_unresolved()
-            timed_out = drain.cancelled_caught
-            await engine.stop()
+        timed_out = False
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self.options.close_timeout) as drain:
+                    engine.seal_all()
+                    await engine.wait_unresolved()
+                timed_out = drain.cancelled_caught
+                await engine.stop()
+                await self._close_client()
+        finally:
+            # Also when the event loop itself tears this task down: every receipt resolves.
             engine.fail_leftovers()
-            await self._close_client()
-        self._state = _State.CLOSED
-        report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
-        self._close_report = report
+            _live.discard(self)
+            self._state = _State.CLOSED
+            report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
+            self._close_report = report
+            assert self._closed is not None
+            self._closed.set()
         self._log_close(report)
-        assert self._closed is not None
-        self._closed.set()
         return report
 
     def _final_report(self) -> CloseReport:
@@ -587,6 +683,7 @@ class Destination:
         if self._state is _State.UNOPENED:
             return DestinationClosedError(
                 "the Destination is not open: use `async with Destination(...) as dest:`"
+                " (or `await dest.start()`)"
             )
         if self._engine.broken:
             return DestinationClosedError(

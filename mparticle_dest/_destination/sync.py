@@ -148,6 +148,7 @@ class SyncDestination:
         self._destination: Destination | None = None
         self._stop: anyio.Event | None = None
         started = threading.Event()
+        self._finished = threading.Event()  # set by the loop thread as it ends
         self._thread = threading.Thread(
             target=self._run_loop,
             args=(destination, started),
@@ -174,6 +175,8 @@ class SyncDestination:
                 started.set()
             else:
                 logger.exception("mparticle_dest: the SyncDestination loop thread failed")
+        finally:
+            self._finished.set()
 
     async def _serve(self, destination: Destination, started: threading.Event) -> None:
         # The destination is entered and left by this one task (its task group must be);
@@ -286,17 +289,36 @@ class SyncDestination:
                 self._closed = True
                 with _live_lock:
                     _live.discard(self)
-                portal, stop = self._portal, self._stop
-                if portal is not None and stop is not None:
-                    try:
-                        portal.call(stop.set)
-                    except RuntimeError:  # the loop already ended (it failed)
-                        pass
-                self._thread.join()
+                self._stop_and_join()
                 self._portal = None
         if self._report is None:
             raise DestinationClosedError("SyncDestination's loop thread ended unexpectedly")
         return self._report
+
+    def _stop_and_join(self) -> None:
+        """Stop the loop thread and wait until its close is done.
+
+        A Ctrl-C or a SIGTERM handler raising ``SystemExit`` interrupts the waiting
+        thread, not the close; the exception is held back until the close (bounded by
+        ``close_timeout``) is done, then re-raised, so every receipt is resolved first.
+        """
+        held: BaseException | None = None
+        # Not Thread.join(): after an interrupted join, the thread counts as stopped.
+        while not self._finished.is_set():
+            try:
+                portal, stop = self._portal, self._stop
+                if portal is not None and stop is not None:
+                    try:
+                        portal.call(stop.set)  # idempotent: may run again after an interruption
+                    except RuntimeError:  # the loop already ended (it failed), or is ending
+                        pass
+                self._finished.wait()
+            except BaseException as exc:  # noqa: PERF203 - a signal handler's exception
+                if held is None:
+                    held = exc
+        self._thread.join()
+        if held is not None:
+            raise held
 
     def __enter__(self) -> SyncDestination:
         return self
@@ -325,6 +347,10 @@ def _close_live_instances() -> None:
             instance.close()
         except Exception:
             logger.exception("mparticle_dest: closing a SyncDestination at exit failed")
+        except BaseException as exc:
+            # A Ctrl-C or SIGTERM during the close at exit: close() finished first, and the
+            # process is exiting anyway. Go on with the other instances.
+            logger.info("mparticle_dest: %s during the close at exit", type(exc).__name__)
 
 
 def _forget_instances_in_child() -> None:
