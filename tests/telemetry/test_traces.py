@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Otel
 from opentelemetry.trace import SpanKind, StatusCode
 from support.engine import FAST_PACING, FAST_RETRY, event, make_config
+from support.otel import Otel
 
 from mparticle_dest import Telemetry
 from mparticle_dest._destination.destination import Destination
@@ -113,3 +113,21 @@ async def test_an_attempt_cancelled_by_the_close_timeout_still_ends_its_span(ote
         for p in m.data.data_points
     ]
     assert duration.count == 1
+
+
+async def test_an_attempt_without_an_answer_in_time_ends_as_a_timeout(otel: Otel) -> None:
+    plan = FaultPlan.script([Fault.stall()])
+    async with FakeMparticle(faults=plan) as server:
+        async with Destination(
+            make_config(server, size=1),
+            base_url=server.url,
+            retry=FAST_RETRY,
+            request_timeout=0.2,
+            telemetry=otel.telemetry(),
+        ) as dest:
+            await dest.push(event("u", 1))
+    assert dest.stats.delivered_events == 1
+    first, retry = sorted(otel.spans(), key=lambda s: s.start_time or 0)
+    assert (first.attributes or {})["error.type"] == "TimeoutError"
+    assert first.status.status_code is StatusCode.ERROR
+    assert (retry.attributes or {})["http.response.status_code"] == 202
