@@ -1,4 +1,4 @@
-"""The walkerOS v4 event model and the per-push validation of events (SPEC §3).
+"""The walkerOS v4 event model and the per-push validation of events.
 
 ``prepare_event`` (``normalize_event`` without the copy when nothing needs filling)
 runs on every ``push``, on the caller's task, so it is written for speed: one pass

@@ -1,4 +1,4 @@
-"""``Secret``: a string that never shows itself in reprs, logs or errors (SPEC §8)."""
+"""``Secret``: a string that never shows itself in reprs, logs, errors or stats."""
 
 from __future__ import annotations
 

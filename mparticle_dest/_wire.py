@@ -11,7 +11,12 @@ it, so the accumulator can do O(1) byte accounting::
      ,"user_attributes":{...}                                             <- per batch
      ,"ip":"..."                                                          <- key
      ,"source_request_id":"..."                                           <- per batch
-     ,"consent_state":{...}}                                              <- key tail
+     ,"batch_context":{...},"device_info":{...},"application_info":{...}
+     ,"mpid":...,"consent_state":{...}}                                   <- key tail
+
+The order is the one walkerOS's destination writes; the fields it does not know
+(``batch_context`` to ``mpid``) are written when set, in the order of the official
+OpenAPI file (where they also come before ``consent_state``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import orjson
 from ._mparticle import EVENTS_PATH, PODS
 
 __all__ = [
+    "JSON_GROWTH",
     "BatchKey",
     "IdentityValue",
     "basic_auth_header",
@@ -67,6 +73,10 @@ _py_encode: Final = json.JSONEncoder(
 _orjson_dumps: Final = orjson.dumps
 _EVENTS_OPEN: Final = b'{"events":['
 _EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
+
+#: Worst-case growth of a string's length when JSON-encoded: a control character
+#: becomes ``\u00XX`` (6 bytes); what size bounds multiply string lengths by.
+JSON_GROWTH: Final = 6
 
 IdentityValue = Union[str, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
 
@@ -113,16 +123,22 @@ class _BatchKeyFields(NamedTuple):
     ip: str | None = None
     consent_state: str | None = None
     source_request_id: str | None = None
+    mpid: int | None = None
+    device_info: str | None = None
+    application_info: str | None = None
+    batch_context: str | None = None
 
 
 class BatchKey(_BatchKeyFields):
-    """Everything batch-level; events with equal keys share a batch (SPEC §6).
+    """Everything batch-level; events with equal keys share a batch.
 
     An immutable named tuple ``(environment, user_identities, ip, consent_state,
-    source_request_id)``: cheap to build and hash on every push. ``user_identities``
-    is the resolved identities as ``((type, value), ...)`` in wire order;
-    ``consent_state`` is the consent JSON text; ``source_request_id`` is the mapped
-    value when ``settings.sourceRequestId`` is configured and resolved, else ``None``.
+    source_request_id, mpid, device_info, application_info, batch_context)``: cheap to
+    build and hash on every push. ``user_identities`` is the resolved identities as
+    ``((type, value), ...)`` in wire order; ``consent_state``, ``device_info``,
+    ``application_info`` and ``batch_context`` are JSON texts; ``source_request_id`` is
+    the mapped value when ``settings.sourceRequestId`` is configured and resolved, else
+    ``None``. Build it with all nine items (``tuple.__new__`` skips the defaults).
 
     The key also caches its envelope fragments (see :meth:`fragments`), so sizing and
     assembling a batch are joins; keep using the batch's first key object for both.
@@ -136,8 +152,9 @@ class BatchKey(_BatchKeyFields):
 
         Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
         ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail``
-        holds ``consent_state`` and closes the object. ``user_attributes`` goes between
-        head and middle, ``source_request_id`` between middle and tail.
+        holds ``batch_context`` to ``consent_state`` and closes the object.
+        ``user_attributes`` goes between head and middle, ``source_request_id``
+        between middle and tail.
         """
         cached = self._fragments
         if cached is None:
@@ -145,10 +162,18 @@ class BatchKey(_BatchKeyFields):
             if self.user_identities:
                 head += b',"user_identities":' + encode_json(dict(self.user_identities))
             middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
-            tail = b"}"
+            tail = b""
+            if self.batch_context is not None:
+                tail += b',"batch_context":' + self.batch_context.encode()
+            if self.device_info is not None:
+                tail += b',"device_info":' + self.device_info.encode()
+            if self.application_info is not None:
+                tail += b',"application_info":' + self.application_info.encode()
+            if self.mpid is not None:
+                tail += b',"mpid":' + encode_json(self.mpid)
             if self.consent_state is not None:
-                tail = b',"consent_state":' + self.consent_state.encode() + b"}"
-            cached = self._fragments = (head, middle, tail)
+                tail += b',"consent_state":' + self.consent_state.encode()
+            cached = self._fragments = (head, middle, tail + b"}")
         return cached
 
 
@@ -184,7 +209,8 @@ def encode_batch(
 
     Returns:
         The compact JSON bytes, key order ``events, environment, user_identities,
-        user_attributes, ip, source_request_id, consent_state``.
+        user_attributes, ip, source_request_id, batch_context, device_info,
+        application_info, mpid, consent_state`` (absent parts left out).
     """
     head, middle, tail = key.fragments()
     ua = (

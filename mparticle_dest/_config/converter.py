@@ -1,4 +1,4 @@
-"""The cattrs boundary: walkerOS camelCase dicts ⇄ typed config objects (SPEC §2).
+"""The cattrs boundary: walkerOS camelCase dicts ⇄ typed config objects.
 
 One ``Converter(forbid_extra_keys=True)`` with detailed validation, camelCase
 renames generated from the attrs field names, and hooks that keep value
@@ -6,35 +6,35 @@ mappings exactly as given (they may hold Python callables). Structuring errors
 from every level (cattrs' own, the classes' checks, the mapping compiler) are
 gathered into ONE :class:`ConfigError`, one line per problem, each with its key
 path in the user's camelCase spelling.
+
+Generic over the config classes, so that it sits below the model (which calls it from
+``from_dict``/``to_dict``) and never imports it: what it needs to know about a class is
+in the field metadata (``problems.NESTED``, ``problems.RULE_TREE``, ``problems.CHECK``)
+and the fields' attrs converters, which hold each shorthand rule once (``batch: 500``).
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from attrs import fields, fields_dict
+from attrs import Attribute, fields, fields_dict
 from cattrs import Converter
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .._exceptions import ConfigError
 from .._secret import MASK, Secret
-from .model import (
+from .problems import (
+    CHECK,
     NESTED,
+    RULE_TREE,
     Attr,
-    BatchOptions,
-    DestinationConfig,
     InvalidConfigError,
-    LimitPolicy,
     PathPart,
     Problem,
-    Rule,
-    RuleEntry,
-    RuleSettings,
-    Settings,
     camel,
     problems_of,
     render,
@@ -44,7 +44,7 @@ from .model import (
 if TYPE_CHECKING:
     from attrs import AttrsInstance
 
-__all__ = ["IGNORED_WALKEROS_KEYS", "structure_config", "unstructure_config"]
+__all__ = ["IGNORED_WALKEROS_KEYS", "structure_root", "unstructure"]
 
 logger = logging.getLogger("mparticle_dest.config")
 
@@ -60,17 +60,10 @@ _HANDLER_KEYS = frozenset({"onError", "onLog"})
 # Keys of a whole flow.json destination entry, passed where its ``config`` belongs.
 _ENTRY_KEYS = frozenset({"package", "config", "code"})
 
-_CLASSES: tuple[type, ...] = (
-    BatchOptions,
-    LimitPolicy,
-    Settings,
-    RuleSettings,
-    Rule,
-    DestinationConfig,
-)
-
 converter = Converter(forbid_extra_keys=True, detailed_validation=True)
 _structure_fns: dict[type, Callable[[Mapping[str, Any], Any], Any]] = {}
+# The classes passed to structure_root: a whole flow.json entry there gets a hint.
+_roots: set[type] = set()
 
 
 # -- error translation -----------------------------------------------------------------------
@@ -78,7 +71,7 @@ _structure_fns: dict[type, Callable[[Mapping[str, Any], Any], Any]] = {}
 
 def _unknown_key(cls: type, key: Any) -> str:
     known = [camel(a.name) for a in fields(cls) if a.init]
-    if cls is DestinationConfig and key in _ENTRY_KEYS:
+    if cls in _roots and key in _ENTRY_KEYS:
         return (
             "unknown key (this looks like a whole flow.json destination entry; "
             'pass its "config" object)'
@@ -157,7 +150,7 @@ def structure_obj(cls: type[T], value: Any) -> T:
     if not isinstance(value, Mapping):
         raise _invalid(cls, f"expected an object, got {type_name(value)}")
     try:
-        return _structure_fns[cls](value, cls)  # type: ignore[no-any-return]
+        return _structure_fn(cls)(value, cls)  # type: ignore[no-any-return]
     except ClassValidationError as exc:
         found = translate(exc)
         with_notes, without = exc.group_exceptions()
@@ -176,82 +169,102 @@ def structure_obj(cls: type[T], value: Any) -> T:
         raise InvalidConfigError(cls, found) from None
 
 
-def _structure_batch(optional: bool) -> Callable[[Any, Any], Any]:
+def _nested_hook(owner: type, attribute: Attribute[Any], target: type) -> Callable[[Any, Any], Any]:
+    """Structure a field holding a config object (a dict, or a shorthand the field's
+    attrs converter expands, such as ``batch: 500``)."""
+    convert = attribute.converter
+    if convert is None:
+        return lambda value, _: structure_obj(target, value)
+    check = attribute.metadata[CHECK]
+
     def hook(value: Any, _: Any) -> Any:
-        if value is None and optional:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 0:
-                raise _invalid(BatchOptions, f"must be >= 0 (milliseconds), got {value}")
-            return BatchOptions(age=value)
-        if isinstance(value, (Mapping, BatchOptions)):
-            return structure_obj(BatchOptions, value)
-        raise _invalid(
-            BatchOptions,
-            "expected a number of milliseconds or an object with size/age/wait, "
-            f"got {type_name(value)}",
-        )
+        value = convert(value)  # type: ignore[operator]
+        if isinstance(value, Mapping):
+            return structure_obj(target, value)
+        found = list(check(value))
+        if found:
+            raise InvalidConfigError(owner, found)
+        return value
 
     return hook
 
 
-def _structure_one_rule(value: Any, what: str) -> Rule:
-    if not isinstance(value, (Mapping, Rule)):
-        raise _invalid(Rule, f"expected {what}, got {type_name(value)}")
-    return structure_obj(Rule, value)
+def _rule_tree_hook(target: type) -> Callable[[Any, Any], Any]:
+    """Structure ``{entity: {action: rule | [rule, ...]}}``; a list becomes a tuple (the
+    first rule whose condition holds wins)."""
 
+    def one(value: Any, what: str) -> Any:
+        if not isinstance(value, (Mapping, target)):
+            raise _invalid(target, f"expected {what}, got {type_name(value)}")
+        return structure_obj(target, value)
 
-def _structure_rule(value: Any) -> RuleEntry:
-    """A rule, or a list of rules (the first whose condition holds wins) → a tuple."""
-    if not isinstance(value, (list, tuple)):
-        return _structure_one_rule(value, "a rule object or a list of them")
-    rules: list[Rule] = []
-    problems: list[Problem] = []
-    for index, item in enumerate(value):
-        try:
-            rules.append(_structure_one_rule(item, "a rule object"))
-        except InvalidConfigError as exc:  # noqa: PERF203 - every rule's problems are reported
-            problems.extend(translate(exc, (index,)))
-    if problems:
-        raise InvalidConfigError(Rule, problems)
-    return tuple(rules)
-
-
-def _structure_rules(value: Any, _: Any) -> dict[str, dict[str, RuleEntry]]:
-    if not isinstance(value, Mapping):
-        raise _invalid(
-            Rule, f"expected an object {{entity: {{action: rule}}}}, got {type_name(value)}"
-        )
-    out: dict[str, dict[str, RuleEntry]] = {}
-    problems: list[Problem] = []
-    for entity, actions in value.items():
-        if not isinstance(actions, Mapping):
-            problems.append(
-                ((entity,), f"expected an object {{action: rule}}, got {type_name(actions)}")
-            )
-            continue
-        rules: dict[str, RuleEntry] = {}
-        for action, rule in actions.items():
+    def entry(value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            return one(value, "a rule object or a list of them")
+        rules: list[Any] = []
+        problems: list[Problem] = []
+        for index, item in enumerate(value):
             try:
-                rules[action] = _structure_rule(rule)
+                rules.append(one(item, "a rule object"))
             except InvalidConfigError as exc:  # noqa: PERF203 - every rule's problems are reported
-                problems.extend(translate(exc, (entity, action)))
-        out[entity] = rules
-    if problems:
-        raise InvalidConfigError(Rule, problems)
-    return out
+                problems.extend(translate(exc, (index,)))
+        if problems:
+            raise InvalidConfigError(target, problems)
+        return tuple(rules)
+
+    def hook(value: Any, _: Any) -> dict[str, dict[str, Any]]:
+        if not isinstance(value, Mapping):
+            raise _invalid(
+                target, f"expected an object {{entity: {{action: rule}}}}, got {type_name(value)}"
+            )
+        out: dict[str, dict[str, Any]] = {}
+        problems: list[Problem] = []
+        for entity, actions in value.items():
+            if not isinstance(actions, Mapping):
+                problems.append(
+                    ((entity,), f"expected an object {{action: rule}}, got {type_name(actions)}")
+                )
+                continue
+            rules: dict[str, Any] = {}
+            for action, rule in actions.items():
+                try:
+                    rules[action] = entry(rule)
+                except InvalidConfigError as exc:  # noqa: PERF203 - every rule's problems are reported
+                    problems.extend(translate(exc, (entity, action)))
+            out[entity] = rules
+        if problems:
+            raise InvalidConfigError(target, problems)
+        return out
+
+    return hook
+
+
+def _unstructure_rule_tree(target: type) -> Callable[[Any], Any]:
+    def unstructure_tree(tree: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        return {
+            entity: {
+                action: [converter.unstructure(r, target) for r in rule]
+                if isinstance(rule, tuple)
+                else converter.unstructure(rule, target)
+                for action, rule in actions.items()
+            }
+            for entity, actions in tree.items()
+        }
+
+    return unstructure_tree
 
 
 def _passthrough(value: Any, _: Any) -> Any:
     return value
 
 
-def _field_hook(owner: type, name: str, target: type) -> Callable[[Any, Any], Any]:
-    if target is BatchOptions:
-        return _structure_batch(optional=owner is Rule)
-    if target is Rule:
-        return _structure_rules
-    return lambda value, _: structure_obj(target, value)
+def _structure_fn(cls: type) -> Callable[[Mapping[str, Any], Any], Any]:
+    """The generated structure function of ``cls``, its hooks registered on first use."""
+    fn = _structure_fns.get(cls)
+    if fn is None:
+        _register(cls)
+        fn = _structure_fns[cls]
+    return fn
 
 
 def _register(cls: type) -> None:
@@ -261,17 +274,20 @@ def _register(cls: type) -> None:
         if not a.init:
             continue
         target = a.metadata.get(NESTED)
-        hook = _passthrough if target is None else _field_hook(cls, a.name, target)
-        structure_overrides[a.name] = override(rename=camel(a.name), struct_hook=hook)
-        unstructure_overrides[a.name] = override(rename=camel(a.name))
-    if cls is Settings:
-        unstructure_overrides["api_secret"] = override(
-            rename="apiSecret", unstruct_hook=lambda _secret: MASK
-        )
-    if cls is DestinationConfig:
-        unstructure_overrides["mapping"] = override(
-            rename="mapping", omit_if_default=True, unstruct_hook=_unstructure_rules
-        )
+        name = camel(a.name)
+        if target is None:
+            hook: Callable[[Any, Any], Any] = _passthrough
+        elif a.metadata.get(RULE_TREE):
+            hook = _rule_tree_hook(target)
+            unstructure_overrides[a.name] = override(
+                rename=name, omit_if_default=True, unstruct_hook=_unstructure_rule_tree(target)
+            )
+        else:
+            hook = _nested_hook(cls, a, target)
+        if target is not None and target not in _structure_fns:
+            _register(target)
+        structure_overrides[a.name] = override(rename=name, struct_hook=hook)
+        unstructure_overrides.setdefault(a.name, override(rename=name))
     _structure_fns[cls] = make_dict_structure_fn(cls, converter, **structure_overrides)
     converter.register_structure_hook(cls, lambda value, _: structure_obj(cls, value))
     converter.register_unstructure_hook(
@@ -282,20 +298,6 @@ def _register(cls: type) -> None:
     )
 
 
-def _unstructure_rules(mapping: Mapping[str, Mapping[str, RuleEntry]]) -> dict[str, Any]:
-    return {
-        entity: {
-            action: [converter.unstructure(r, Rule) for r in rule]
-            if isinstance(rule, tuple)
-            else converter.unstructure(rule, Rule)
-            for action, rule in actions.items()
-        }
-        for entity, actions in mapping.items()
-    }
-
-
-for _cls in _CLASSES:
-    _register(_cls)
 converter.register_unstructure_hook(Secret, lambda _secret: MASK)
 
 
@@ -306,24 +308,11 @@ def _path_of(line: str) -> str:
     return line.split(": ", 1)[0]
 
 
-def _compile_problems(data: Mapping[str, Any]) -> list[str]:
-    """The mapping compiler's problems for a raw config dict that failed structuring."""
-    from ..mapping import CompiledMapping
-
-    try:
-        CompiledMapping.from_config(data)
-    except ConfigError as exc:
-        return list(exc.problems)
-    except Exception:  # the raw input is already known to be broken; its own errors suffice
-        logger.debug("mapping compile of an invalid config failed", exc_info=True)
-    return []
-
-
-def _merge(own: list[str], compiled: list[str]) -> list[str]:
-    """Own problems first, then the compiler's that add something (not at/below our paths)."""
+def _merge(own: list[str], more: Iterable[str]) -> list[str]:
+    """Own problems first, then the others that add something (not at/below our paths)."""
     lines = list(dict.fromkeys(own))
     paths = [_path_of(line) for line in lines]
-    for line in compiled:
+    for line in more:
         path = _path_of(line)
         if line in lines or any(path == p or path.startswith(p + ".") for p in paths):
             continue
@@ -343,25 +332,53 @@ def _scrub(lines: list[str], data: Mapping[str, Any]) -> list[str]:
     return [line.replace(secret, MASK) for line in lines]
 
 
-def structure_config(data: Mapping[str, Any]) -> DestinationConfig:
-    """``DestinationConfig.from_dict``: see there."""
+def _raw_problems(
+    check: Callable[[Mapping[str, Any]], list[str]], data: Mapping[str, Any]
+) -> list[str]:
+    try:
+        return check(data)
+    except Exception:  # the raw input is already known to be broken; its own errors suffice
+        logger.debug("a whole-config check of an invalid config failed", exc_info=True)
+        return []
+
+
+def structure_root(
+    cls: type[T],
+    data: Mapping[str, Any],
+    *,
+    raw_problems: Callable[[Mapping[str, Any]], list[str]] | None = None,
+) -> T:
+    """Build the root config object from a walkerOS dict (``DestinationConfig.from_dict``).
+
+    Args:
+        cls: the root class.
+        data: the walkerOS dict; keys in ``IGNORED_WALKEROS_KEYS`` are dropped (logged).
+        raw_problems: when structuring fails, the checks that run on the whole raw dict
+            (such as the mapping compiler), so that their problems are listed too.
+
+    Raises:
+        ConfigError: listing every problem with its camelCase key path.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(
             [f"config: expected a dict (a walkerOS destination config), got {type_name(data)}"]
         )
+    _roots.add(cls)
     ignored = [key for key in data if key in IGNORED_WALKEROS_KEYS]
     for key in ignored:
         log = logger.warning if key in _HANDLER_KEYS else logger.debug
         log("config.%s: walkerOS key ignored by mparticle_dest", key)
     clean = {key: value for key, value in data.items() if key not in IGNORED_WALKEROS_KEYS}
     try:
-        return structure_obj(DestinationConfig, clean)
+        return structure_obj(cls, clean)
     except InvalidConfigError as exc:
         own = [render(path, message) for path, message in exc.items]
-        lines = _merge(own, _compile_problems(clean))
-        raise ConfigError(_scrub(lines, clean)) from None
+        more = _raw_problems(raw_problems, clean) if raw_problems is not None else []
+        raise ConfigError(_scrub(_merge(own, more), clean)) from None
 
 
-def unstructure_config(config: DestinationConfig) -> dict[str, Any]:
-    """``DestinationConfig.to_dict``: see there."""
-    return converter.unstructure(config, DestinationConfig)  # type: ignore[no-any-return]
+def unstructure(obj: Any) -> dict[str, Any]:
+    """The walkerOS dict of a config object (``DestinationConfig.to_dict``)."""
+    cls = type(obj)
+    _structure_fn(cls)
+    return converter.unstructure(obj, cls)  # type: ignore[no-any-return]

@@ -1,31 +1,41 @@
-"""Typed destination config (SPEC §2, §5, §6): frozen attrs classes that check themselves.
+"""Typed destination config: frozen attrs classes that check themselves.
 
 Every class validates its own fields when it is built, whether from Python
 (``Settings(api_key=..., ...)``) or from a walkerOS dict through
-:meth:`DestinationConfig.from_dict` (the cattrs boundary lives in
-``_converter.py``). A check is declared on its field (``metadata[CHECK]``) and
-yields ``(sub_path, message)`` pairs, so one failure never hides the others and
-every message can be given the key path in the spelling the user wrote:
-camelCase for dicts (``settings.apiKey``), Python names for objects
-(``Settings.api_key``).
+:meth:`DestinationConfig.from_dict` (the cattrs boundary, ``converter``). A check is
+declared on its field (``metadata[CHECK]``, see ``problems``) and yields
+``(sub_path, message)`` pairs, so one failure never hides the others.
 
-Value-mapping fields (``data``, ``userIdentities`` values, ``commerce``, ...) are
-kept exactly as given, callables included; the mapping compiler checks them.
+Value mappings (``data``, ``settings.ip``, ``userIdentities`` values,
+``rule.settings.commerce``, ...) are kept exactly as given, callables included, and
+compiled once here to check them: a config that builds is a config the destination
+accepts. The payload builder compiles them again for its own use.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from attrs import field, fields, frozen, resolve_types
+from attrs import field, frozen, resolve_types
 
 from .._event import surrogate_path
 from .._exceptions import ConfigError
-from .._mparticle import CUSTOM_EVENT_TYPES, ENVIRONMENTS, EVENT_TYPES, IDENTITY_TYPES, PODS
+from .._mparticle import (
+    CUSTOM_EVENT_TYPES,
+    ENVIRONMENTS,
+    EVENT_TYPES,
+    IDENTITY_TYPES,
+    PODS,
+    ConsentState,
+    check_model,
+    required_fields,
+)
 from .._secret import Secret
-from ..mapping import CompiledMapping
+from ..mapping import CompiledMapping, compile_value_mapping
+from .converter import structure_root, unstructure
+from .problems import Attr, Check, Problem, checked, self_check, type_name
 
 __all__ = [
     "BatchOptions",
@@ -37,86 +47,24 @@ __all__ = [
     "Settings",
 ]
 
-#: Field metadata key of a field's check: ``Callable[[Any], Iterator[Problem]]``.
-CHECK = "mparticle_dest.check"
-#: Field metadata key of the config class a field holds (structured by that class's hook).
-NESTED = "mparticle_dest.nested"
-
-PathPart = str | int
 LimitAction = Literal["truncate", "reject"]
 
-
-class Attr(str):
-    """A field name inside a problem path (rendered camelCase for dict input)."""
-
-    __slots__ = ()
+# Where a nested checker's own paths start: its lines are made relative to the field.
+_HERE = "\x00"
 
 
-Problem = tuple[tuple[PathPart, ...], str]
-"""A path (relative to whoever reports it; ``Attr`` parts are field names) and a message."""
-
-
-def camel(name: str) -> str:
-    """``source_request_id`` → ``sourceRequestId`` (the walkerOS spelling of a field)."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def render(path: tuple[PathPart, ...], message: str, *, typed_owner: str | None = None) -> str:
-    """One problem line: ``dotted.path: message``.
-
-    ``typed_owner`` switches to the Python spelling (``Settings.api_key``); otherwise
-    field names are camelCased as in a walkerOS dict. An empty path returns the
-    message as is (it is then already a complete line).
-    """
-    if typed_owner is not None:
-        parts = [typed_owner, *(str(p) for p in path)]
-    else:
-        parts = [camel(p) if isinstance(p, Attr) else str(p) for p in path]
-    return f"{'.'.join(parts)}: {message}" if parts else message
-
-
-class InvalidConfigError(ConfigError):
-    """A ``ConfigError`` that keeps its problems structured, for re-rendering with a prefix.
-
-    Raised by the config classes themselves; ``problems`` (the strings) use the
-    Python spelling of the owner class, e.g. ``Settings.pod: expected one of ...``.
-    """
-
-    def __init__(self, owner: type, items: list[Problem]) -> None:
-        self.owner = owner
-        self.items = items
-        super().__init__(render(p, m, typed_owner=owner.__name__) for p, m in items)
-
-
-def type_name(value: Any) -> str:
-    """A short type name for messages (never the value: it may be a secret)."""
-    return "null" if value is None else type(value).__name__
-
-
-def problems_of(cls: type, values: Mapping[str, Any]) -> list[Problem]:
-    """Run the field checks of ``cls`` over ``{field_name: value}`` (absent fields skipped)."""
-    found: list[Problem] = []
-    for attribute in fields(cls):
-        check = attribute.metadata.get(CHECK)
-        if check is None or attribute.name not in values:
+def _relative(lines: list[str]) -> Iterator[Problem]:
+    """Problems from lines a checker wrote with the path ``_HERE`` (``"\x00.fn: ..."``)."""
+    for line in lines:
+        if not line.startswith(_HERE):
+            yield (), line
             continue
-        for sub, message in check(values[attribute.name]):
-            found.append(((Attr(attribute.name), *sub), message))
-    return found
-
-
-def _self_check(instance: Any) -> None:
-    cls = type(instance)
-    values = {a.name: getattr(instance, a.name) for a in fields(cls) if a.init}
-    found = problems_of(cls, values)
-    if found:
-        raise InvalidConfigError(cls, found)
+        where, _, message = line[len(_HERE) :].partition(": ")
+        where = where.lstrip(".")
+        yield ((where,) if where else ()), message
 
 
 # -- field checks: each yields (sub_path, message) -------------------------------------------
-
-Check = Callable[[Any], Iterator[Problem]]
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -141,13 +89,25 @@ def _flag(value: Any) -> Iterator[Problem]:
         yield (), f"expected true or false, got {value!r}"
 
 
+def _value_mapping(value: Any) -> Iterator[Problem]:
+    """Compile a value mapping (``None``: not configured) and report its problems."""
+    if value is None:
+        return
+    try:
+        compile_value_mapping(value, path=_HERE)
+    except ConfigError as exc:
+        yield from _relative(list(exc.problems))
+
+
 def _identities(value: Any) -> Iterator[Problem]:
     if not isinstance(value, Mapping):
         yield (), f"expected an object {{identity_type: value_mapping}}, got {type_name(value)}"
         return
-    for key in value:
+    for key, spec in value.items():
         if key not in IDENTITY_TYPES:
             yield (key,), f"unknown identity type; valid: {', '.join(IDENTITY_TYPES)}"
+        for sub, message in _value_mapping(spec):
+            yield (key, *sub), message
 
 
 def _static_consent(value: Any) -> Iterator[Problem]:
@@ -164,6 +124,35 @@ def _static_consent(value: Any) -> Iterator[Problem]:
     where = surrogate_path(value, "")
     if where is not None:
         yield (), f"{where or 'a value'}: holds a lone surrogate, which is not valid Unicode"
+        return
+    # Forwarded verbatim, but a malformed consent_state would get every batch rejected
+    # (400): its shape is checked once, here.
+    yield from _relative(check_model(ConsentState, dict(value), path=_HERE))
+
+
+_DATA_PLAN_KEYS = ("planId", "planVersion")
+
+
+def _data_plan(value: Any) -> Iterator[Problem]:
+    """``{planId, planVersion}``: mParticle's ``plan_id`` (a string, required) and
+    ``plan_version`` (an integer; without it mParticle uses the plan's active version)."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        yield (), f"expected an object {{planId, planVersion}}, got {type_name(value)}"
+        return
+    for key in value:
+        if key not in _DATA_PLAN_KEYS:
+            yield (key,), f"unknown key; valid: {', '.join(_DATA_PLAN_KEYS)}"
+    plan_id = value.get("planId")
+    if not isinstance(plan_id, str) or not plan_id:
+        got = "an empty string" if plan_id == "" else type_name(plan_id)
+        yield ("planId",), f"required: a non-empty string, got {got}"
+    version = value.get("planVersion")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        yield ("planVersion",), f"expected an integer >= 1, got {version!r}"
 
 
 def _count(minimum: int) -> Check:
@@ -190,13 +179,20 @@ def _nested(cls: type) -> Check:
     return check
 
 
-_BATCH_EXPECTED = "expected a non-negative number of milliseconds or an object with size/age/wait"
-
-
 def _batch_check(*, optional: bool) -> Check:
     def check(value: Any) -> Iterator[Problem]:
-        if not (isinstance(value, BatchOptions) or (optional and value is None)):
-            yield (), f"{_BATCH_EXPECTED}, got {value!r}"
+        if isinstance(value, BatchOptions) or (optional and value is None):
+            return
+        if isinstance(value, int) and not isinstance(value, bool):
+            yield (), f"must be >= 0 (milliseconds), got {value}"
+        else:
+            yield (
+                (),
+                (
+                    "expected a number of milliseconds or an object with size/age/wait, "
+                    f"got {type_name(value)}"
+                ),
+            )
 
     return check
 
@@ -228,7 +224,11 @@ def _to_secret(value: Any) -> Any:
 
 
 def _to_batch(value: Any) -> Any:
-    """walkerOS ``batch: number`` is the age in ms: ``500`` means ``BatchOptions(age=500)``."""
+    """walkerOS ``batch: number`` is the age in ms: ``500`` means ``BatchOptions(age=500)``.
+
+    The one place of this rule: the converter applies it to dicts through this field
+    converter too.
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return BatchOptions(age=value)
     return value
@@ -252,11 +252,6 @@ def _copy_rules(value: Any) -> Any:
     }
 
 
-def checked(check: Check, *, nested: type | None = None) -> dict[str, Any]:
-    """Field metadata: the field's check, and the config class it holds if any."""
-    return {CHECK: check} if nested is None else {CHECK: check, NESTED: nested}
-
-
 _LIMIT_ACTION = _one_of(("truncate", "reject"))
 
 
@@ -265,11 +260,13 @@ _LIMIT_ACTION = _one_of(("truncate", "reject"))
 
 @frozen(kw_only=True)
 class BatchOptions:
-    """When a batch is flushed (SPEC §6); times in milliseconds.
+    """When a batch is flushed; times in milliseconds.
+
+    A batch is also flushed before it would pass mParticle's 128 KB per batch.
 
     Attributes:
         size: flush when the batch holds this many events (``None``: only the
-            byte and time limits apply).
+            128 KB and the times apply).
         age: flush when the oldest event is this old; ``0`` means send now.
         wait: debounce: flush when no event was added for this long.
     """
@@ -279,12 +276,17 @@ class BatchOptions:
     wait: int | None = field(default=None, metadata=checked(_count(0)))
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self)
 
 
 @frozen(kw_only=True)
 class LimitPolicy:
-    """What to do when an event breaks an mParticle limit (SPEC §10): truncate or reject."""
+    """What to do when an event breaks one of mParticle's per-event limits: truncate or reject.
+
+    The limits: 256 characters per event or screen name, 100 custom attributes per
+    event, 4096 characters per attribute value, 100 user attributes per batch (see
+    ``docs/settings.md``).
+    """
 
     event_name: LimitAction = field(default="truncate", metadata=checked(_LIMIT_ACTION))
     custom_attributes: LimitAction = field(default="reject", metadata=checked(_LIMIT_ACTION))
@@ -292,16 +294,19 @@ class LimitPolicy:
     user_attributes: LimitAction = field(default="reject", metadata=checked(_LIMIT_ACTION))
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self)
 
 
 @frozen(kw_only=True)
 class Settings:
-    """Destination settings (``config.settings``, SPEC §5).
+    """Destination settings (``config.settings``; reference: ``docs/settings.md``).
 
     ``api_secret`` accepts a plain ``str`` and is stored as a :class:`Secret`.
-    ``user_identities`` values, ``user_attributes``, ``ip`` and
-    ``source_request_id`` are walkerOS value mappings, kept as given.
+    ``user_identities`` values, ``user_attributes``, ``ip``, ``source_request_id``,
+    ``mpid``, ``device_info`` and ``application_info`` are walkerOS value mappings,
+    kept as given and resolved per event; ``consent`` and ``data_plan``
+    (``{"planId": ..., "planVersion": ...}``) are static. All of them are batch-level:
+    events with different values go to different batches.
     """
 
     api_key: str = field(metadata=checked(_required_text))
@@ -311,38 +316,72 @@ class Settings:
     user_identities: Mapping[str, Any] = field(
         factory=dict, converter=_copy_mapping, metadata=checked(_identities)
     )
-    user_attributes: Any = None
+    user_attributes: Any = field(default=None, metadata=checked(_value_mapping))
     consent: Mapping[str, Any] | None = field(default=None, metadata=checked(_static_consent))
-    ip: Any = None
-    source_request_id: Any = None
+    ip: Any = field(default=None, metadata=checked(_value_mapping))
+    source_request_id: Any = field(default=None, metadata=checked(_value_mapping))
+    mpid: Any = field(default=None, metadata=checked(_value_mapping))
+    device_info: Any = field(default=None, metadata=checked(_value_mapping))
+    application_info: Any = field(default=None, metadata=checked(_value_mapping))
+    data_plan: Mapping[str, Any] | None = field(default=None, metadata=checked(_data_plan))
     limits: LimitPolicy = field(
         factory=LimitPolicy, metadata=checked(_nested(LimitPolicy), nested=LimitPolicy)
     )
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self)
 
 
 @frozen(kw_only=True)
 class RuleSettings:
-    """mParticle settings of one mapping rule (``rule.settings``, SPEC §5)."""
+    """mParticle settings of one mapping rule (``rule.settings``).
+
+    ``event_type`` and ``custom_event_type`` say what mParticle receives;
+    ``commerce`` and ``event_data`` map the event's fields (a type other than
+    ``custom_event``, ``screen_view`` and ``commerce_event`` needs its required
+    fields from ``event_data``). The batch-level settings override or extend the
+    destination's: ``user_identities`` per type, ``user_attributes``, ``device_info``
+    and ``application_info`` merged over them key by key; ``mpid`` tried first, the
+    destination's when it resolves to nothing; ``data_plan`` replaces the
+    destination's.
+    """
 
     event_type: str = field(default="custom_event", metadata=checked(_one_of(EVENT_TYPES)))
     custom_event_type: str = field(default="other", metadata=checked(_one_of(CUSTOM_EVENT_TYPES)))
-    commerce: Any = None
-    event_data: Any = None
+    commerce: Any = field(default=None, metadata=checked(_value_mapping))
+    event_data: Any = field(default=None, metadata=checked(_value_mapping))
     user_identities: Mapping[str, Any] = field(
         factory=dict, converter=_copy_mapping, metadata=checked(_identities)
     )
-    user_attributes: Any = None
+    user_attributes: Any = field(default=None, metadata=checked(_value_mapping))
+    mpid: Any = field(default=None, metadata=checked(_value_mapping))
+    device_info: Any = field(default=None, metadata=checked(_value_mapping))
+    application_info: Any = field(default=None, metadata=checked(_value_mapping))
+    data_plan: Mapping[str, Any] | None = field(default=None, metadata=checked(_data_plan))
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self, self._missing_event_data())
+
+    def _missing_event_data(self) -> Iterator[Problem]:
+        if self.event_data is not None or self.event_type not in EVENT_TYPES:
+            return
+        if self.event_type in ("custom_event", "screen_view", "commerce_event"):
+            return
+        missing = required_fields(self.event_type)
+        if missing:
+            yield (
+                (Attr("event_data"),),
+                (
+                    f"eventType {self.event_type!r} needs the fields {', '.join(missing)}; "
+                    "map them with eventData"
+                ),
+            )
 
 
 @frozen(kw_only=True)
 class Rule:
-    """One mapping rule at ``mapping[entity][action]`` (SPEC §4).
+    """One mapping rule at ``mapping[entity][action]`` (the walkerOS mapping language,
+    ``docs/mapping.md``).
 
     ``name``, ``data``, ``policy``, ``consent``, ``condition``, ``include`` and
     ``remove`` are checked by the mapping compiler when the destination config
@@ -368,7 +407,7 @@ class Rule:
     )
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self)
 
 
 RuleEntry = Rule | tuple[Rule, ...]
@@ -388,7 +427,7 @@ class DestinationConfig:
 
     settings: Settings = field(metadata=checked(_nested(Settings), nested=Settings))
     mapping: Mapping[str, Mapping[str, RuleEntry]] = field(
-        factory=dict, converter=_copy_rules, metadata=checked(_rules, nested=Rule)
+        factory=dict, converter=_copy_rules, metadata=checked(_rules, nested=Rule, tree=True)
     )
     data: Any = None
     policy: Any = None
@@ -402,7 +441,7 @@ class DestinationConfig:
     compiled_mapping: CompiledMapping = field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _self_check(self)
+        self_check(self)
         object.__setattr__(self, "compiled_mapping", CompiledMapping.from_config(self))
 
     @classmethod
@@ -420,9 +459,7 @@ class DestinationConfig:
             ConfigError: listing every problem, one per line, each with its camelCase
                 key path (``settings.pod: expected one of us1, us2, eu1, au1, got 'us3'``).
         """
-        from .converter import structure_config
-
-        return structure_config(data)
+        return structure_root(cls, data, raw_problems=_raw_mapping_problems)
 
     @classmethod
     def coerce(cls, config: DestinationConfig | Mapping[str, Any]) -> DestinationConfig:
@@ -443,9 +480,16 @@ class DestinationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The walkerOS dict form (camelCase, defaults omitted, the API secret as ``"***"``)."""
-        from .converter import unstructure_config
+        return unstructure(self)
 
-        return unstructure_config(self)
+
+def _raw_mapping_problems(data: Mapping[str, Any]) -> list[str]:
+    """The mapping compiler's problems of a raw config dict that failed structuring."""
+    try:
+        CompiledMapping.from_config(data)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 # Resolve the string annotations now, against this module: the package re-exports these

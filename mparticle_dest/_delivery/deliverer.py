@@ -1,4 +1,4 @@
-"""HTTP delivery: one bulk POST per call, tenacity retries, the status policy (SPEC §7).
+"""HTTP delivery: one bulk POST per call, tenacity retries, the status policy below.
 
 This is the only module that imports httpx. :class:`Deliverer` sends sealed batches
 as one ``/v2/bulkevents`` request and returns one :class:`BatchResult` per batch; it
@@ -125,21 +125,16 @@ class DeliveryCounters:
         retries: Attempts that repeated an earlier failed attempt.
         bytes_sent: Request body bytes of all attempts.
         throttled: 429 responses.
-        server_errors: 5xx (and 408) responses.
-        transport_errors: Timeouts and connection errors.
-        possible_duplicates: Batches delivered after an earlier attempt of theirs
-            ended ambiguously (timeout, dropped connection or 5xx after the request
-            was sent), so mParticle may hold them twice (it de-duplicates on
-            ``source_request_id``).
+
+    A batch delivered after an ambiguous attempt (timeout, dropped connection or 5xx
+    after the request was sent) counts its ``ambiguous_attempts``: mParticle may hold
+    it twice (it de-duplicates on ``source_request_id``).
     """
 
     requests: int = 0
     retries: int = 0
     bytes_sent: int = 0
     throttled: int = 0
-    server_errors: int = 0
-    transport_errors: int = 0
-    possible_duplicates: int = 0
 
 
 class _BatchResultFields(NamedTuple):
@@ -168,11 +163,6 @@ class BatchResult(_BatchResultFields):
     def delivered(self) -> bool:
         """Whether mParticle accepted the batch."""
         return self.error is None
-
-    @property
-    def possible_duplicate(self) -> bool:
-        """Delivered after an ambiguous attempt: mParticle may have received it twice."""
-        return self.error is None and self.batch.ambiguous_attempts > 0
 
     @property
     def reason(self) -> str | None:
@@ -358,8 +348,6 @@ class Deliverer:
             for i in group:
                 batch = batches[i]
                 out[i] = BatchResult(batch, status, batch.attempts)
-                if batch.ambiguous_attempts:
-                    self.counters.possible_duplicates += 1
             return
         for i in group:
             batch = batches[i]
@@ -512,7 +500,6 @@ class Deliverer:
             return _Attempt("fail", None, self._describe(exc))
         except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
             watch.end(None, error=exc)
-            counters.transport_errors += 1
             ambiguous = not isinstance(exc, _UNSENT_ERRORS)
             if ambiguous:
                 for batch in group:
@@ -523,7 +510,6 @@ class Deliverer:
             raise
         if response is None:  # no status within the deadline: a timeout, maybe sent
             watch.end(None, error=TimeoutError())
-            counters.transport_errors += 1
             for batch in group:
                 batch.ambiguous_attempts += 1
             return _Attempt(
@@ -561,8 +547,6 @@ class Deliverer:
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
             if status == 429:
                 self.counters.throttled += 1
-            else:
-                self.counters.server_errors += 1
             ambiguous = status >= 500  # the server may have acted before failing
             if ambiguous:
                 for batch in group:

@@ -1,8 +1,8 @@
-"""Retry budget and backoff maths (SPEC §7), independent of HTTP.
+"""Retry budget and backoff maths, independent of HTTP (reference: ``docs/retries.md``).
 
 :class:`RetryPolicy` holds the user-tunable numbers; :func:`parse_retry_after`
 reads a ``Retry-After`` header (delay-seconds or HTTP-date). The tenacity wiring
-lives in ``_delivery.py``, which builds one fresh retrier per retried request from
+lives in ``deliverer``, which builds one fresh retrier per retried request from
 the policy's :meth:`~RetryPolicy.stop` and :meth:`~RetryPolicy.wait`.
 """
 

@@ -1,4 +1,7 @@
-"""Counters of a destination (SPEC §2) and the frozen snapshot ``dest.stats`` returns."""
+"""Counters of a destination and the frozen snapshot ``dest.stats`` returns (a public type).
+
+The snapshot's invariant: every pushed event is counted exactly once (see :class:`Stats`).
+"""
 
 from __future__ import annotations
 

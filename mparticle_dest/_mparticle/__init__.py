@@ -22,7 +22,14 @@ from .constants import (
     MAX_USER_ATTRIBUTES,
     PODS,
 )
-from .models import ConsentState, check_data, check_model, required_fields
+from .models import (
+    ApplicationInformation,
+    ConsentState,
+    DeviceInformation,
+    check_data,
+    check_model,
+    required_fields,
+)
 
 __all__ = [
     "BULK_PATH",
@@ -40,7 +47,9 @@ __all__ = [
     "MAX_REQUEST_BYTES",
     "MAX_USER_ATTRIBUTES",
     "PODS",
+    "ApplicationInformation",
     "ConsentState",
+    "DeviceInformation",
     "check_data",
     "check_model",
     "required_fields",

@@ -1,4 +1,9 @@
-"""mParticle Events API facts shared by the builder, the engine and the fake server (SPEC §10)."""
+"""mParticle Events API facts shared by the builder, the engine and the fake server.
+
+Pods and hosts, paths, and the limits mParticle documents: 128 KB per batch, 256 KB
+and 100 batches per request (KB = 1024 bytes), 256 characters per event name, 100
+custom attributes per event, 4096 characters per attribute value, 100 user attributes.
+"""
 
 from __future__ import annotations
 

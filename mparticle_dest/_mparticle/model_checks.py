@@ -1,4 +1,4 @@
-"""Check plain JSON objects against the attrs models of ``_models`` (no instances built).
+"""Check plain JSON objects against the attrs models of ``models`` (no instances built).
 
 The push path checks the user-mapped parts of an event (commerce fields,
 ``eventData``) with rules compiled once per model class from its annotations:

@@ -1,9 +1,10 @@
 """Typed models of the mParticle Events API batch and its events (attrs).
 
-These classes are for typed construction and parsing (users' code, tests, the fake
-server); the push path never instantiates them: it builds plain dicts and checks the
-mapped parts of an event (commerce fields, ``eventData``) with :func:`check_data`, whose
-rules are derived once from these same classes.
+These classes describe what mParticle accepts (field names and types as in the
+official Events API OpenAPI file); the push path never instantiates them: it builds
+plain dicts and checks the mapped parts (commerce fields, ``eventData``,
+``deviceInfo``, ``applicationInfo``) with :func:`check_data` and :func:`check_model`,
+whose rules are derived once from these same classes.
 
 Each event class carries its ``event_type`` and serializes as
 ``{"event_type": ..., "data": {...}}`` with the data keys in the wire order the library
@@ -13,20 +14,20 @@ uses: the type's own fields, then the common optional fields, then
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Union, cast
 
 import attrs
-import cattrs
 
 from .constants import CustomEventType, IdentityType
-from .model_checks import check_object, value_check
+from .model_checks import check_object
 
 __all__ = [
+    "ApplicationInformation",
     "ApplicationStateTransition",
     "Batch",
+    "BatchContext",
     "Breadcrumb",
     "CCPAConsent",
     "CommerceEvent",
@@ -34,6 +35,8 @@ __all__ = [
     "ConsentState",
     "CrashReport",
     "CustomEvent",
+    "DataPlanContext",
+    "DeviceInformation",
     "Event",
     "GeoLocation",
     "NetworkPerformance",
@@ -56,8 +59,6 @@ __all__ = [
     "check_data",
     "check_model",
     "event_class",
-    "parse_batch",
-    "parse_event",
     "required_fields",
 ]
 
@@ -465,6 +466,113 @@ class ConsentState(_Model):
 
 
 @_model
+class DeviceInformation(_Model):
+    """A batch's ``device_info``: the device the events come from (every field optional)."""
+
+    closed = True
+    brand: str | None = None
+    product: str | None = None
+    device: str | None = None
+    android_uuid: str | None = None
+    device_manufacturer: str | None = None
+    platform: (
+        Literal[
+            "iOS", "Android", "web", "desktop", "tvOS", "roku", "out_of_band", "smart_tv", "xbox"
+        ]
+        | None
+    ) = None
+    os_version: str | None = None
+    device_model: str | None = None
+    screen_height: int | None = None
+    screen_width: int | None = None
+    screen_dpi: int | None = None
+    device_country: str | None = None
+    locale_language: str | None = None
+    locale_country: str | None = None
+    network_country: str | None = None
+    network_carrier: str | None = None
+    network_code: str | None = None
+    network_mobile_country_code: str | None = None
+    timezone_offset: int | None = None
+    build_identifier: str | None = None
+    http_header_user_agent: str | None = None
+    ios_advertising_id: str | None = None
+    att_authorization_status: (
+        Literal["authorized", "denied", "not_determined", "restricted"] | None
+    ) = None
+    att_timestamp_unixtime_ms: float | None = None
+    push_token: str | None = None
+    cpu_architecture: str | None = None
+    is_tablet: bool | None = None
+    push_notification_sound_enabled: bool | None = None
+    push_notification_vibrate_enabled: bool | None = None
+    radio_access_technology: str | None = None
+    supports_telephony: bool | None = None
+    has_nfc: bool | None = None
+    bluetooth_enabled: bool | None = None
+    bluetooth_version: str | None = None
+    ios_idfv: str | None = None
+    android_advertising_id: str | None = None
+    build_version_release: str | None = None
+    limit_ad_tracking: bool | None = None
+    amp_id: str | None = None
+    is_dst: bool | None = None
+    roku_advertising_id: str | None = None
+    roku_publisher_id: str | None = None
+    microsoft_advertising_id: str | None = None
+    microsoft_publisher_id: str | None = None
+    fire_advertising_id: str | None = None
+
+
+@_model
+class ApplicationInformation(_Model):
+    """A batch's ``application_info``: the app that sent the events (every field optional)."""
+
+    closed = True
+    application_name: str | None = None
+    application_version: str | None = None
+    application_build_number: str | None = None
+    install_referrer: str | None = None
+    package: str | None = None
+    os: (
+        Literal[
+            "Unknown",
+            "IOS",
+            "Android",
+            "WindowsPhone",
+            "MobileWeb",
+            "UnityIOS",
+            "UnityAndroid",
+            "Desktop",
+            "TVOS",
+            "Roku",
+            "OutOfBand",
+            "Alexa",
+            "SmartTV",
+            "FireTV",
+            "Xbox",
+        ]
+        | None
+    ) = None
+    apple_search_ads_attributes: dict[str, dict[str, str]] | None = None
+
+
+@_model
+class DataPlanContext(_Model):
+    """The data plan mParticle validates a batch against (mParticle data planning)."""
+
+    plan_id: str
+    plan_version: int | None = None
+
+
+@_model
+class BatchContext(_Model):
+    """A batch's ``batch_context``: its data plan."""
+
+    data_plan: DataPlanContext | None = None
+
+
+@_model
 class Batch(_Model):
     """One mParticle batch (the body of ``/v2/events``, an item of ``/v2/bulkevents``)."""
 
@@ -475,53 +583,11 @@ class Batch(_Model):
     user_attributes: dict[str, Scalar | list[str]] | None = None
     ip: str | None = None
     source_request_id: str | None = None
+    batch_context: BatchContext | None = None
+    device_info: DeviceInformation | None = None
+    application_info: ApplicationInformation | None = None
+    mpid: int | None = None
     consent_state: ConsentState | None = None
-
-
-# --------------------------------------------------------------------------- parsing
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def _structure_event(obj: Any, _: Any) -> _Event:
-    if not isinstance(obj, Mapping) or set(obj) - {"event_type", "data"}:
-        raise ValueError(f"an event is {{'event_type', 'data'}}, got {obj!r}")
-    cls = event_class(obj.get("event_type"))
-    return _converter.structure(obj.get("data", {}), cls)
-
-
-def _structure(obj: Any, cls: Any) -> Any:
-    try:
-        return _converter.structure(obj, cls)
-    except cattrs.BaseValidationError as exc:
-        raise ValueError("; ".join(cattrs.transform_error(exc, path="$"))) from None
-
-
-def _is_plain(tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return True
-    if origin in (list, dict, Union, types.UnionType):
-        return all(_is_plain(a) for a in typing.get_args(tp))
-    return tp in (str, int, float, bool, type(None))
-
-
-def _is_value_union(tp: Any) -> bool:
-    # unions of plain JSON values (str | int | float, Scalar | list[str], ...): cattrs
-    # has no hook for them, and the checker below already knows how to validate them.
-    return typing.get_origin(tp) in (Union, types.UnionType) and _is_plain(tp)
-
-
-def _structure_value_union(obj: Any, tp: Any) -> Any:
-    problems: list[str] = []
-    value_check(tp)(obj, "value", problems)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return obj
-
-
-_converter.register_structure_hook(Event, _structure_event)
-_converter.register_structure_hook_func(_is_value_union, _structure_value_union)
 
 
 def event_class(event_type: Any) -> type[_Event]:
@@ -535,24 +601,6 @@ def event_class(event_type: Any) -> type[_Event]:
     except (KeyError, TypeError):
         known = ", ".join(_EVENT_CLASSES)
         raise ValueError(f"unknown event_type {event_type!r}; expected one of {known}") from None
-
-
-def parse_event(obj: Mapping[str, Any]) -> Event:
-    """Parse ``{"event_type": ..., "data": {...}}`` into its typed event.
-
-    Raises:
-        ValueError: when the object does not fit the model (every problem listed).
-    """
-    return _structure(obj, Event)  # type: ignore[no-any-return]
-
-
-def parse_batch(obj: Mapping[str, Any]) -> Batch:
-    """Parse a batch dict (e.g. ``json.loads`` of a body) into a :class:`Batch`.
-
-    Raises:
-        ValueError: when the object does not fit the model (every problem listed).
-    """
-    return _structure(obj, Batch)  # type: ignore[no-any-return]
 
 
 def check_data(event_type: str, data: Mapping[str, Any], *, path: str = "data") -> list[str]:

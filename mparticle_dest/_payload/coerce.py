@@ -1,13 +1,19 @@
-"""walkerOS value coercions of the batch-level fields (identities, ``ip``, ``sourceRequestId``)."""
+"""Value coercions of the batch-level fields (identities, ``ip``, ``sourceRequestId``, ``mpid``)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import Any, Final
 
 from .._wire import IdentityValue
 
-__all__ = ["identity_value", "string_value"]
+__all__ = ["identity_value", "mpid_value", "string_value"]
+
+_INT64: Final = 2**63
+_INTEGER_TEXT: Final = re.compile(r"-?[0-9]{1,19}")
+# A float beyond this may already have lost digits of the id it carried.
+_EXACT_FLOAT: Final = 2**53
 
 
 def identity_value(value: Any) -> IdentityValue | None:
@@ -49,3 +55,27 @@ def string_value(value: Any) -> str | None:
     if isinstance(value, str):
         return str(value) or None
     return None
+
+
+def mpid_value(value: Any) -> int | None:
+    """An ``mpid`` as mParticle takes it: a 64-bit integer (``None``: not set).
+
+    Integers, integral floats below 2**53 and decimal strings (the form JavaScript
+    keeps MPIDs in) are accepted; ``None`` and ``""`` mean not set.
+
+    Raises:
+        ValueError: for anything else (a bool, a fraction, a non-numeric string, an
+            integer outside the signed 64-bit range).
+    """
+    cls = type(value)
+    number: Any = value
+    if value is None or value == "":
+        return None
+    if cls is str and _INTEGER_TEXT.fullmatch(value):
+        number = int(value)
+    elif cls is float and value.is_integer() and abs(value) < _EXACT_FLOAT:
+        number = int(value)
+    if type(number) is not int or not -_INT64 <= number < _INT64:
+        kind = "an integer outside the signed 64-bit range" if type(number) is int else repr(value)
+        raise ValueError(f"expected a 64-bit integer, got {kind}")
+    return number

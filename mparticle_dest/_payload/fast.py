@@ -1,9 +1,9 @@
 """Generated build functions: the push path of a plain rule, in one straight-line function.
 
 Most rules only rename the event and map plain paths into ``custom_attributes``, and
-most settings map identities from plain paths (``_mapping_plain``). For such a rule
-(and a destination without ``ip``, ``sourceRequestId`` or ``userAttributes``),
-``EventBuilder`` generates, once, a Python function that does what its general build
+most settings map identities from plain paths (``mapping._plain``). For such a rule
+(the whole contract is :func:`fast_spec`), ``EventBuilder`` generates, once, a Python
+function that does what its general build
 does for the usual event, with every config-dependent decision taken at generation
 time: the paths are unrolled dict lookups (a parent dict read once for all its
 keys), the constants are literals, and no ``MappingContext``, closure call or
@@ -25,7 +25,7 @@ intermediate result is made. For the scenario rule it reads::
             ...
         return new_tuple(BuiltEvent, (key, body, eid, name, 'custom_event', eid, ...))
 
-The function returns the :class:`~mparticle_dest._payload.BuiltEvent` the general
+The function returns the :class:`~mparticle_dest._payload.built.BuiltEvent` the general
 path would return, or ``None`` to hand the event to the general path, which then
 builds it from scratch: whenever a required consent is not granted by a ``True``
 flag (the general path skips the event), a container on a path is not a plain ``dict``, a
@@ -38,8 +38,9 @@ coercion stays in one place, the general path. :func:`fast_source` shows the sou
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 from .._config import BatchOptions
 from .._event import text_ok
@@ -49,16 +50,16 @@ from .._mparticle import (
     MAX_CUSTOM_ATTRIBUTES,
     MAX_EVENT_NAME_LENGTH,
 )
-from .._wire import BatchKey, encode_json
+from .._wire import JSON_GROWTH, BatchKey, encode_json
 from ..mapping._plain import PlainMap, PlainValue
+from ..mapping._rules import PlainMatch
+from .built import BuiltEvent
+from .plan import Plan
 
-__all__ = ["FastBuild", "FastSpec", "compile_fast", "fast_source"]
+__all__ = ["FastBuild", "FastSpec", "compile_fast", "fast_source", "fast_spec"]
 
 #: ``build(prepared_event) -> BuiltEvent | None`` (``None``: use the general path).
 FastBuild = Callable[[dict[str, Any]], Any]
-
-# Worst-case JSON growth of a string (as _payload): a control character becomes "\u00XX".
-_JSON_GROWTH: Final = 6
 
 
 class FastSpec(NamedTuple):
@@ -94,8 +95,57 @@ class FastSpec(NamedTuple):
     consent_required: tuple[tuple[str, ...], ...] = ()
 
 
-def _eligible(spec: FastSpec) -> bool:
-    """Whether a generated function can reproduce the general path for this spec."""
+def fast_spec(
+    match: PlainMatch, plan: Plan, *, environment: str, consent: str | None, envelope_bound: int
+) -> FastSpec | None:
+    """The fast path's contract: the spec of the events ``match`` describes, or ``None``.
+
+    Events of one name take a generated build function when all of these hold:
+
+    1. the name alone decides their rule (``match``, from
+       ``CompiledMapping.plain_match``: no config-level ``policy``, ``data`` or
+       ``include``, no rule ``condition`` tried before the rule);
+    2. that rule is plain (``CompiledRule.plain``: no ``ignore``, ``silent``,
+       ``policy``, ``include`` or ``remove``; its ``data`` absent or a plain ``map`` of
+       at most 100 entries);
+    3. its plan has nothing batch-level besides the identities and the static consent
+       (no ``ip``, ``sourceRequestId``, ``userAttributes``, ``mpid``, ``deviceInfo``,
+       ``applicationInfo`` or ``dataPlan``), every identity is plain, and no
+       ``eventData``;
+    4. the event type is ``custom_event`` or ``screen_view``, the name override is within
+       256 characters and no value is read from the event's ``name``, every consent
+       requirement names groups, and no constant is one the function would decline on
+       every event or holds a lone surrogate.
+
+    Then every event is still handed back to the general build when it is unusual (see
+    the module docstring), so both paths always give the same result.
+    """
+    rule = match.rule
+    attributes = None if rule is None else rule.plain
+    if (rule is not None and attributes is None) or plan.batch_level:
+        return None
+    if plan.plain_identities is None or plan.event_data is not None:
+        return None
+    spec = FastSpec(
+        event_type=plan.event_type,
+        custom_event_type=plan.custom_event_type,
+        prefix=plan.prefix,
+        rule_name=plan.name,
+        identities=plan.plain_identities,
+        # A rule without data produces none: no custom_attributes at all.
+        attributes=attributes or None,
+        environment=environment,
+        consent=consent,
+        envelope_bound=envelope_bound,
+        batch=plan.batch,
+        mapping_key=match.mapping_key or None,
+        consent_required=match.consent,
+    )
+    return spec if _generated_code_applies(spec) else None
+
+
+def _generated_code_applies(spec: FastSpec) -> bool:
+    """Point 4 of :func:`fast_spec`: what the generated code itself assumes."""
     if spec.event_type not in ("custom_event", "screen_view"):
         return False
     # No group required (``consent: {}``) is never granted: every event is skipped.
@@ -136,14 +186,30 @@ def _valid_text(value: object) -> bool:
 
 
 class _Writer:
-    """Builds the source of one function, line by line."""
+    """Builds the source of one function, line by line; ``block`` indents its body."""
 
     def __init__(self) -> None:
         self.lines = ["def build(ev):"]
+        self.depth = 1
         self.parents: dict[tuple[str, ...], str] = {}
 
-    def emit(self, line: str, indent: int = 1) -> None:
-        self.lines.append("    " * indent + line)
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    @contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        """``header`` (an ``if``/``elif``/``else`` line) with the lines emitted inside."""
+        self.emit(header)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def decline_if(self, test: str) -> None:
+        """Hand the event to the general path when ``test`` holds."""
+        with self.block(f"if {test}:"):
+            self.emit("return None")
 
     def parent(self, keys: tuple[str, ...]) -> str:
         """The local holding the dict at ``keys`` (``None`` when missing), read once."""
@@ -157,8 +223,7 @@ class _Writer:
                 self.emit(f"{local} = ev.get({keys[-1]!r})")
             else:
                 self.emit(f"{local} = {base}.get({keys[-1]!r}) if {base} is not None else None")
-            self.emit(f"if {local} is not None and type({local}) is not dict:")
-            self.emit("return None", 2)
+            self.decline_if(f"{local} is not None and type({local}) is not dict")
             self.parents[keys] = local
         return local
 
@@ -174,27 +239,25 @@ class _Writer:
         else:
             self.emit(f"v = {base}.get({keys[-1]!r}) if {base} is not None else None")
         if default is not None:
-            self.emit("if v is None:")
-            self.emit(f"v = {default!r}", 2)
+            with self.block("if v is None:"):
+                self.emit(f"v = {default!r}")
 
 
 def fast_source(spec: FastSpec) -> str | None:
-    """The source of the build function for ``spec``, or ``None`` when not eligible."""
-    if not _eligible(spec):
+    """The source of the build function for ``spec``, or ``None`` when the generated code
+    cannot reproduce the general build for it (point 4 of :func:`fast_spec`)."""
+    if not _generated_code_applies(spec):
         return None
     w = _Writer()
-    w.emit("if type(ev) is not dict:")
-    w.emit("return None", 2)
+    w.decline_if("type(ev) is not dict")
     if spec.consent_required:
         # Granted when a required group is exactly True; other events (skipped, or
         # with truthy non-boolean flags) are the general path's.
         w.emit("c = ev.get('consent')")
-        w.emit("if type(c) is not dict:")
-        w.emit("return None", 2)
+        w.decline_if("type(c) is not dict")
         for groups in spec.consent_required:
             test = " or ".join(f"c.get({group!r}) is True" for group in groups)
-            w.emit(f"if not ({test}):")
-            w.emit("return None", 2)
+            w.decline_if(f"not ({test})")
     # Parents first, so every later line is a lookup in a local dict.
     values = [value for _, value in spec.identities]
     values.extend(value for _, value in spec.attributes or ())
@@ -207,60 +270,58 @@ def fast_source(spec: FastSpec) -> str | None:
     w.emit("text = 0")
     for identity_type, plain in spec.identities:
         w.value(plain)
-        w.emit("if v is not None:")
-        w.emit("if type(v) is str:", 2)
-        w.emit("if v:", 3)
-        w.emit(f"ids.append(({identity_type!r}, v))", 4)
-        w.emit("text += len(v)", 4)
-        w.emit("elif type(v) is int:", 2)
-        w.emit(f"ids.append(({identity_type!r}, v))", 3)
-        w.emit("text += 24", 3)
-        w.emit("else:", 2)
-        w.emit("return None", 3)
+        with w.block("if v is not None:"):
+            with w.block("if type(v) is str:"), w.block("if v:"):
+                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit("text += len(v)")
+            with w.block("elif type(v) is int:"):
+                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit("text += 24")
+            with w.block("else:"):
+                w.emit("return None")
 
     # Custom attributes: plain scalars within the value length; missing ones omitted.
     if spec.attributes is not None:
         w.emit("ca = {}")
         for out_key, plain in spec.attributes:
             w.value(plain)
-            w.emit("if v is not None:")
-            w.emit("c = type(v)", 2)
-            w.emit("if c is str:", 2)
-            w.emit(f"if len(v) > {MAX_ATTRIBUTE_VALUE_LENGTH}:", 3)
-            w.emit("return None", 4)
-            w.emit("elif c is not int and c is not bool and (c is not float or v - v != 0.0):", 2)
-            w.emit("return None", 3)
-            w.emit(f"ca[{out_key!r}] = v", 2)
+            with w.block("if v is not None:"):
+                w.emit("c = type(v)")
+                with w.block("if c is str:"):
+                    w.decline_if(f"len(v) > {MAX_ATTRIBUTE_VALUE_LENGTH}")
+                with w.block(
+                    "elif c is not int and c is not bool and (c is not float or v - v != 0.0):"
+                ):
+                    w.emit("return None")
+                w.emit(f"ca[{out_key!r}] = v")
 
     if spec.rule_name is not None:
         w.emit(f"name = {spec.rule_name!r}")
     else:
         w.emit("name = ev.get('name')")
-        w.emit(f"if type(name) is not str or len(name) > {MAX_EVENT_NAME_LENGTH}:")
-        w.emit("return None", 2)
+        w.decline_if(f"type(name) is not str or len(name) > {MAX_EVENT_NAME_LENGTH}")
     w.emit("ts = ev.get('timestamp')")
-    w.emit("if type(ts) is not int or not ts:")
-    w.emit("return None", 2)
+    w.decline_if("type(ts) is not int or not ts")
     w.emit("eid = ev.get('id')")
-    w.emit("if type(eid) is not str or not eid:")
-    w.emit("return None", 2)
+    w.decline_if("type(eid) is not str or not eid")
     if spec.event_type == "custom_event":
         w.emit(f"data = {{'event_name': name, 'custom_event_type': {spec.custom_event_type!r}}}")
     else:
         w.emit("data = {'screen_name': name}")
     if spec.attributes is not None:
-        w.emit("if ca:")
-        w.emit("data['custom_attributes'] = ca", 2)
+        with w.block("if ca:"):
+            w.emit("data['custom_attributes'] = ca")
     w.emit("data['timestamp_unixtime_ms'] = ts")
     w.emit("data['source_message_id'] = eid")
     w.emit(f"body = {spec.prefix!r} + encode_json(data) + b'}}'")
     # Near 128 KB the general path computes the exact size (and may refuse the event).
     bound = spec.envelope_bound
-    w.emit(f"if len(body) + {_JSON_GROWTH} * (text + len(eid)) > {MAX_BATCH_BYTES - bound}:")
-    w.emit("return None", 2)
+    w.decline_if(f"len(body) + {JSON_GROWTH} * (text + len(eid)) > {MAX_BATCH_BYTES - bound}")
+    # Every item of the key (tuple.__new__ skips the defaults): nothing else batch-level.
+    unset = ", None" * (len(BatchKey._fields) - 5)
     w.emit(
         f"key = new_tuple(BatchKey, ({spec.environment!r}, tuple(ids), None, "
-        f"{spec.consent!r}, None))"
+        f"{spec.consent!r}, None{unset}))"
     )
     w.emit(
         f"return new_tuple(BuiltEvent, (key, body, eid, name, {spec.event_type!r}, eid, "
@@ -269,19 +330,14 @@ def fast_source(spec: FastSpec) -> str | None:
     return "\n".join(w.lines) + "\n"
 
 
-def compile_fast(spec: FastSpec, built_type: type) -> FastBuild | None:
-    """Generate and compile the build function for ``spec`` (``None``: not eligible).
-
-    Args:
-        spec: what the function depends on.
-        built_type: the ``BuiltEvent`` class it returns.
-    """
+def compile_fast(spec: FastSpec) -> FastBuild | None:
+    """Generate and compile the build function for ``spec`` (``None``: see :func:`fast_source`)."""
     source = fast_source(spec)
     if source is None:
         return None
     namespace: dict[str, Any] = {
         "BatchKey": BatchKey,
-        "BuiltEvent": built_type,
+        "BuiltEvent": BuiltEvent,
         "batch": spec.batch,
         "encode_json": encode_json,
         # Builds the named tuples in C (their own __new__ is a Python function).

@@ -1,4 +1,4 @@
-"""mParticle's per-event limits (SPEC §10), enforced at push with a configurable policy.
+"""mParticle's per-event limits, enforced at push with a configurable policy.
 
 | limit | mParticle | policy key (default) | ``LimitExceededError.limit`` |
 |---|---|---|---|

@@ -1,4 +1,4 @@
-"""The walkerOS mapping language (SPEC §4), compiled once into plain closures.
+"""The walkerOS mapping language, compiled once into plain closures.
 
 Three entry points mirror walkerOS's ``getMappingValue``, ``getMappingEvent`` and
 ``processEventMapping``; they compile on every call, which is fine for tests and
@@ -128,7 +128,11 @@ def get_mapping_event(event: Mapping[str, Any], rules: Any) -> tuple[Any, str]:
 
 
 def process_event_mapping(event: Mapping[str, Any], config: Any) -> MappingResult:
-    """Map one event with a destination config (SPEC §4 resolve order).
+    """Map one event with a destination config, in walkerOS's resolve order.
+
+    The order: config consent → config policy → rule lookup → rule consent → rule
+    policy → config data → ignore → name override → rule data merged over config data
+    → include → remove.
 
     Same as ``CompiledMapping.from_config(config).process(event)``.
 

@@ -1,4 +1,4 @@
-"""Compile value mappings (SPEC §4) into plain closures, once.
+"""Compile walkerOS value mappings into plain closures, once.
 
 Three levels mirror walkerOS's resolution:
 

@@ -32,7 +32,7 @@ def _flatten(out: dict[str, Any], prefix: str, value: Any) -> None:
 
 
 def flatten_sections(event: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
-    """Flatten event sections into ``{section_key: value}`` (SPEC §4 ``include``).
+    """Flatten event sections into ``{section_key: value}`` (a rule's ``include``).
 
     Nested dicts are joined with ``_``; lists are kept whole; ``None`` values are
     skipped; ``context`` values (``[value, order]`` pairs) give their value.

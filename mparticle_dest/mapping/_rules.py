@@ -1,4 +1,4 @@
-"""Event rules (SPEC §4): compiled once into O(1) lookups, then applied per event.
+"""Event rules: compiled once into O(1) lookups, then applied per event.
 
 Resolve order of :meth:`CompiledMapping.process`: config consent → config policy →
 rule lookup → rule consent → rule policy → config data → ignore check → name
@@ -25,6 +25,7 @@ __all__ = [
     "CompiledRule",
     "MappingResult",
     "PlainMatch",
+    "Resolved",
     "SkipReason",
     "compile_rules",
     "field_of",
@@ -37,8 +38,34 @@ A ``silent`` rule is reported by ``MappingResult.silent``; the destination count
 and resolves such events as skipped with the reason ``"silent"``."""
 _INCLUDE_NAMES = (*SECTIONS, "all")
 _Policy = tuple[tuple[tuple[Segment, ...], ValueFn], ...]
-#: ``CompiledMapping.resolve``: (event, data, rule, mapping_key, skipped, ignore, silent, ctx).
-Resolved = tuple[Mapping[str, Any], Any, Any, str, "SkipReason | None", bool, bool, MappingContext]
+# Builds a Resolved in C (the named tuple's own __new__ is a Python function).
+_new_tuple = tuple.__new__
+
+
+class Resolved(NamedTuple):
+    """What :meth:`CompiledMapping.resolve` found for one event (the delivery engine's
+    form of :class:`MappingResult`, plus the context the destination's own value
+    mappings need).
+
+    Attributes:
+        event: the event after policies and the name override (read-only).
+        data: the produced data, or ``None``.
+        rule: the matched rule object as configured, or ``None``.
+        mapping_key: ``"entity action"`` of the matched rule, ``""`` without one.
+        skipped: ``"consent"``, ``"ignore"`` or ``None``.
+        ignore: the matched rule says ``ignore``.
+        silent: the matched rule says ``silent``.
+        context: the :class:`MappingContext` of the mapped event.
+    """
+
+    event: Mapping[str, Any]
+    data: Any
+    rule: Any
+    mapping_key: str
+    skipped: SkipReason | None
+    ignore: bool
+    silent: bool
+    context: MappingContext
 
 
 @define(slots=True)
@@ -403,20 +430,15 @@ class CompiledMapping:
         """
         if type(event) is not dict and not isinstance(event, Mapping):
             raise TypeError(f"an event must be a mapping, got {type(event).__name__}")
-        mapped, data, rule, key, skipped, ignore, silent, _ = self.resolve(event)
-        return MappingResult(mapped, data, rule, key, ignore, silent, skipped)
+        r = self.resolve(event)
+        return MappingResult(r.event, r.data, r.rule, r.mapping_key, r.ignore, r.silent, r.skipped)
 
     def resolve(self, event: Mapping[str, Any]) -> Resolved:
-        """:meth:`process` for the delivery engine's hot path: a plain tuple, no checks.
-
-        Returns ``(event, data, rule, mapping_key, skipped, ignore, silent, context)``:
-        the fields of :class:`MappingResult`, plus the :class:`MappingContext` of the
-        mapped event (for the destination's own value mappings).
-        """
+        """:meth:`process` for the delivery engine's hot path: a :class:`Resolved`, no checks."""
         consent = _consent_of(event)
         ctx = MappingContext(event, None, consent, logger)
         if self._consent is not None and not granted(self._consent, consent):
-            return event, None, None, "", "consent", False, False, ctx
+            return _new_tuple(Resolved, (event, None, None, "", "consent", False, False, ctx))
         owned: set[int] | None = None
         if self._policy is not None:
             event, owned = _apply_policy(event, self._policy, ctx, owned)
@@ -427,7 +449,9 @@ class CompiledMapping:
         if found is not None:
             rule, key = found
             if rule.consent is not None and not granted(rule.consent, ctx.consent):
-                return event, None, rule.rule, key, "consent", False, rule.silent, ctx
+                return _new_tuple(
+                    Resolved, (event, None, rule.rule, key, "consent", False, rule.silent, ctx)
+                )
             if rule.policy is not None:
                 event, owned = _apply_policy(event, rule.policy, ctx, owned)
                 ctx = MappingContext(event, None, _consent_of(event), logger)
@@ -436,7 +460,9 @@ class CompiledMapping:
         include = self._include
         if rule is not None:
             if rule.ignore:
-                return event, data, rule.rule, key or "", "ignore", True, rule.silent, ctx
+                return _new_tuple(
+                    Resolved, (event, data, rule.rule, key or "", "ignore", True, rule.silent, ctx)
+                )
             if rule.name is not None:
                 if owned is None:
                     event = dict(event)
@@ -460,11 +486,13 @@ class CompiledMapping:
                 elif data is None:
                     data = included
         if rule is None:
-            return event, data, None, "", None, False, False, ctx
+            return _new_tuple(Resolved, (event, data, None, "", None, False, False, ctx))
         if rule.remove is not None and type(data) is dict:
             for segments in rule.remove:
                 delete_path(data, segments)
-        return event, data, rule.rule, key or "", None, False, rule.silent, ctx
+        return _new_tuple(
+            Resolved, (event, data, rule.rule, key or "", None, False, rule.silent, ctx)
+        )
 
 
 def _consent_of(event: Mapping[str, Any]) -> Mapping[str, Any] | None:

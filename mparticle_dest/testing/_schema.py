@@ -1,10 +1,10 @@
 """The fake server's own schema of an Events API batch, as plain validation code.
 
-Written from mParticle's Events API documentation (SPEC §5, §9, §10). Where the
-official OpenAPI file is known to be wrong (SPEC §9) this follows the documented
-behaviour: events are checked by their ``event_type``; custom attribute values are
-strings, numbers or booleans; user attribute values are those or lists of strings;
-identity values are strings or numbers; ``custom_event_type`` also allows ``media``
+Written from mParticle's Events API documentation. Where the official OpenAPI
+file is known to be wrong this follows the documented behaviour: events are checked
+by their ``event_type``; custom attribute values are strings, numbers or booleans;
+user attribute values are those or lists of strings; identity values are strings or
+numbers; ``custom_event_type`` also allows ``media``
 and ``attribution``; product/promotion actions require only ``action``; consent is
 ``gdpr`` (purpose → consent) plus ``ccpa.data_sale_opt_out``.
 

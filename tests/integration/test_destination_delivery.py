@@ -245,3 +245,32 @@ def test_max_batches_per_request_is_bounded_by_mparticles_limit() -> None:
     for bad in (0, MAX_BATCHES_PER_REQUEST + 1):
         with pytest.raises(ValueError, match="max_batches_per_request"):
             Destination(make_config(), max_batches_per_request=bad)
+
+
+async def test_mparticle_sdk_batch_fields_reach_the_fake_server_one_batch_per_value() -> None:
+    # mpid, device_info, application_info and the data plan are batch-level (#17): the
+    # fake server checks them with its own schema (and the run audit with the official file).
+    async with FakeMparticle() as server:
+        config = make_config(server, age=20)
+        config["settings"].update(
+            mpid="user.mpid",
+            deviceInfo={
+                "map": {"platform": {"value": "web"}, "http_header_user_agent": "globals.ua"}
+            },
+            applicationInfo={"value": {"application_name": "shop", "os": "MobileWeb"}},
+            dataPlan={"planId": "web_plan", "planVersion": 2},
+        )
+        async with Destination(config, base_url=server.url) as dest:
+            for n, ua in enumerate(["A", "A", "B"]):
+                pushed = {**event("u1", n), "globals": {"ua": ua}}
+                pushed["user"] = {"id": "u1", "mpid": "7"}
+                await dest.push(pushed)
+        batches = server.batches
+    assert [len(b.events) for b in batches] == [2, 1]
+    for batch, ua in zip(batches, ["A", "B"], strict=True):
+        assert batch.body["mpid"] == 7
+        assert batch.body["device_info"] == {"platform": "web", "http_header_user_agent": ua}
+        assert batch.body["application_info"] == {"application_name": "shop", "os": "MobileWeb"}
+        assert batch.body["batch_context"] == {
+            "data_plan": {"plan_id": "web_plan", "plan_version": 2}
+        }

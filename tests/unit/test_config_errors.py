@@ -286,8 +286,7 @@ def test_typed_settings_report_every_problem_with_python_names() -> None:
         ),
         (
             lambda: Rule(batch=-1),
-            "Rule.batch: expected a non-negative number of milliseconds or an object with "
-            "size/age/wait, got -1",
+            "Rule.batch: must be >= 0 (milliseconds), got -1",
         ),
         (
             lambda: Rule(settings={"eventType": "screen_view"}),
@@ -309,8 +308,8 @@ def test_typed_settings_report_every_problem_with_python_names() -> None:
         ),
         (
             lambda: DestinationConfig(settings=Settings(api_key="k", api_secret="s"), batch="1s"),
-            "DestinationConfig.batch: expected a non-negative number of milliseconds or an "
-            "object with size/age/wait, got '1s'",
+            "DestinationConfig.batch: expected a number of milliseconds or an object with "
+            "size/age/wait, got str",
         ),
         (
             lambda: DestinationConfig(
@@ -330,4 +329,72 @@ def test_an_unknown_key_does_not_hide_the_other_problems_of_its_object() -> None
     assert problems({"settings": {**BASE, "environment": "prod", "apiKye": "k"}}) == (
         "settings.apiKye: unknown key (did you mean apiKey?)",
         "settings.environment: expected one of production, development, got 'prod'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (with_settings(ip={"fn": 42}), "settings.ip.fn: expected a callable, got int"),
+        (
+            with_settings(sourceRequestId={"nope": 1}),
+            "settings.sourceRequestId.nope: unknown mapping key 'nope' "
+            "(known: condition, consent, value, fn, key, loop, map, set, validate)",
+        ),
+        (
+            with_settings(userAttributes={"map": 3}),
+            "settings.userAttributes.map: expected a dict of out_key: value_mapping, got int",
+        ),
+        (
+            with_settings(userIdentities={"email": {"fn": 1}}),
+            "settings.userIdentities.email.fn: expected a callable, got int",
+        ),
+        (
+            with_settings(consent={"gdpr": {"marketing": {"consented": "yes"}}}),
+            "settings.consent.gdpr.marketing.consented: expected a boolean, got 'yes'",
+        ),
+        (
+            with_rule({"settings": {"eventType": "commerce_event", "commerce": 3}}),
+            "mapping.product.view.settings.commerce: a value mapping is a string path, a dict "
+            "or a list, got int 3; for a constant write {'value': 3}",
+        ),
+        (
+            with_rule({"settings": {"eventData": {"fn": "x"}}}),
+            "mapping.product.view.settings.eventData.fn: expected a callable, got str",
+        ),
+        (
+            with_rule({"settings": {"eventType": "profile"}}),
+            "mapping.product.view.settings.eventData: eventType 'profile' needs the fields "
+            "previous_mpid, current_mpid, profile_event_type; map them with eventData",
+        ),
+        (
+            with_rule({"settings": {"userIdentities": {"other": {"fn": 1}}}}),
+            "mapping.product.view.settings.userIdentities.other.fn: expected a callable, got int",
+        ),
+    ],
+)
+def test_value_mappings_of_the_settings_are_checked_when_the_config_is_built(
+    raw: Any, expected: str
+) -> None:
+    # Once only Destination(...) compiled these: a config could validate and still fail.
+    assert problems(raw) == (expected,)
+
+
+def test_value_mapping_problems_are_listed_with_the_other_problems() -> None:
+    raw = {
+        "settings": {**BASE, "pod": "x", "ip": {"fn": 1}},
+        "mapping": {"a": {"b": {"data": {"fn": 2}, "settings": {"userAttributes": 5}}}},
+    }
+    assert problems(raw) == (
+        "settings.pod: expected one of us1, us2, eu1, au1, got 'x'",
+        "settings.ip.fn: expected a callable, got int",
+        "mapping.a.b.settings.userAttributes: a value mapping is a string path, a dict or a "
+        "list, got int 5; for a constant write {'value': 5}",
+        "mapping.a.b.data.fn: expected a callable, got int",
+    )
+
+
+def test_typed_settings_check_their_value_mappings() -> None:
+    assert typed_problems(lambda: Settings(api_key="k", api_secret="s", ip={"fn": 42})) == (
+        "Settings.ip.fn: expected a callable, got int",
     )

@@ -362,3 +362,20 @@ def test_policy_write_that_does_not_fit_a_list_is_skipped(caplog):
     result = process_event_mapping(make_event(), {"policy": policy})
     assert result.event["data"]["tags"] == ["x"]
     assert caplog.text.count("write skipped") == 2
+
+
+def test_resolve_names_what_it_found() -> None:
+    # The engine's per-event result is read by name, not unpacked by position.
+    compiled = CompiledMapping.from_config(
+        {"mapping": {"product": {"view": {"name": "view", "data": {"map": {"id": "data.id"}}}}}}
+    )
+    found = compiled.resolve({"name": "product view", "data": {"id": "p1"}})
+    assert (found.mapping_key, found.data, found.skipped, found.ignore, found.silent) == (
+        "product view",
+        {"id": "p1"},
+        None,
+        False,
+        False,
+    )
+    assert found.event["name"] == "view"
+    assert found.context.event is found.event

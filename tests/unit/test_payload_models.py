@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.mp_parse import parse_batch, parse_event
 from support.mp_strategies import model_strategy as _model_strategy
 from support.oas import EVENT_SCHEMAS, validate_batch, validate_event
 from support.references import OAS, requires
@@ -24,7 +25,7 @@ EVENT_CLASSES = typing.get_args(m.Event)
 @pytest.mark.parametrize("step", load_steps(), ids=step_ids)
 def test_walkeros_bodies_parse_and_serialize_back(step: Step) -> None:
     body = json.loads(step.body)
-    batch = m.parse_batch(body)
+    batch = parse_batch(body)
     assert batch.to_dict() == body
     assert isinstance(batch.events[0], m.CustomEvent | m.ScreenView | m.CommerceEvent)
 
@@ -65,7 +66,7 @@ def test_every_model_instance_fits_the_checker_and_round_trips(
     event = data.draw(_model_strategy(cls))
     wire = event.to_dict()
     assert m.check_data(cls.event_type, wire["data"]) == []
-    assert m.parse_event(wire) == event
+    assert parse_event(wire) == event
 
 
 @requires(OAS)
@@ -80,7 +81,7 @@ def test_every_model_instance_fits_the_oas(cls: type, data: st.DataObject) -> No
 @given(batch=_model_strategy(m.Batch))
 def test_batches_round_trip(batch: m.Batch) -> None:
     wire = batch.to_dict()
-    assert m.parse_batch(json.loads(json.dumps(wire))).to_dict() == wire
+    assert parse_batch(json.loads(json.dumps(wire))).to_dict() == wire
 
 
 @requires(OAS)
@@ -157,13 +158,13 @@ def test_checker_accepts_unknown_keys_where_mparticle_does() -> None:
 
 def test_parse_is_strict() -> None:
     with pytest.raises(ValueError, match="unknown event_type"):
-        m.parse_event({"event_type": "nonsense", "data": {}})
+        parse_event({"event_type": "nonsense", "data": {}})
     with pytest.raises(ValueError, match=r"extra fields found \(nope\) @ \$"):
-        m.parse_batch({"events": [], "environment": "production", "nope": 1})
+        parse_batch({"events": [], "environment": "production", "nope": 1})
     with pytest.raises(ValueError, match=r"@ \$\.user_identities"):
-        m.parse_batch({"events": [], "user_identities": {"customer_id": True}})
+        parse_batch({"events": [], "user_identities": {"customer_id": True}})
     with pytest.raises(ValueError, match=r"expected int @ \$\.events\[0\]\.session_id"):
-        m.parse_batch({"events": [{"event_type": "session_start", "data": {"session_id": "x"}}]})
+        parse_batch({"events": [{"event_type": "session_start", "data": {"session_id": "x"}}]})
 
 
 def test_typed_construction_serializes_to_plain_json() -> None:

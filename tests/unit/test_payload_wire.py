@@ -82,6 +82,7 @@ _text = st.text(max_size=12)
 _identity = st.one_of(
     _text.filter(bool), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
 )
+_json_object = st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)
 _keys = st.builds(
     BatchKey,
     st.sampled_from(["production", "development"]),
@@ -89,8 +90,12 @@ _keys = st.builds(
         st.tuples(st.sampled_from(["customer_id", "email", "other"]), _identity), max_size=3
     ).map(lambda pairs: tuple(dict(pairs).items())),
     st.one_of(st.none(), _text),
-    st.one_of(st.none(), st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)),
+    st.one_of(st.none(), _json_object),
     st.one_of(st.none(), _text),
+    mpid=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    device_info=st.one_of(st.none(), _json_object),
+    application_info=st.one_of(st.none(), _json_object),
+    batch_context=st.one_of(st.none(), _json_object),
 )
 _bodies = st.lists(
     st.dictionaries(_text, st.one_of(_text, st.integers())).map(
@@ -125,6 +130,10 @@ def test_batch_size_is_exact_without_assembling(
     assert parsed.get("user_attributes") == (user_attributes or None)
     assert parsed.get("ip") == (key.ip or None)
     assert parsed.get("source_request_id") == (sri or None)
+    assert parsed.get("mpid") == key.mpid
+    for field in ("consent_state", "device_info", "application_info", "batch_context"):
+        text = getattr(key, field)
+        assert parsed.get(field) == (None if text is None else json.loads(text))
 
 
 @settings(deadline=None)
