@@ -11,12 +11,13 @@ it, so the accumulator can do O(1) byte accounting::
      ,"user_attributes":{...}                                             <- per batch
      ,"ip":"..."                                                          <- key
      ,"source_request_id":"..."                                           <- per batch
-     ,"batch_context":{...},"device_info":{...},"application_info":{...}
+     ,"context":{...},"device_info":{...},"application_info":{...}
      ,"mpid":...,"consent_state":{...}}                                   <- key tail
 
 The order is the one walkerOS's destination writes; the fields it does not know
-(``batch_context`` to ``mpid``) are written when set, in the order of the official
-OpenAPI file (where they also come before ``consent_state``).
+(``context`` to ``mpid``; ``context`` holds the data plan, as mParticle's SDKs send it) are
+written when set, in the order of the official OpenAPI file (where they also come before
+``consent_state``).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class BatchKey(_BatchKeyFields):
             middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
             tail = b""
             if self.batch_context is not None:
-                tail += b',"batch_context":' + self.batch_context.encode()
+                tail += b',"context":' + self.batch_context.encode()
             if self.device_info is not None:
                 tail += b',"device_info":' + self.device_info.encode()
             if self.application_info is not None:

@@ -7,8 +7,11 @@ generated here, and the summary shows what mParticle would have received.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -209,8 +212,32 @@ def _summarize(
     echo("Receipts (the final outcome of every pushed event)")
     echo("  " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
     echo("")
-    echo("Next: map and batch your own events without sending them (mparticle-dest send --help):")
-    echo("  mparticle-dest send events.jsonl --config flow.json --dry-run")
+    echo(next_step())
+
+
+def next_step() -> str:
+    """The "Next:" hint: a dry run of the repository's example events, ready to paste.
+
+    Written for where the README leaves the user: the repository's root, the command
+    run by its path (``.venv/bin/mparticle-dest``) or as ``python -m mparticle_dest``.
+    The example flow.json reads the credentials from the environment (any value does
+    for a dry run), so the command sets them.
+    """
+    program = Path(sys.argv[0])
+    command = (
+        shlex.quote(str(program))
+        if program.name == "mparticle-dest"
+        else f"{shlex.quote(sys.executable)} -m mparticle_dest"
+    )
+    examples = Path("examples")
+    if not (examples / "flow.json").is_file():
+        examples = Path("<repository>/examples")
+    return (
+        "Next: map and batch the example events without sending them"
+        " (mparticle-dest send --help):\n"
+        f"  MPARTICLE_API_KEY=k MPARTICLE_API_SECRET=s {command} send"
+        f" {examples / 'events.jsonl'} --config {examples / 'flow.json'} --dry-run"
+    )
 
 
 def _show_sample(echo: Echo, server: FakeMparticle) -> None:

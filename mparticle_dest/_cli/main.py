@@ -7,7 +7,6 @@ errors, 128 + the signal number when SIGINT or SIGTERM stopped ``send``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -137,6 +136,14 @@ def demo(ctx: click.Context, users: int, events: int, waves: int) -> None:
     " must carry its timestamp.",
 )
 @click.option(
+    "--drain-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    help="After the input ends, wait at most this long for the events still on their way"
+    " (default: until every event is delivered or failed; errors end within each"
+    " request's retry budget, throttling only slows the run down).",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Print the mParticle batches (one JSON per line); send nothing."
 )
 @click.option("--pretty", is_flag=True, help="With --dry-run, indent the JSON.")
@@ -146,12 +153,13 @@ def demo(ctx: click.Context, users: int, events: int, waves: int) -> None:
     metavar="PATH",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Where rejected lines go, as JSON lines (default: FILE.rejects.jsonl, created only"
-    " if a line is rejected; stderr when reading stdin). '-' is stderr.",
+    " if a line is rejected, removed after a run without rejects; stderr when reading"
+    " stdin). '-' is stderr.",
 )
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Show a progress line (default: only when stderr is a terminal).",
+    help="Show the live progress display (default: only when stderr is a terminal).",
 )
 @click.option(
     "--close-timeout",
@@ -159,8 +167,9 @@ def demo(ctx: click.Context, users: int, events: int, waves: int) -> None:
     default=10.0,
     show_default=True,
     metavar="SECONDS",
-    help="At the end (or on Ctrl-C/SIGTERM), how long to keep delivering what is"
-    " buffered; what is left then is reported as rejected lines.",
+    help="After Ctrl-C/SIGTERM, how long to keep delivering the accepted events; what is"
+    " left then is reported as rejected lines (--drain-timeout, when given, bounds this"
+    " too).",
 )
 @click.pass_context
 def send(
@@ -171,6 +180,7 @@ def send(
     flow: str | None,
     base_url: str | None,
     historical: bool,
+    drain_timeout: float | None,
     dry_run: bool,
     pretty: bool,
     rejects_path: Path | None,
@@ -182,45 +192,41 @@ def send(
     Bad lines are reported with their line number, written to the rejects file, and
     skipped; the run goes on. Ctrl-C or SIGTERM stops the reading, delivers what was
     accepted (within --close-timeout) and prints the report. Exit status: 0 when every
-    line was delivered (or skipped by the mapping), 1 when some were rejected or failed,
-    2 for usage or config errors, 128 + the signal number when a signal stopped it.
+    line was delivered (or skipped by the mapping), 1 when some were rejected or failed
+    (or nothing could be sent), 2 for usage or config errors, 128 + the signal number
+    when a signal stopped it.
     """
-    from .send import run_send
+    from .send import SendOptions, run_send
 
-    err = functools.partial(click.echo, err=True)
     try:
         raw, source = read_config_dict(config_path, destination=destination, flow=flow)
         config = build_config(raw)
     except ConfigError as exc:
-        err(f"mparticle-dest: invalid config in {config_path}:")
+        click.echo(f"mparticle-dest: invalid config in {config_path}:", err=True)
         for problem in exc.problems:
-            err(f"  {problem}")
+            click.echo(f"  {problem}", err=True)
         ctx.exit(EXIT_CONFIG)
     is_stdin = str(input_path) == "-"
     if rejects_path is None and not is_stdin:
         rejects_path = input_path.with_name(input_path.name + ".rejects.jsonl")
-    if rejects_path is not None and str(rejects_path) == "-":
-        rejects_path = None
+    options = SendOptions(
+        input_path=None if is_stdin else input_path,
+        rejects_path=None if rejects_path is None or str(rejects_path) == "-" else rejects_path,
+        source=source.describe(),
+        base_url=base_url,
+        historical=historical,
+        dry_run=dry_run,
+        pretty=pretty,
+        progress=progress,
+        drain_timeout=drain_timeout,
+        close_timeout=close_timeout,
+    )
     with (
         click.open_file("-", encoding="utf-8")
         if is_stdin
         else input_path.open(encoding="utf-8", newline="")
     ) as stream:
-        report = run_send(
-            config,
-            stream,
-            total_path=None if is_stdin else input_path,
-            rejects_path=rejects_path,
-            base_url=base_url,
-            historical=historical,
-            dry_run=dry_run,
-            pretty=pretty,
-            progress=progress,
-            echo=click.echo,
-            err=err,
-            source=source.describe(),
-            close_timeout=close_timeout,
-        )
+        report = run_send(config, options, stream, echo=click.echo)
     if report.stopped_by is not None:
         ctx.exit(128 + report.stopped_by)
     ctx.exit(EXIT_OK if report.ok else EXIT_FAILED)

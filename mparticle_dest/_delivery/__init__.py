@@ -10,6 +10,7 @@ from .deliverer import (
     MAX_RESPONSE_BYTES,
     BatchResult,
     Deliverer,
+    DeliveryCounters,
     make_client,
     parse_url,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "AttemptWatch",
     "BatchResult",
     "Deliverer",
+    "DeliveryCounters",
     "Pacer",
     "PacingPolicy",
     "RetryPolicy",

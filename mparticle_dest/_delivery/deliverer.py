@@ -476,6 +476,8 @@ class Deliverer:
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
+        debug = self._log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
         client = self._client
         request = client.build_request(
             "POST", self._url_parsed, content=body, headers=self._headers
@@ -497,9 +499,13 @@ class Deliverer:
                         await response.aclose()  # closes the connection if body is left
         except _FATAL_ERRORS as exc:
             watch.end(None, error=exc)
+            if debug:
+                self._debug_request(group, len(body), started, self._describe(exc))
             return _Attempt("fail", None, self._describe(exc))
         except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
             watch.end(None, error=exc)
+            if debug:
+                self._debug_request(group, len(body), started, self._describe(exc))
             ambiguous = not isinstance(exc, _UNSENT_ERRORS)
             if ambiguous:
                 for batch in group:
@@ -508,6 +514,9 @@ class Deliverer:
         except BaseException as exc:  # cancelled (close timeout): the attempt still ends
             watch.end(None, error=exc)
             raise
+        if debug:
+            answer = "no answer" if response is None else f"HTTP {response.status_code}"
+            self._debug_request(group, len(body), started, answer)
         if response is None:  # no status within the deadline: a timeout, maybe sent
             watch.end(None, error=TimeoutError())
             for batch in group:
@@ -526,6 +535,24 @@ class Deliverer:
             )
         watch.end(response.status_code, response.headers)
         return self._classify(response, b"".join(content), group)
+
+    def _debug_request(
+        self, group: list[SealedBatch], size: int, started: float, result: str
+    ) -> None:
+        """One DEBUG line per HTTP attempt: what went, what came back, how long it took.
+
+        Only the path, counts and the status or error class: never a header, a body
+        or the credentials (httpx's error texts carry none of them).
+        """
+        self._log.debug(
+            "POST %s: %s (%d batches, %d events, %d bytes, %.3f s)",
+            self._url_parsed.path,
+            result,
+            len(group),
+            sum(batch.event_count for batch in group),
+            size,
+            time.monotonic() - started,
+        )
 
     def _classify(
         self, response: httpx.Response, content: bytes, group: list[SealedBatch]

@@ -6,7 +6,7 @@ caller, ``sync`` the threaded facade for WSGI and scripts.
 """
 
 from .destination import CloseReport, Destination
-from .options import DeliveryOptions, FailedBatch, FullPolicy
+from .options import DeliveryOptions, DestinationOptions, FailedBatch, FullPolicy
 from .stats import Stats
 from .sync import SyncDestination, SyncReceipt
 
@@ -14,6 +14,7 @@ __all__ = [
     "CloseReport",
     "DeliveryOptions",
     "Destination",
+    "DestinationOptions",
     "FailedBatch",
     "FullPolicy",
     "Stats",

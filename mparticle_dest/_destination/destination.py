@@ -51,6 +51,7 @@ from .._telemetry import Telemetry
 from .._telemetry import check as check_telemetry
 from .._telemetry import start as start_telemetry
 from .._wire import basic_auth_header, check_base_url, endpoint
+from .dry_run import DryRunSender
 from .engine import Engine
 from .options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -59,6 +60,7 @@ from .options import (
     DeliveryOptions,
     FailedBatch,
     FullPolicy,
+    SendMode,
 )
 from .shelter import Started, on_asyncio, run_sheltered, spawn_loop_task
 from .stats import Counters, Stats
@@ -191,6 +193,11 @@ class Destination:
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
             data older than 30 days (default ``False``); ``push`` then refuses events
             without a ``timestamp``.
+        send: ``False`` makes a dry run (staging, tests): events are validated,
+            mapped, batched and counted as usual, every receipt resolves ``skipped``
+            with reason ``"dry_run"``, and nothing is sent (no HTTP client is
+            opened). A sync callable makes a dry run too and receives each batch's
+            JSON body. Default ``True``.
         telemetry: OpenTelemetry metrics and request spans (see the observability
             guide): ``True`` (default) reports to the global providers when
             ``opentelemetry-api`` is installed, ``False`` turns it off, a
@@ -222,6 +229,7 @@ class Destination:
         pacing: PacingPolicy | None = None,
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
+        send: SendMode = True,
         telemetry: Telemetry | bool = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
@@ -237,6 +245,7 @@ class Destination:
             pacing=pacing if pacing is not None else PacingPolicy(),
             on_error=on_error,
             historical=historical,
+            send=send,
         )
         if base_url is not None:
             check_base_url(base_url)
@@ -408,7 +417,14 @@ class Destination:
         self._closed = anyio.Event()
 
     def _make_deliverer(self) -> None:
-        """Make the HTTP client (unless one was given) and the deliverer using it."""
+        """Make the HTTP client (unless one was given) and the deliverer using it.
+
+        For a dry run (``send`` not ``True``), the dry-run sender instead: no client.
+        """
+        send = self.options.send
+        if send is not True:
+            self._engine.deliverer = DryRunSender(self._counters, None if send is False else send)
+            return
         client = self._http_client
         owns_client = client is None
         if client is None:
@@ -570,9 +586,11 @@ class Destination:
         counters = self._counters
         counters.pushed += 1
         try:
-            if self._historical and isinstance(event, Mapping):
-                self._check_historical(event)
             built = self._builder.build(event)
+            # After the build: an invalid event reports its own error, and one the
+            # mapping skips needs no timestamp.
+            if self._historical and not isinstance(built, Skipped):
+                self._check_historical(event)
         except InvalidEventError:
             counters.invalid += 1
             raise

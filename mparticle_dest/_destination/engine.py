@@ -11,22 +11,35 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .._batching import Accumulator, Packer, SealedBatch
-from .._delivery import BatchResult, Deliverer
+from .._delivery import BatchResult, DeliveryCounters
 from .._exceptions import DeliveryError
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Sender"]
 
 logger = logging.getLogger("mparticle_dest")
 
 _INF = math.inf
+
+
+class Sender(Protocol):
+    """What the engine hands requests to: the HTTP ``Deliverer``, or the dry-run sender.
+
+    ``send`` returns one result per batch and never raises for a delivery outcome; a
+    batch it already resolved itself (the dry run: ``skipped``) is only forgotten.
+    """
+
+    counters: DeliveryCounters
+
+    async def send(self, batches: Sequence[SealedBatch]) -> list[BatchResult]: ...
 
 
 class Engine:
@@ -56,7 +69,7 @@ class Engine:
         self.options = options
         self.counters = counters
         self.cap = options.max_buffered_events
-        self.deliverer: Deliverer | None = None
+        self.deliverer: Sender | None = None
         self.buffered = 0  # accepted events whose outcome is not final
         self.unresolved: dict[int, SealedBatch] = {}  # sealed, not final; by seq
         self.in_flight = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from attrs import field, frozen, validators
 
@@ -14,10 +14,17 @@ from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._option_checks import not_bool, number
 
-__all__ = ["DeliveryOptions", "FailedBatch", "FullPolicy"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DeliveryOptions", "DestinationOptions", "FailedBatch", "FullPolicy", "SendMode"]
 
 FullPolicy = Literal["wait", "drop", "raise"]
 """What ``push`` does when the buffer is full: wait for room, drop the event, or raise."""
+
+SendMode = bool | Callable[[bytes], object]
+"""``True`` posts batches to mParticle; ``False`` sends nothing (a dry run); a callable
+receives each batch's JSON body in place of the request (a dry run that shows them)."""
 
 DEFAULT_MAX_BUFFERED_EVENTS = 20_000
 DEFAULT_CLOSE_TIMEOUT = 10.0
@@ -63,15 +70,24 @@ def _optional_timeout(_inst: object, attribute: object, value: float | None) -> 
 def _sync_callable(_inst: object, attribute: object, value: Any) -> None:
     if value is None:
         return
+    name = getattr(attribute, "name", "value")
     if not callable(value):
-        raise TypeError(f"on_error must be callable, got {type(value).__name__}")
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
     if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
         getattr(value, "__call__", None)  # noqa: B004 - an async __call__ method
     ):
         raise TypeError(
-            "on_error must be a plain (sync) callable; it runs on the sender task. To do"
-            " I/O, hand the FailedBatch to a queue or a task of your own."
+            f"{name} must be a plain (sync) callable; it runs on the sender task. To do"
+            " I/O, hand what it receives to a queue or a task of your own."
         )
+
+
+def _send_mode(inst: object, attribute: object, value: Any) -> None:
+    # None must not slip through as "not True", which would silently mean a dry run.
+    if value is None:
+        raise TypeError("send must be True, False or a sync callable, got None")
+    if not isinstance(value, bool):
+        _sync_callable(inst, attribute, value)
 
 
 @frozen(kw_only=True)
@@ -103,6 +119,10 @@ class DeliveryOptions:
             good. A plain sync callable; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical`` (backfills of data older
             than 30 days); every pushed event must then carry its ``timestamp``.
+        send: ``False`` for a dry run: events are validated, mapped, batched and
+            counted, receipts resolve ``skipped`` with reason ``"dry_run"``, and no
+            request is made. A sync callable also makes a dry run, and receives each
+            batch's JSON body as it would have been sent.
     """
 
     max_buffered_events: int = field(
@@ -136,3 +156,29 @@ class DeliveryOptions:
     )
     on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
     historical: bool = field(default=False, validator=validators.instance_of(bool))
+    send: SendMode = field(default=True, validator=_send_mode)
+
+
+class DestinationOptions(TypedDict, total=False):
+    """The keyword options of :class:`~mparticle_dest.Destination`, as one type.
+
+    ``SyncDestination(config, **options)`` takes exactly these, so a type checker
+    checks its options as it checks ``Destination``'s; a wrapper of your own can
+    forward ``**options: Unpack[DestinationOptions]`` the same way. Each key is
+    documented on ``Destination``.
+    """
+
+    base_url: str | None
+    http_client: httpx.AsyncClient | None
+    max_buffered_events: int
+    full_policy: FullPolicy
+    full_timeout: float | None
+    close_timeout: float
+    max_in_flight: int
+    max_batches_per_request: int
+    request_timeout: float | None
+    retry: RetryPolicy | None
+    pacing: PacingPolicy | None
+    on_error: Callable[[FailedBatch], object] | None
+    historical: bool
+    send: SendMode

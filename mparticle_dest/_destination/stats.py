@@ -20,7 +20,9 @@ class Stats:
     Every event passed to ``push`` is counted exactly once as ``invalid`` (raised),
     under a ``skipped`` reason, or ``mapped``; every mapped event as ``dropped``,
     ``refused`` or ``accepted``; and every accepted event as ``delivered_events``,
-    ``failed_events`` or ``buffered`` (still on its way). So at any time::
+    ``failed_events`` or ``buffered`` (still on its way) — or, in a dry run
+    (``send=False``), as ``skipped["dry_run"]`` once its batch is settled. So at any
+    time::
 
         pushed == invalid + skipped_total + dropped + refused
                   + delivered_events + failed_events + buffered
@@ -30,8 +32,8 @@ class Stats:
         mapped: Events mapped and encoded into mParticle events.
         accepted: Events taken into the buffer (receipts pending at first).
         invalid: Events rejected by ``push`` with an ``InvalidEventError``.
-        skipped: Events skipped by the mapping, by reason (``consent``, ``ignore``,
-            ``silent``).
+        skipped: Events skipped, by reason: by the mapping (``consent``, ``ignore``,
+            ``silent``) or by a dry run (``dry_run``: batched, never sent).
         dropped: Events dropped because the buffer was full (``"drop"`` policy).
         refused: Events refused by a ``push`` that raised ``BufferFullError`` or
             ``DestinationClosedError`` (not accepted; the caller still holds them).

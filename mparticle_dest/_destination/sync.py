@@ -11,6 +11,13 @@ are closed by an ``atexit`` hook, which holds them only weakly. The loop thread 
 daemon thread on purpose: non-daemon threads are joined *before* ``atexit`` hooks
 run, so a non-daemon loop would keep the interpreter from ever reaching the hook.
 
+SIGTERM: Python runs no ``atexit`` hook when SIGTERM ends the process (its default
+action kills it), so what is buffered would vanish without a word. With
+``handle_sigterm=True`` a handler drains the instance (within the close timeout) and
+then does what SIGTERM did before (the previous Python handler, or the default
+action); by default a handler only logs how many accepted events are abandoned, and
+only where SIGTERM still has its default action. See :class:`_SigtermHandler`.
+
 Fork: the loop thread does not survive ``fork()``. An instance used in a child
 process raises :class:`~mparticle_dest.DestinationClosedError` telling to create a
 new one there; it is never silently dead, and the child never re-sends events
@@ -23,10 +30,12 @@ import atexit
 import concurrent.futures
 import logging
 import os
+import signal
+import sys
 import threading
 import weakref
 from collections.abc import Mapping
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 import anyio
@@ -36,7 +45,13 @@ from .._config import DestinationConfig
 from .._exceptions import DestinationClosedError
 from .._receipt import Outcome, Receipt
 from .destination import CloseReport, Destination
+from .options import DestinationOptions
 from .stats import Stats
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Unpack
 
 __all__ = ["SyncDestination", "SyncReceipt"]
 
@@ -109,8 +124,9 @@ class SyncDestination:
 
     Takes the same arguments as ``Destination`` and starts it at once on a private
     event-loop thread. Safe to share between threads: create one per process (after
-    any ``fork()``), push from anywhere, close it at shutdown (or let the ``atexit``
-    hook do it).
+    any ``fork()``), push from anywhere, close it at shutdown. An instance still open
+    when the interpreter exits normally is closed by an ``atexit`` hook; SIGTERM ends
+    the process without exit hooks, see ``handle_sigterm``.
 
     Example:
         ```python
@@ -121,21 +137,41 @@ class SyncDestination:
 
     Args:
         config: The destination config: a walkerOS-style dict or a ``DestinationConfig``.
-        **options: Keyword options of ``Destination`` such as ``base_url``. Not
-            ``http_client``: an ``httpx.AsyncClient`` belongs to the loop that made it.
+        handle_sigterm: ``True``: on SIGTERM, drain within ``close_timeout``, then
+            hand the signal on (to the handler installed before, or to the default
+            action, which ends the process). ``None`` (default): where SIGTERM has
+            its default action, log a WARNING with the number of events abandoned,
+            then end as before. ``False``: never touch signal handlers. Handlers can
+            only be installed from the main thread (elsewhere ``None`` does nothing).
+        **options: The keyword options of ``Destination`` (``DestinationOptions``),
+            such as ``base_url``. Not ``http_client``: an ``httpx.AsyncClient``
+            belongs to the event loop that made it.
 
     Raises:
         ConfigError: The config is invalid.
         TypeError: ``http_client`` was given.
+        ValueError: ``handle_sigterm=True`` outside the main thread.
     """
 
     _startup_error: BaseException | None = None  # set by the loop thread if it cannot start
 
-    def __init__(self, config: DestinationConfig | Mapping[str, Any], **options: Any) -> None:
+    def __init__(
+        self,
+        config: DestinationConfig | Mapping[str, Any],
+        *,
+        handle_sigterm: bool | None = None,
+        **options: Unpack[DestinationOptions],
+    ) -> None:
         if "http_client" in options:
             raise TypeError(
                 "SyncDestination does not accept http_client: an httpx.AsyncClient is bound"
-                " to the event loop that created it; use base_url or transport options instead"
+                " to the event loop that created it. Give base_url, request_timeout or"
+                " max_in_flight instead; a proxy is read from HTTPS_PROXY/HTTP_PROXY"
+            )
+        if handle_sigterm and threading.current_thread() is not threading.main_thread():
+            raise ValueError(
+                "handle_sigterm=True needs the main thread: Python runs signal handlers"
+                " there only; create the SyncDestination at start-up"
             )
         # Built here so that config and option errors reach the caller as they are;
         # the constructor does no I/O and needs no running loop.
@@ -163,6 +199,9 @@ class SyncDestination:
             raise error
         with _live_lock:
             _live.add(self)
+        self._sigterm: _SigtermHandler | None = None
+        if handle_sigterm is not False:
+            self._sigterm = _SigtermHandler.install(self, drain=bool(handle_sigterm))
 
     # --- the loop thread ----------------------------------------------------------------
 
@@ -291,6 +330,8 @@ class SyncDestination:
                     _live.discard(self)
                 self._stop_and_join()
                 self._portal = None
+                if self._sigterm is not None:
+                    self._sigterm.uninstall()
         if self._report is None:
             raise DestinationClosedError("SyncDestination's loop thread ended unexpectedly")
         return self._report
@@ -336,6 +377,91 @@ class SyncDestination:
         return f"<SyncDestination {state}>"
 
 
+class _SigtermHandler:
+    """The SIGTERM handler of one :class:`SyncDestination` (``handle_sigterm``).
+
+    Runs on the main thread, between two bytecodes of whatever it was doing. With
+    ``drain`` it closes the instance (the loop thread delivers; this thread waits at
+    most the close timeout), else it only counts and logs what is abandoned. Then the
+    signal goes on as if this handler did not exist: to the Python handler installed
+    before (a server's graceful shutdown), or, for the default action, SIGTERM is
+    raised again with the default action restored, so the process still ends "killed
+    by SIGTERM" (exit status 143 in a shell). It holds the instance weakly.
+    """
+
+    def __init__(self, owner: SyncDestination, previous: Any, drain: bool) -> None:
+        self._owner = weakref.ref(owner)
+        self._previous = previous
+        self._drain = drain
+
+    @classmethod
+    def install(cls, owner: SyncDestination, *, drain: bool) -> _SigtermHandler | None:
+        """Install a handler for ``owner``, or return ``None`` where it must not.
+
+        The warning-only handler goes only where SIGTERM has its default action (an
+        application's or a server's own handler is never wrapped uninvited); the
+        draining one chains to any Python handler. Neither replaces a handler set
+        outside Python (``getsignal`` gives ``None``: it could not be chained) nor an
+        ignored SIGTERM.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None or previous is signal.SIG_IGN:
+            if drain:
+                logger.warning(
+                    "mparticle_dest: handle_sigterm=True has no effect: SIGTERM is %s in"
+                    " this process",
+                    "ignored" if previous is signal.SIG_IGN else "handled outside Python",
+                )
+            return None
+        if not drain and previous is not signal.SIG_DFL:
+            return None
+        handler = cls(owner, previous, drain)
+        signal.signal(signal.SIGTERM, handler)
+        return handler
+
+    def uninstall(self) -> None:
+        """Put the previous handler back, if this one is still the installed one.
+
+        (When another handler was installed on top, this one stays in its chain and,
+        its instance closed, only hands the signal on.)
+        """
+        previous = self._previous
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is self:
+            signal.signal(signal.SIGTERM, previous)
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        owner = self._owner()
+        if owner is not None and owner._pid == os.getpid() and not owner.closed:
+            if self._drain:
+                logger.info("mparticle_dest: SIGTERM: delivering what is buffered, then exiting")
+                try:
+                    owner.close()  # the close report is logged by the destination
+                except Exception:  # the signal must go on whatever happened here
+                    logger.exception("mparticle_dest: closing a SyncDestination on SIGTERM failed")
+            else:
+                abandoned = owner.stats.buffered
+                if abandoned:
+                    logger.warning(
+                        "mparticle_dest: SIGTERM ends the process: %d accepted events not"
+                        " yet delivered are abandoned (create the SyncDestination with"
+                        " handle_sigterm=True to deliver them first)",
+                        abandoned,
+                    )
+        self._chain(signum, frame)
+
+    def _chain(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous
+        if previous is signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        elif callable(previous):
+            previous(signum, frame)
+
+
 def _close_live_instances() -> None:
     """``atexit``: drain and close every instance still open in this process."""
     with _live_lock:
@@ -344,13 +470,23 @@ def _close_live_instances() -> None:
         if instance._pid != os.getpid():
             continue
         try:
-            instance.close()
+            report = instance.close()
         except Exception:
             logger.exception("mparticle_dest: closing a SyncDestination at exit failed")
+            continue
         except BaseException as exc:
             # A Ctrl-C or SIGTERM during the close at exit: close() finished first, and the
             # process is exiting anyway. Go on with the other instances.
             logger.info("mparticle_dest: %s during the close at exit", type(exc).__name__)
+            if instance._report is None:
+                continue
+            report = instance._report
+        if report.undelivered:
+            logger.warning(
+                "mparticle_dest: %d events abandoned at interpreter exit: the close"
+                " timeout ran out before they were delivered",
+                report.undelivered,
+            )
 
 
 def _forget_instances_in_child() -> None:

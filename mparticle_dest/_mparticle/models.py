@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Union, cast
+from typing import Any, ClassVar, Final, Literal, Union, cast
 
 import attrs
 
@@ -567,7 +567,7 @@ class DataPlanContext(_Model):
 
 @_model
 class BatchContext(_Model):
-    """A batch's ``batch_context``: its data plan."""
+    """A batch's ``context``: its data plan (the key mParticle's SDKs send)."""
 
     data_plan: DataPlanContext | None = None
 
@@ -583,7 +583,7 @@ class Batch(_Model):
     user_attributes: dict[str, Scalar | list[str]] | None = None
     ip: str | None = None
     source_request_id: str | None = None
-    batch_context: BatchContext | None = None
+    context: BatchContext | None = None
     device_info: DeviceInformation | None = None
     application_info: ApplicationInformation | None = None
     mpid: int | None = None
@@ -607,9 +607,17 @@ def check_data(event_type: str, data: Mapping[str, Any], *, path: str = "data") 
     """Check an event's ``data`` dict against its model; return the problems (empty if valid).
 
     ``None`` values count as missing. Keys unknown to the model pass (mParticle's
-    event data is open), except inside closed objects such as ``product_action``.
+    event data is open), except inside closed objects such as ``product_action``. A
+    ``commerce_event`` must also carry one of its actions: mParticle refuses one with
+    none of ``product_action``, ``promotion_action`` or ``product_impressions``.
     """
-    return check_object(event_class(event_type), data, path=path)
+    problems = check_object(event_class(event_type), data, path=path)
+    if event_type == "commerce_event" and all(data.get(k) is None for k in _COMMERCE_ACTIONS):
+        problems.append(f"{path}: a commerce event needs one of " + ", ".join(_COMMERCE_ACTIONS))
+    return problems
+
+
+_COMMERCE_ACTIONS: Final = ("product_action", "promotion_action", "product_impressions")
 
 
 def check_model(cls: type[_Model], value: Any, *, path: str) -> list[str]:

@@ -622,7 +622,7 @@ BATCH = obj(
         "ip": STR,
         "source_request_id": STR,
         "consent_state": CONSENT_STATE,
-        "batch_context": obj(
+        "context": obj(
             {"data_plan": obj({"plan_id": STR, "plan_version": INT}, required=("plan_id",))}
         ),
         "device_info": DEVICE_INFO,

@@ -122,7 +122,7 @@ def test_batches_with_the_mparticle_sdk_fields_fit_the_official_oas(
         )
         validate_batch(batch)
         assert fake_server_validate(batch) == []
-        for field in ("mpid", "device_info", "application_info", "batch_context"):
+        for field in ("mpid", "device_info", "application_info", "context"):
             if field in batch:
                 hypothesis_event(f"has {field}")
 
@@ -155,4 +155,4 @@ def test_the_documented_example_fits_the_official_oas() -> None:
     validate_batch(batch)
     assert fake_server_validate(batch) == []
     assert batch["mpid"] == 8223372036854775807
-    assert batch["batch_context"] == {"data_plan": {"plan_id": "web_plan", "plan_version": 2}}
+    assert batch["context"] == {"data_plan": {"plan_id": "web_plan", "plan_version": 2}}

@@ -239,7 +239,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
             },
             "ccpa": {"data_sale_opt_out": {"consented": False, "document": "d"}},
         },
-        batch_context={"data_plan": {"plan_id": "plan", "plan_version": 2}},
+        context={"data_plan": {"plan_id": "plan", "plan_version": 2}},
         device_info={"platform": "web", "http_header_user_agent": "ua", "is_tablet": False},
         application_info={"application_name": "shop", "os": "Desktop"},
         source_info={"channel": "server_to_server", "is_historical": False},
@@ -328,7 +328,7 @@ REJECTED_BY_BOTH: dict[str, dict[str, Any]] = {
     "attribution without campaign": envelope(
         attribution_info={"service_provider": "s", "publisher": "p"}
     ),
-    "data plan without plan_id": envelope(batch_context={"data_plan": {"plan_version": 1}}),
+    "data plan without plan_id": envelope(context={"data_plan": {"plan_version": 1}}),
 }
 
 # Where the fake server is stricter than the official file, on purpose (docs/testing.md).

@@ -143,10 +143,11 @@ _configs = st.fixed_dictionaries(
 
 
 def _commerce_is_mapped(builder: EventBuilder, event: dict[str, Any]) -> bool:
-    """Whether the rule matching ``event`` maps its commerce fields from the event."""
+    """Whether the rule matching ``event`` makes a commerce event (refused at push when
+    its mapped fields are malformed or name none of the commerce actions)."""
     rule = builder.config.compiled_mapping.process(normalize_event(event)).rule
-    commerce = rule.settings.commerce if rule is not None else None
-    return isinstance(commerce, dict) and "map" in commerce
+    settings = rule.settings if rule is not None else None
+    return settings is not None and settings.event_type == "commerce_event"
 
 
 @requires(OAS)

@@ -265,7 +265,7 @@ def test_demo_delivers_every_event_and_summarizes_what_the_server_received(
     start = out.index("{", out.index("A batch as mParticle received it"))
     batch, end = json.JSONDecoder().raw_decode(out, start)
     assert out.index("Received by mParticle") > end
-    assert out.rstrip().endswith("mparticle-dest send events.jsonl --config flow.json --dry-run")
+    assert out.splitlines()[-2].startswith("Next: map and batch the example events")
     assert batch["environment"] == "development"
     assert batch["user_identities"]["customer_id"].startswith("user-")
     assert {e["event_type"] for e in batch["events"]} <= {
@@ -288,3 +288,59 @@ def test_demo_stream_covers_custom_screen_and_commerce_events() -> None:
         "order complete",
     }
     assert len({e["id"] for e in events}) == 64
+
+
+def test_the_demos_next_step_runs_as_printed_from_the_repository_root(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # where the README leaves the user
+    monkeypatch.delenv("MPARTICLE_API_KEY", raising=False)
+    monkeypatch.delenv("MPARTICLE_API_SECRET", raising=False)
+    result = runner.invoke(cli, ["demo", "--users", "2", "--events", "8", "--waves", "1"])
+    command = result.stdout.splitlines()[-1].strip()
+
+    done = subprocess.run(  # noqa: S602 - the demo's own hint, as a user pastes it
+        command, shell=True, capture_output=True, text=True, timeout=60, check=False, cwd=REPO
+    )
+
+    assert done.returncode == 0, (command, done.stderr)
+    batches = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sum(len(b["events"]) for b in batches) == 4  # the four of examples/events.jsonl
+    assert "events built (dry run, nothing sent)" in done.stderr
+
+
+def exit_status_table() -> dict[str, dict[str, str]]:
+    """docs/cli.md's exit-status table: {command: {cell text: status}}."""
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = text[text.index("**Exit status:**") :].split("\n\n")[1]
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        for line in block.splitlines()
+    ]
+    header, body = rows[0], rows[2:]
+    return {
+        command: {row[i]: row[0] for row in body}
+        for i, command in enumerate(header)
+        if command != "status"
+    }
+
+
+def test_the_documented_exit_statuses_of_validate_are_what_it_returns(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    good = write(tmp_path / "good.json", GOOD)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    cells = exit_status_table()["validate"]
+    status_of = {
+        next(status for cell, status in cells.items() if cell.startswith(start)): argv
+        for start, argv in [
+            ("the config is valid", ["validate", "-c", str(good)]),
+            ("the config has problems", ["validate", "-c", str(broken)]),
+            ("usage error", ["validate", "-c", str(tmp_path / "missing.json")]),
+        ]
+    }
+
+    assert set(status_of) == {"0", "1", "2"}
+    for status, argv in status_of.items():
+        assert runner.invoke(cli, argv).exit_code == int(status), argv

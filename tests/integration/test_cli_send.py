@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from click.testing import CliRunner
 from support.walkeros_steps import load_steps
 
 from mparticle_dest._cli.main import cli
-from mparticle_dest.testing import FakeMparticle
+from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
 CONFIG = {
     "settings": {
@@ -131,7 +133,155 @@ def test_failed_deliveries_are_rejected_lines_too(
     assert record["line"] == 2
     assert record["stage"] == "delivery"
     assert record["event"]["id"] == "ev-000002"
+    # The real cause, with mParticle's own message, in the rejects and the summary.
+    assert record["error"].startswith("mParticle rejected the batch (HTTP 400): ")
+    assert "batch rejected (reject_batch)" in record["error"]
+    assert "delivery failures:" in result.stdout
+    assert f"  1 × {record['error']}" in result.stdout
     assert [e.source_message_id for e in server.events] == ["ev-000001"]
+
+
+def test_wrong_credentials_are_the_cause_of_every_failed_line(
+    server: FakeMparticle, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MPARTICLE_API_SECRET", "not-the-secret")
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("".join(json.dumps(event(i, i % 4)) + "\n" for i in range(12)))
+
+    result = send(str(events_file), "-c", str(config_path), "--base-url", server.url)
+
+    assert result.exit_code == 1
+    rejects = (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
+    errors = {json.loads(r)["error"] for r in rejects}
+    assert len(rejects) == 12
+    (error,) = errors
+    assert error.startswith("mParticle refused the credentials (HTTP 403): check apiKey")
+    assert f"12 × {error}" in result.stdout
+    assert "close timeout" not in result.output
+
+
+def test_a_closed_port_fails_fast_with_connection_refused(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MPARTICLE_API_KEY", "k")
+    monkeypatch.setenv("MPARTICLE_API_SECRET", "s")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("".join(json.dumps(event(i, i % 50)) + "\n" for i in range(500)))
+
+    result = send(
+        str(events_file), "-c", str(config_path), "--base-url", f"http://127.0.0.1:{port}"
+    )
+
+    assert result.exit_code == 1
+    assert f"nothing sent: connection refused by 127.0.0.1:{port}" in result.stdout
+    assert "close timeout" not in result.output
+    assert not (tmp_path / "events.jsonl.rejects.jsonl").exists()
+
+
+def test_connection_refused_after_a_retry_budget_is_named_as_such() -> None:
+    from mparticle_dest import Outcome, RetryBudgetExhaustedError
+    from mparticle_dest._cli.send import failure_cause
+
+    refused = RetryBudgetExhaustedError(
+        "retry budget spent (8 attempts, last: ConnectError: [Errno 111] Connection refused)"
+    )
+    throttled = RetryBudgetExhaustedError("retry budget spent (5 attempts, last: HTTP 429)")
+
+    def failed(error: RetryBudgetExhaustedError) -> Outcome:
+        return Outcome("failed", "e1", reason="retry_budget", error=error)
+
+    assert failure_cause(failed(refused), None) == "connection refused (retry budget spent)"
+    assert failure_cause(failed(throttled), None) == "retry budget spent, last: HTTP 429"
+
+
+def test_a_backfill_against_a_rate_limited_server_delivers_everything_by_default(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down from 20,000 events of 5,000 users at mParticle's ~270 batches/s: the
+    # run needs about 20 s of sending after the file is read (500 batches at 25/s),
+    # twice what a close timeout of 10 s allowed.
+    events_file = tmp_path / "backfill.jsonl"
+    events_file.write_text("".join(json.dumps(event(i, i % 500)) + "\n" for i in range(2000)))
+    with FakeMparticle(rate_limit=25, record=False) as fake:
+        monkeypatch.setenv("MPARTICLE_API_KEY", fake.settings["apiKey"])
+        monkeypatch.setenv("MPARTICLE_API_SECRET", fake.settings["apiSecret"])
+
+        result = send(str(events_file), "-c", str(config_path), "--base-url", fake.url)
+
+        received = fake.event_count
+        throttled = fake.stats.by_status.get(429, 0)
+    assert result.exit_code == 0, result.output
+    assert received == 2000
+    assert throttled > 0  # the limit was hit, and waited out
+    assert "2,000 events delivered" in result.stdout
+    assert f"{throttled:,} throttled" in result.stdout
+
+
+def test_drain_timeout_bounds_the_wait_and_names_itself_as_the_cause(
+    server: FakeMparticle, config_path: Path, tmp_path: Path
+) -> None:
+    server.set_faults(FaultPlan.always(Fault.stall()))
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("".join(json.dumps(event(i, 1)) + "\n" for i in range(3)))
+    try:
+        result = send(
+            str(events_file),
+            "-c",
+            str(config_path),
+            "--base-url",
+            server.url,
+            "--drain-timeout",
+            "0.5",
+        )
+    finally:
+        server.release_stalled()
+
+    assert result.exit_code == 1
+    rejects = (tmp_path / "events.jsonl.rejects.jsonl").read_text().splitlines()
+    assert {json.loads(r)["error"] for r in rejects} == {
+        "--drain-timeout (0.5 s) ran out before it was delivered"
+    }
+    assert "3 × --drain-timeout (0.5 s) ran out" in result.stdout
+
+
+def test_a_clean_run_removes_the_rejects_file_of_an_earlier_run(
+    server: FakeMparticle, config_path: Path, tmp_path: Path
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    stale = tmp_path / "events.jsonl.rejects.jsonl"
+    events_file.write_text("{broken\n")
+    assert send(str(events_file), "-c", str(config_path), "--base-url", server.url).exit_code == 1
+    assert stale.exists()
+    events_file.write_text(json.dumps(event(1, 1)) + "\n")  # fixed
+
+    result = send(str(events_file), "-c", str(config_path), "--base-url", server.url)
+
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+
+
+def test_piped_report_keeps_its_plain_line_shape(
+    server: FakeMparticle, config_path: Path, tmp_path: Path
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text(json.dumps(event(1, 1)) + "\n\n" + "nope\n")
+
+    result = send(str(events_file), "-c", str(config_path), "--base-url", server.url)
+
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("mparticle-dest send: ")
+    assert re.fullmatch(r"3 lines read in \d+\.\d s \(\d+ lines/s\)", lines[1]), lines[1]
+    assert lines[2:] == [
+        "  1 events delivered",
+        "  1 rejected (1 parse)",
+        "  1 blank lines ignored",
+        "  1 batches in 1 requests to /v2/bulkevents (0 retries, 0 throttled)",
+        f"  rejected lines written to {events_file}.rejects.jsonl",
+    ]
+    assert "\x1b" not in result.output  # no terminal codes in a pipe
 
 
 def test_stdin_input_reports_rejects_on_stderr(server: FakeMparticle, config_path: Path) -> None:
@@ -171,7 +321,8 @@ def test_dry_run_prints_each_batch_byte_exact_and_sends_nothing(tmp_path: Path) 
 
         assert result.exit_code == 0, result.output
         assert result.stdout == step.body + "\n", step.name
-        assert "dry run, nothing sent" in result.stderr
+        assert "  1 events built (dry run, nothing sent)" in result.stderr
+        assert "delivered" not in result.stderr
 
 
 def test_dry_run_groups_events_per_user(config_path: Path, tmp_path: Path) -> None:
@@ -213,10 +364,37 @@ def test_historical_rejects_events_without_timestamp_in_dry_run(
     )
 
     assert result.exit_code == 1
-    assert "timestamp: required with --historical" in result.stderr
+    assert "line 2: timestamp: required when posting to the historical endpoint" in result.stderr
     (batch,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["data"]["source_message_id"] for e in batch["events"]] == ["ev-000001"]
     assert "/v2/bulkevents/historical" in result.stderr
+
+
+def test_historical_reports_a_lines_own_error_and_skips_what_the_mapping_skips(
+    config_path: Path, tmp_path: Path
+) -> None:
+    mapping = {**CONFIG["mapping"], "debug": {"ping": {"ignore": True}}}  # type: ignore[dict-item]
+    config_path.write_text(json.dumps({**CONFIG, "mapping": mapping}))
+    lines = [
+        {"name": "pageview", "user": {"id": "u1"}},  # invalid name, and no timestamp
+        {"name": "debug ping", "user": {"id": "u1"}},  # ignored by the mapping
+        event(3, 1),
+    ]
+    events_file = tmp_path / "old.jsonl"
+    events_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    env = {"MPARTICLE_API_KEY": "k", "MPARTICLE_API_SECRET": "s"}
+
+    result = CliRunner(env=env).invoke(
+        cli, ["send", str(events_file), "-c", str(config_path), "--dry-run", "--historical"]
+    )
+
+    assert result.exit_code == 1
+    rejects = (tmp_path / "old.jsonl.rejects.jsonl").read_text().splitlines()
+    assert [(r["line"], r["error"].split(":")[0]) for r in map(json.loads, rejects)] == [
+        (1, "name")
+    ]
+    assert "1 skipped by the mapping (1 ignore)" in result.stderr
+    assert "1 events built" in result.stderr
 
 
 def test_historical_posts_to_the_historical_endpoint(
@@ -288,7 +466,11 @@ def test_progress_line_is_drawn_on_a_terminal(
     assert "200/200 lines" in text
     assert "ev/s" in text
     assert "100%" in text
+    assert "200 delivered · 0 failed · 0 throttled · 0 waiting" in text
+    assert "ETA" in text
+    assert "\x1b[" in text  # rich redraws in place
     assert server.event_count == 200
+    assert "  200 events delivered" in out.decode()  # stdout is a pipe: plain lines
 
 
 # --- a large file ---------------------------------------------------------------------------

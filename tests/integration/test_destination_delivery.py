@@ -271,6 +271,4 @@ async def test_mparticle_sdk_batch_fields_reach_the_fake_server_one_batch_per_va
         assert batch.body["mpid"] == 7
         assert batch.body["device_info"] == {"platform": "web", "http_header_user_agent": ua}
         assert batch.body["application_info"] == {"application_name": "shop", "os": "MobileWeb"}
-        assert batch.body["batch_context"] == {
-            "data_plan": {"plan_id": "web_plan", "plan_version": 2}
-        }
+        assert batch.body["context"] == {"data_plan": {"plan_id": "web_plan", "plan_version": 2}}

@@ -2,7 +2,7 @@
 
 The file lives outside the repository (``<repo>/../shared/mparticle.events.oas.yaml``,
 see ``support.references``) and is loaded as is, then patched for exactly the gaps
-listed in SPEC §9 and nothing else:
+listed below (the known gaps of the file) and nothing else:
 
 - ``user_attributes`` values are strings, numbers, booleans or lists of strings;
 - ``custom_event_type`` also allows ``media`` and ``attribution``;
@@ -15,7 +15,9 @@ listed in SPEC §9 and nothing else:
   ``Promotion``, ``ProductImpression`` and ``ShoppingCart`` require nothing;
 - ``ConsentState.gdpr`` maps a purpose to ``{consented, document,
   timestamp_unixtime_ms, location, hardware_id}`` (``consented`` required) and
-  ``ccpa`` holds ``data_sale_opt_out`` of the same shape; neither is required.
+  ``ccpa`` holds ``data_sale_opt_out`` of the same shape; neither is required;
+- the batch's data plan is ``context`` (as mParticle's JSON reference and SDKs send
+  it), not the file's ``batch_context``.
 
 Usage::
 
@@ -108,7 +110,7 @@ def load_oas() -> dict[str, Any]:
 
 @functools.cache
 def patched_components() -> dict[str, Any]:
-    """Return ``components.schemas`` with the SPEC §9 patches applied (cached)."""
+    """Return ``components.schemas`` with the known gaps patched (cached)."""
     schemas: dict[str, Any] = copy.deepcopy(load_oas()["components"]["schemas"])
     batch = schemas["Batch"]["properties"]
 
@@ -150,6 +152,10 @@ def patched_components() -> dict[str, Any]:
     schemas["PromotionAction"]["required"] = ["action"]
     for name in ("Product", "Promotion", "ProductImpression", "ShoppingCart"):
         schemas[name].pop("required", None)
+
+    # The batch's data plan: mParticle's JSON reference and SDKs send it as `context`;
+    # the file names the property `batch_context`.
+    batch["context"] = batch.pop("batch_context")
 
     # Consent: gdpr is purpose -> consent item; ccpa holds data_sale_opt_out.
     schemas["ConsentState"] = {

@@ -54,14 +54,14 @@ def test_the_fields_are_written_in_the_envelope_in_the_oas_order() -> None:
         "environment",
         "user_identities",
         "source_request_id",
-        "batch_context",
+        "context",
         "device_info",
         "application_info",
         "mpid",
         "consent_state",
     ]
     assert batch["mpid"] == 42
-    assert batch["batch_context"] == {"data_plan": {"plan_id": "web_plan", "plan_version": 3}}
+    assert batch["context"] == {"data_plan": {"plan_id": "web_plan", "plan_version": 3}}
     # in the official schema's field order, whatever order the mapping produced
     assert list(batch["device_info"]) == ["platform", "http_header_user_agent"]
     assert list(batch["application_info"]) == ["application_name", "os"]
@@ -124,13 +124,13 @@ def test_rule_settings_override_and_extend_the_destination_settings() -> None:
     assert order["mpid"] == 2
     assert order["device_info"] == {"brand": "other", "platform": "web"}
     assert order["application_info"] == {"application_name": "shop", "application_version": "2.0"}
-    assert order["batch_context"] == {"data_plan": {"plan_id": "orders", "plan_version": 1}}
+    assert order["context"] == {"data_plan": {"plan_id": "orders", "plan_version": 1}}
     # the rule's mpid resolves to nothing: the destination's applies
     fallback = batch_of(build(config, name="order complete", user={"id": "u1", "mpid": 1}))
     assert fallback["mpid"] == 1
     page = batch_of(build(config, user={"id": "u1", "mpid": 1}, data={"mpid": 2}))
     assert page["mpid"] == 1
-    assert page["batch_context"] == {"data_plan": {"plan_id": "web_plan"}}
+    assert page["context"] == {"data_plan": {"plan_id": "web_plan"}}
 
 
 def test_fields_that_resolve_to_nothing_are_left_out() -> None:

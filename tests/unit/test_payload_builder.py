@@ -276,6 +276,29 @@ def test_commerce_that_mparticle_would_reject_is_refused_at_push() -> None:
         EventBuilder.from_config(config).build(_event("order complete", data={}))
 
 
+def test_commerce_without_any_action_is_refused_at_push() -> None:
+    # mParticle (and the fake server) answer 400 for a commerce event with no action,
+    # which would sink the other events of its request: refuse it at push instead.
+    config = _config(
+        mapping={
+            "order": {
+                "complete": {
+                    "settings": {
+                        "eventType": "commerce_event",
+                        "commerce": {"map": {"product_action": "data.action"}},
+                    }
+                }
+            }
+        }
+    )
+    with pytest.raises(InvalidEventError, match="a commerce event needs one of product_action"):
+        EventBuilder.from_config(config).build(_event("order complete", data={}))
+    built = EventBuilder.from_config(config).build(
+        _event("order complete", data={"action": {"action": "purchase"}})
+    )
+    assert isinstance(built, BuiltEvent)
+
+
 @pytest.mark.parametrize(
     ("event_type", "event_data", "expected"),
     [

@@ -65,7 +65,13 @@ def test_every_model_instance_fits_the_checker_and_round_trips(
 ) -> None:
     event = data.draw(_model_strategy(cls))
     wire = event.to_dict()
-    assert m.check_data(cls.event_type, wire["data"]) == []
+    actions = ("product_action", "promotion_action", "product_impressions")
+    if cls.event_type == "commerce_event" and not any(k in wire["data"] for k in actions):
+        # The model (like the official file) allows it; mParticle refuses it.
+        expected = ["data: a commerce event needs one of " + ", ".join(actions)]
+    else:
+        expected = []
+    assert m.check_data(cls.event_type, wire["data"]) == expected
     assert parse_event(wire) == event
 
 

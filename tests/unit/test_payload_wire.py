@@ -131,8 +131,13 @@ def test_batch_size_is_exact_without_assembling(
     assert parsed.get("ip") == (key.ip or None)
     assert parsed.get("source_request_id") == (sri or None)
     assert parsed.get("mpid") == key.mpid
-    for field in ("consent_state", "device_info", "application_info", "batch_context"):
-        text = getattr(key, field)
+    for field, attribute in (
+        ("consent_state", "consent_state"),
+        ("device_info", "device_info"),
+        ("application_info", "application_info"),
+        ("context", "batch_context"),
+    ):
+        text = getattr(key, attribute)
         assert parsed.get(field) == (None if text is None else json.loads(text))
 
 

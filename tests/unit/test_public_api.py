@@ -21,6 +21,7 @@ EXPECTED = {
     "Destination",
     "DestinationClosedError",
     "DestinationConfig",
+    "DestinationOptions",
     "FailedBatch",
     "FullPolicy",
     "InvalidEventError",
@@ -75,3 +76,13 @@ def test_public_submodules_declare_complete_all() -> None:
 def test_version_is_the_single_source() -> None:
     version_module = importlib.import_module("mparticle_dest._version")
     assert mparticle_dest.__version__ == version_module.__version__
+
+
+def test_destination_options_are_exactly_destinations_keyword_options() -> None:
+    # SyncDestination(**options: Unpack[DestinationOptions]) forwards them to Destination:
+    # a key missing here would be untyped there, an extra one a TypeError at run time.
+    parameters = inspect.signature(mparticle_dest.Destination).parameters
+    keywords = {n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    assert set(mparticle_dest.DestinationOptions.__annotations__) == keywords
+    assert mparticle_dest.DestinationOptions.__total__ is False
