@@ -13,6 +13,7 @@ from .._delivery import PacingPolicy, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._option_checks import not_bool, number
+from .._telemetry import Telemetry
 
 if TYPE_CHECKING:
     import httpx
@@ -182,3 +183,4 @@ class DestinationOptions(TypedDict, total=False):
     on_error: Callable[[FailedBatch], object] | None
     historical: bool
     send: SendMode
+    telemetry: Telemetry | bool

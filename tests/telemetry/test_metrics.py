@@ -11,7 +11,7 @@ import pytest
 from support.engine import FAST_PACING, FAST_RETRY, event, make_config
 from support.otel import Otel, matching, points, total
 
-from mparticle_dest import InvalidEventError, Stats
+from mparticle_dest import InvalidEventError, Stats, SyncDestination
 from mparticle_dest._destination.destination import Destination
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
 
@@ -176,3 +176,21 @@ async def test_no_secret_or_user_data_in_metrics_or_spans(otel: Otel) -> None:
         assert forbidden not in exported
     for user_data in ("u-ok", POISONED, "u-two", "page view", '"n"'):
         assert user_data not in exported
+
+
+def test_a_sync_destination_reports_while_its_loop_runs_in_a_thread(otel: Otel) -> None:
+    with FakeMparticle() as server:
+        with SyncDestination(
+            make_config(server, size=100, age=60_000),
+            base_url=server.url,
+            telemetry=otel.telemetry(name="sync"),
+        ) as dest:
+            for n in range(5):
+                dest.push(event("u", n))
+            held = otel.collect()  # read here while the destination's loop thread runs
+        stats = dest.stats
+    assert total(held, "mparticle.events.pushed") == 5
+    assert total(held, "mparticle.buffer.events") == 5
+    final = otel.collect()
+    assert total(final, "mparticle.events.outcomes", {OUTCOME: "delivered"}) == 5
+    assert total(final, "mparticle.requests.sent") == stats.requests == 1
