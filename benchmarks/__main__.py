@@ -1,8 +1,13 @@
-"""``python -m benchmarks [--smoke] [--json PATH] ...``: run the benchmark suite."""
+"""``python -m benchmarks [--smoke] [--json PATH] ...``: run the benchmark suite.
+
+``python -m benchmarks SUBCOMMAND ...`` runs one of the regime benchmarks instead
+(:data:`SUBCOMMANDS`; ``--help`` on each). Without a subcommand: the happy path.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from dataclasses import replace
@@ -19,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark mparticle_dest against one-request-per-event delivery "
-        "and a hand-written minimal client, on a loopback fake server in its own process.",
+        "and a hand-written minimal client, on a loopback fake server in its own process. "
+        f"Regime benchmarks: python -m benchmarks {{{','.join(SUBCOMMANDS)}}} --help.",
     )
     p.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
     p.add_argument("--events", type=int, help=f"events pushed (default {d.events:,})")
@@ -58,8 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Regime benchmarks: subcommand -> module (each has ``main(argv) -> int``).
+SUBCOMMANDS = {
+    "quota": "quota",
+    "loop": "loop",
+    "users": "users",
+    "request": "request",
+    "start": "start",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, print the table and write the JSON report."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(f"benchmarks.{SUBCOMMANDS[argv[0]]}")
+        code: int = module.main(argv[1:])
+        return code
     args = _parser().parse_args(argv)
     base = SMOKE if args.smoke else ScenarioParams()
     overrides = {

@@ -1,6 +1,7 @@
 """One measurement in a fresh process: ``python -m benchmarks.child '<json spec>'``.
 
-The spec names the measurement (``throughput``, ``memory`` or ``stages``), the mode,
+The spec names the measurement (``throughput``, ``memory``, ``stages`` or one of
+:data:`REGIME_KINDS`), the mode,
 the scenario parameters and the server URL. The result is printed as JSON on the
 last stdout line. A fresh process per measurement keeps peak RSS, allocator state
 and imports of one mode from leaking into another's figures.
@@ -8,6 +9,7 @@ and imports of one mode from leaking into another's figures.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from functools import partial
@@ -18,11 +20,27 @@ import anyio
 from .modes import buffered_memory, throughput
 from .scenario import ScenarioParams
 
+#: Measurements of the regime benchmarks: kind -> (module, async function of the spec).
+REGIME_KINDS = {
+    "quota": ("quota", "client"),
+    "loop": ("loop", "client"),
+    "users-cpu": ("users", "cpu"),
+    "users-memory": ("users", "memory"),
+    "request-library": ("request", "library"),
+    "request-bare": ("request", "bare"),
+    "enter": ("start", "enter"),
+}
+
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Execute the measurement described by ``spec`` and return its result."""
-    params = ScenarioParams(**spec["params"])
     kind = spec["kind"]
+    if kind in REGIME_KINDS:
+        module, name = REGIME_KINDS[kind]
+        fn = getattr(importlib.import_module(f"benchmarks.{module}"), name)
+        result: dict[str, Any] = anyio.run(fn, spec)
+        return result
+    params = ScenarioParams(**spec["params"])
     if kind == "throughput":
         return anyio.run(throughput, spec["mode"], params, spec["url"])
     if kind == "memory":

@@ -12,9 +12,10 @@ charges each stage the process CPU it took:
   because for a plain rule, as here, they are one generated function
   (``_payload_fast``); the general path runs ``compiled_mapping.resolve`` then the
   plan, and the same subtraction covers it;
-- ``accumulate``: ``Accumulator.add`` with the scenario's batch size, then
-  ``seal_all`` (batch bytes assembled from the stored event bytes);
-- ``pack``: ``Packer`` request selection and ``_wire.encode_bulk``;
+- ``accumulate``: ``Accumulator.add`` with the scenario's batch size, then every
+  open batch made eligible (as a flush does);
+- ``pack``: ``Scheduler`` request selection, sealing (batch bytes assembled from
+  the stored event bytes) and ``_wire.encode_bulk``;
 - ``send``: ``Deliverer.send`` of every request, one after another, to the fake
   server (httpx, headers, response handling; the server's CPU is its own).
 
@@ -56,7 +57,7 @@ async def stage_breakdown(params: ScenarioParams, url: str, *, profile_top: int)
         "profile": [{"function", "calls", "tottime", "cumtime"}, ...]}``.
     """
     from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
-    from mparticle_dest._batching.packer import Packer
+    from mparticle_dest._batching.scheduler import Scheduler
     from mparticle_dest._config.model import DestinationConfig
     from mparticle_dest._delivery.deliverer import Deliverer, make_client
     from mparticle_dest._event import prepare_event
@@ -78,24 +79,26 @@ async def stage_breakdown(params: ScenarioParams, url: str, *, profile_top: int)
     _, cpu["encode"] = _cpu(lambda: [encode_json(d) for d in dicts])
     cpu["map+build"] = max(0.0, build_total - cpu["validate"] - cpu["encode"])
 
+    acc = Accumulator(BatchLimits(size=params.batch_size or None, age=_NEVER))
+    scheduler = Scheduler(acc)
+
     def accumulate() -> list[Any]:
-        acc = Accumulator(BatchLimits(size=params.batch_size or None, age=_NEVER))
         sealed = []
         for i, b in enumerate(built):
-            sealed.extend(acc.add(b, float(i))[1])
-        sealed.extend(acc.seal_all())
+            for batch in acc.add(b, float(i))[1]:
+                scheduler.add_sealed(batch)
+                sealed.append(batch)
+        acc.due(0.0, until=_NEVER)  # every open batch eligible, as a flush does
         return sealed
 
-    sealed, cpu["accumulate"] = _cpu(accumulate)
+    _, cpu["accumulate"] = _cpu(accumulate)
 
     def pack() -> list[tuple[list[Any], bytes]]:
-        packer = Packer()
-        for batch in sealed:
-            packer.add(batch)
+        scheduler.urgent += 1
         requests = []
-        while group := packer.next_request():
+        while group := scheduler.take(0.0):  # seals the open batches it takes
             requests.append((group, encode_bulk([b.body for b in group])))
-            packer.release(group)
+            scheduler.release(group)
         return requests
 
     requests, cpu["pack"] = _cpu(pack)

@@ -6,7 +6,7 @@ The public surface is this package's ``__all__`` plus the submodules
 """
 
 from ._config import BatchOptions, DestinationConfig, LimitPolicy, Rule, RuleSettings, Settings
-from ._delivery import PacingPolicy, RetryPolicy
+from ._delivery import PacingPolicy, QuotaGate, RetryPolicy
 from ._destination import (
     CloseReport,
     DeliveryOptions,
@@ -56,6 +56,7 @@ __all__ = [
     "MparticleDestError",
     "Outcome",
     "PacingPolicy",
+    "QuotaGate",
     "Receipt",
     "RejectedError",
     "RetryBudgetExhaustedError",

@@ -11,7 +11,7 @@ Every error raised by mparticle_dest derives from :class:`MparticleDestError`::
     └── DeliveryError                   final outcome of a delivery that did not succeed
         ├── AuthenticationError         401/403: bad or missing credentials (never retried)
         ├── RejectedError               400: mParticle rejected the batch (its message kept)
-        └── RetryBudgetExhaustedError   429/5xx/network errors outlasted the retry budget
+        └── RetryBudgetExhaustedError   5xx/network errors outlasted the retry budget
 
 ``push`` raises only for the caller's mistakes (bad event, closed destination, full
 buffer under the ``raise`` policy). Delivery failures are reported as values on the
@@ -113,6 +113,10 @@ class RejectedError(DeliveryError):
 
 
 class RetryBudgetExhaustedError(DeliveryError):
-    """Retriable failures (429, 5xx, timeouts, connection errors) outlasted the budget."""
+    """Retriable errors (5xx, timeouts, connection errors) outlasted the budget.
+
+    A 429 is throttling, not an error: a destination puts throttled batches back in line
+    and never fails them for it while open (a ``Deliverer`` used on its own retries them).
+    """
 
     retriable = True

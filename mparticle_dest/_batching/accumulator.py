@@ -1,4 +1,4 @@
-"""Per-user batch accumulator (SPEC §6): pure, synchronous, with an injected clock.
+"""Per-user batch accumulator: pure, synchronous, with an injected clock.
 
 :class:`SealedBatch` is the unit the engine hands to the deliverer: the batch's
 complete JSON, assembled once from the stored event bytes, so a retry resends
@@ -10,8 +10,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import sys
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
@@ -38,6 +38,9 @@ class SealedBatch:
         source_request_id: The batch's ``source_request_id`` (already inside ``body``).
         outcome: The outcome shared by the batch's events; the engine resolves it.
         seq: Sealing order (monotonic per accumulator); lower seals first.
+        eligible_at: When the batch became eligible to leave (its age or size was
+            reached, or a hard limit sealed it); the scheduler's latency bound counts
+            from here, also when a throttled batch goes back in line.
         opened: When its first (oldest) event was added, on the accumulator's clock.
         attempts: HTTP attempts that carried this batch. The deliverer increments it
             once per attempt.
@@ -51,6 +54,7 @@ class SealedBatch:
         "ambiguous_attempts",
         "attempts",
         "body",
+        "eligible_at",
         "event_count",
         "key",
         "opened",
@@ -68,6 +72,7 @@ class SealedBatch:
         source_request_id: str,
         seq: int,
         outcome: BatchOutcome | None = None,
+        eligible_at: float = 0.0,
         opened: float = 0.0,
     ) -> None:
         self.key = key
@@ -76,6 +81,7 @@ class SealedBatch:
         self.source_request_id = source_request_id
         self.seq = seq
         self.outcome = outcome if outcome is not None else BatchOutcome()
+        self.eligible_at = eligible_at
         self.opened = opened
         self.attempts = 0
         self.ambiguous_attempts = 0
@@ -97,6 +103,8 @@ DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batch
 _INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
 _SRID_MEMORY = 65_536
+# What add() returns when it sealed nothing (never mutated).
+_NONE_SEALED: list[SealedBatch] = []
 # Receipts of the fast path are made without running Receipt.__init__ (a Python call).
 _new_receipt = object.__new__
 # An open batch's size limit when none is set: an int, so the hot path skips a None test.
@@ -140,13 +148,13 @@ class BuiltEventLike(Protocol):
 
 @frozen(kw_only=True)
 class BatchLimits:
-    """When an open batch is sealed.
+    """When an open batch becomes eligible to leave, and the hard limits that seal it.
 
     Attributes:
-        size: Seal when the batch holds this many events (``None``: only the byte
-            and time limits apply).
-        age: Seal when the oldest event is this many seconds old.
-        wait: Optional debounce: seal when no event was added for this many seconds.
+        size: Seal the batch when it holds this many events (``None``: no count
+            limit; only mParticle's byte and attribute limits seal a batch).
+        age: Eligible when the oldest event is this many seconds old.
+        wait: Optional debounce: eligible when no event was added for this many seconds.
         max_bytes: Never let a batch's JSON exceed this (mParticle: 128 KB).
         max_user_attributes: Seal before merged ``user_attributes`` would exceed this.
     """
@@ -174,13 +182,21 @@ class BatchLimits:
 
 
 class _OpenBatch:
-    """A batch still accepting events (internal to the accumulator)."""
+    """A batch still accepting events (internal to the accumulator).
+
+    Few objects per batch, because a service may hold one per user for minutes: the
+    events' JSON bytes (not tracked by the garbage collector) in one list, numbers and
+    strings; ``outcome`` (shared with the receipts) and, only when some event carried
+    them, the merged ``user_attributes``.
+    """
 
     __slots__ = (
         "age_deadline",
         "bodies",
         "deadline",
+        "eligible_at",
         "id",
+        "in_fifo",
         "key",
         "opened",
         "outcome",
@@ -200,20 +216,34 @@ class _OpenBatch:
         self.bodies: list[bytes] = []
         self.size = 0  # exact length of the batch JSON with the events so far
         self.outcome = BatchOutcome()
-        self.user_attributes: dict[str, Any] = {}
+        self.user_attributes: dict[str, Any] | None = None
         self.ua_fragment = b""
         self.age_deadline = _INF
         self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
         self.size_limit = _NO_SIZE_LIMIT
         self.wait: float | None = None
+        self.eligible_at = _INF  # when it became eligible to leave (_INF: not yet)
+        self.in_fifo = False  # its deadline entry is in the FIFO, not the heap
+
+    @property
+    def count(self) -> int:
+        """Events in the batch."""
+        return len(self.bodies)
 
 
 class Accumulator:
-    """Collects built events into one open batch per :class:`BatchKey` (SPEC §6).
+    """Collects built events into one open batch per :class:`BatchKey`.
 
     Pure and synchronous: callers pass the current time (``anyio.current_time()``
     in the engine, plain floats in tests). Each user's events keep their push
     order: a key has at most one open batch, and batches are sealed in order.
+
+    Seal late: reaching the ``batch.age`` deadline (or the ``wait`` debounce) makes a
+    batch *eligible* (its key is added to :attr:`eligible`), not sealed; it keeps
+    taking its user's events until the scheduler seals it into a request
+    (:meth:`seal`). Only limits seal a batch on their own: mParticle's 128 KB of JSON
+    and 100 user attributes, and a configured ``batch.size`` (a cap the user asked
+    for, e.g. one event per batch); ``add`` returns such batches, eligible at once.
 
     Args:
         limits: Default limits; an event's rule-level ``batch`` hint overrides them
@@ -224,13 +254,24 @@ class Accumulator:
         self._limits = limits = limits or BatchLimits()
         self._max_bytes = limits.max_bytes  # read by the fast path of add()
         self._age = limits.age
-        # Called with every new deadline an open batch gets (the engine wakes its
-        # flusher when it is earlier than the one it sleeps until).
+        # Called with every new deadline an open batch gets, and with the time a batch
+        # became eligible (the engine wakes its idle senders when it is earlier than the
+        # time they sleep until).
         self.on_deadline: Callable[[float], object] | None = None
         self._open: dict[BatchKey, _OpenBatch] = {}
-        # Heap of (deadline, batch id, open batch); entries go stale when a batch is
-        # sealed or its deadline moves. Read-only outside: the engine peeks at it.
-        self.deadlines: list[tuple[float, int, _OpenBatch]] = []
+        # Keys with something eligible to leave -> since when, in the order they became
+        # eligible. Keys in :attr:`muted` (a request in flight) are left out; the
+        # scheduler puts them back when their request is over.
+        self.eligible: dict[Hashable, float] = {}
+        self.muted: set[Hashable] = set()
+        # Deadlines. Most batches get one, their age, in the order they open: those
+        # wait in a FIFO (no object per batch); the others (rule hints, ``wait``, a
+        # deadline that moved or a clock that stepped back) in a heap of (deadline,
+        # batch id, batch). Entries go stale when a batch is sealed, becomes eligible
+        # or its deadline moves.
+        self._fifo: deque[_OpenBatch] = deque()
+        self._fifo_last = -_INF  # the deadline last appended to the FIFO
+        self._heap: list[tuple[float, int, _OpenBatch]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
         self._srids: OrderedDict[str, int] = OrderedDict()
@@ -251,14 +292,35 @@ class Accumulator:
         """Number of open batches."""
         return len(self._open)
 
+    def get(self, key: Hashable) -> _OpenBatch | None:
+        """The open batch of ``key`` (its ``count``, ``size``, ``eligible_at``), if any."""
+        return self._open.get(key)  # type: ignore[call-overload, no-any-return]
+
+    def open_figures(self) -> tuple[int, float | None]:
+        """The bytes of the open batches' JSON, and when the oldest of them got its
+        first event (``None``: no open batch); read by telemetry at collection time,
+        possibly from another thread (hence the copy)."""
+        batches = list(self._open.values())
+        # Keys keep the order their batch was opened in: the first is the oldest.
+        return sum(ob.size for ob in batches), batches[0].opened if batches else None
+
+    def open_keys(self) -> Iterator[Hashable]:
+        """Keys of the open batches, in the order the batches were opened."""
+        return iter(self._open)
+
+    def outcomes(self) -> list[BatchOutcome]:
+        """The outcomes of the open batches (what a flush waits for besides sealed ones)."""
+        return [ob.outcome for ob in self._open.values()]
+
     def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
         """Append one event to its key's open batch.
 
         The open batch is sealed *before* the event when the event would push its
-        JSON past ``max_bytes`` or its merged user attributes past the limit, and
-        the batch holding the event is sealed right away when it reaches its size
-        or its deadline has already passed (``{"age": 0}``). O(1): the batch's exact
-        byte size is kept up to date, not recomputed.
+        JSON past ``max_bytes`` or its merged user attributes past the limit, and the
+        batch holding the event is sealed when it reaches its size (sealed batches are
+        returned, eligible at once). Otherwise the batch becomes eligible when its
+        deadline has passed (``{"age": 0}``: at once). O(1): the batch's exact byte
+        size is kept up to date.
 
         Fast path: an event without user attributes or a rule-level ``batch`` hint,
         joining an open batch without a ``wait`` debounce, within its byte limit and
@@ -286,9 +348,13 @@ class Accumulator:
                 receipt = _new_receipt(Receipt)
                 receipt._holder = ob.outcome
                 receipt.event_id = built.event_id
-                if len(bodies) >= ob.size_limit or age_deadline <= now:
-                    return receipt, [self._seal(ob)]
-                return receipt, []
+                if len(bodies) >= ob.size_limit:
+                    return receipt, [
+                        self._seal(ob, now if ob.eligible_at > now else ob.eligible_at)
+                    ]
+                if age_deadline <= now and ob.eligible_at == _INF:
+                    self._mark(ob, now)
+                return receipt, _NONE_SEALED
         return self._add_general(built, now, ob)
 
     def _add_general(
@@ -320,89 +386,149 @@ class Accumulator:
                     limit="batch_bytes",
                 )
             if ob is not None:
-                sealed.append(self._seal(ob))
+                # A hard limit: this batch cannot grow, so it is eligible from now on.
+                eligible_at = ob.eligible_at if ob.eligible_at < now else now
+                sealed.append(self._seal(ob, eligible_at))
             ob = self._open_batch(key, base, srid, next_suffix, now)
             if new_ua:
                 ob.user_attributes = dict(new_ua)
                 ob.ua_fragment = ua_fragment
-        elif merged is not None:
+        else:
             assert ob is not None
-            ob.user_attributes, ob.ua_fragment, size = merged
-        assert ob is not None
-        bodies = ob.bodies
-        bodies.append(body)
+            if merged is not None:
+                ob.user_attributes, ob.ua_fragment, size = merged
+        ob.bodies.append(body)
         ob.size = size
         self._events += 1
         receipt = Receipt(ob.outcome, built.event_id)
 
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
-        age_deadline = now + limits.age
-        if age_deadline < ob.age_deadline:
-            ob.age_deadline = age_deadline
         size_limit = limits.size
         if size_limit is not None and size_limit < ob.size_limit:
             ob.size_limit = size_limit
+        if ob.count >= ob.size_limit:  # the size asked for: sealed, eligible at once
+            sealed.append(self._seal(ob, now if ob.eligible_at > now else ob.eligible_at))
+            return receipt, sealed
+        if ob.eligible_at != _INF:
+            return receipt, sealed  # already eligible: it leaves when the scheduler takes it
+        age_deadline = now + limits.age
+        if age_deadline < ob.age_deadline:
+            ob.age_deadline = age_deadline
         wait = limits.wait
         if wait is not None and (ob.wait is None or wait < ob.wait):
             ob.wait = wait
         deadline = ob.age_deadline
         if ob.wait is not None and now + ob.wait < deadline:
             deadline = now + ob.wait
-        if len(bodies) >= ob.size_limit or deadline <= now:
-            sealed.append(self._seal(ob))
+        if deadline <= now:
+            self._mark(ob, now)
         elif deadline != ob.deadline:
+            first = ob.deadline == _INF
             ob.deadline = deadline
-            heapq.heappush(self.deadlines, (deadline, ob.id, ob))
+            if first and deadline >= self._fifo_last:
+                self._fifo.append(ob)
+                self._fifo_last = deadline
+                ob.in_fifo = True
+            else:
+                ob.in_fifo = False
+                heapq.heappush(self._heap, (deadline, ob.id, ob))
             if self.on_deadline is not None:
                 self.on_deadline(deadline)
         return receipt, sealed
 
-    def due(self, now: float) -> list[SealedBatch]:
-        """Seal and return every open batch whose deadline has passed, oldest deadline first."""
-        out: list[SealedBatch] = []
-        heap = self.deadlines
-        while heap and heap[0][0] <= now:
-            deadline, _, ob = heapq.heappop(heap)
-            if self._open.get(ob.key) is ob and ob.deadline == deadline:
-                out.append(self._seal(ob))
-        return out
+    def due(self, now: float, *, until: float | None = None, max_events: int | None = None) -> int:
+        """Make every open batch whose deadline has passed eligible, earliest deadline first.
+
+        Args:
+            now: The current time (the batches' ``eligible_at``).
+            until: Mark the batches whose deadline is at or before this instead (a
+                flush passes infinity: every open batch).
+            max_events: Stop once batches holding this many events were marked (the
+                flush and a full buffer work in slices).
+
+        Returns:
+            The number of events in the batches marked.
+        """
+        limit = now if until is None else until
+        budget = _INF if max_events is None else max_events
+        marked = 0
+        while marked < budget:
+            ob = self._next_due(limit)
+            if ob is None:
+                break
+            self._mark(ob, now)
+            marked += len(ob.bodies)
+        return marked
 
     def next_deadline(self) -> float | None:
-        """The earliest time at which :meth:`due` will return a batch (``None``: no open batch)."""
-        heap = self.deadlines
-        while heap:
-            deadline, _, ob = heap[0]
-            if self._open.get(ob.key) is ob and ob.deadline == deadline:
-                return deadline
-            heapq.heappop(heap)  # stale: the batch was sealed or its deadline moved
+        """The earliest time at which :meth:`due` will mark a batch (``None``: none will)."""
+        fifo, heap = self._drop_stale()
+        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
+            return fifo[0].deadline
+        return heap[0][0] if heap else None
+
+    def _next_due(self, limit: float) -> _OpenBatch | None:
+        """Remove and return the open batch with the earliest deadline, if ≤ ``limit``."""
+        fifo, heap = self._drop_stale()
+        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
+            if fifo[0].deadline <= limit:
+                return fifo.popleft()
+        elif heap and heap[0][0] <= limit:
+            return heapq.heappop(heap)[2]
         return None
 
-    def open_figures(self) -> tuple[int, float | None]:
-        """The bytes of the open batches' JSON, and when the oldest of them got its
-        first event (``None``: no open batch); read by telemetry at collection time,
-        possibly from another thread (hence the copy)."""
-        batches = list(self._open.values())
-        # Keys keep the order their batch was opened in: the first is the oldest.
-        return sum(ob.size for ob in batches), batches[0].opened if batches else None
-
-    def seal_oldest(self, events: int) -> list[SealedBatch]:
-        """Seal open batches in the order they were opened until ``events`` events are
-        sealed (or none is left open); a full buffer makes room this way."""
-        chosen: list[_OpenBatch] = []
-        count = 0
-        for ob in self._open.values():
-            if count >= events:
+    def _drop_stale(self) -> tuple[deque[_OpenBatch], list[tuple[float, int, _OpenBatch]]]:
+        """Drop the stale entries at the front of the FIFO and the heap; return both."""
+        fifo, heap, open_ = self._fifo, self._heap, self._open
+        while fifo:
+            ob = fifo[0]
+            if ob.in_fifo and ob.eligible_at == _INF and open_.get(ob.key) is ob:
                 break
-            chosen.append(ob)
-            count += len(ob.bodies)
-        return [self._seal(ob) for ob in chosen]
+            fifo.popleft()
+        while heap:
+            deadline, _, ob = heap[0]
+            if ob.deadline == deadline and ob.eligible_at == _INF and open_.get(ob.key) is ob:
+                break
+            heapq.heappop(heap)  # stale: the batch was sealed, marked or its deadline moved
+        return fifo, heap
+
+    def seal(self, key: Hashable) -> SealedBatch:
+        """Seal the open batch of ``key`` (the scheduler takes it into a request).
+
+        Raises:
+            KeyError: ``key`` has no open batch.
+        """
+        ob = self._open[key]  # type: ignore[index]
+        return self._seal(ob, ob.eligible_at if ob.eligible_at != _INF else 0.0)
+
+    def seal_eligible(self) -> list[SealedBatch]:
+        """Seal every eligible open batch, in the order they became eligible (for callers
+        without a scheduler, such as the CLI's dry run)."""
+        out = []
+        for key in list(self.eligible):
+            del self.eligible[key]
+            if key in self._open:
+                out.append(self.seal(key))
+        return out
 
     def seal_all(self) -> list[SealedBatch]:
-        """Seal every open batch (flush and close), in the order they were opened."""
-        out = [self._seal(ob) for ob in list(self._open.values())]
-        self.deadlines.clear()
+        """Seal every open batch, in the order they were opened (the end of a dry run,
+        and what a closed destination could not send)."""
+        out = [self._seal(ob, ob.eligible_at) for ob in list(self._open.values())]
+        self._fifo.clear()
+        self._heap.clear()
         return out
+
+    def _mark(self, ob: _OpenBatch, now: float) -> None:
+        """Make ``ob`` eligible: it no longer seals on its own, the scheduler takes it."""
+        ob.eligible_at = now
+        ob.deadline = _INF  # its heap entry goes stale
+        key = ob.key
+        if key not in self.muted and key not in self.eligible:
+            self.eligible[key] = now
+            if self.on_deadline is not None:
+                self.on_deadline(now)  # something may leave now: wake whoever sleeps
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -411,7 +537,7 @@ class Accumulator:
     ) -> tuple[dict[str, Any], bytes, int] | None:
         """The batch's user attributes, their fragment and its size with the event added;
         ``None`` when the event does not fit (the batch must be sealed first)."""
-        ua = {**ob.user_attributes, **new_ua}
+        ua = {**ob.user_attributes, **new_ua} if ob.user_attributes else dict(new_ua)
         if len(ua) > self._limits.max_user_attributes:
             return None
         fragment = user_attributes_fragment(ua)
@@ -447,17 +573,20 @@ class Accumulator:
         self._open[key] = ob
         return ob
 
-    def _seal(self, ob: _OpenBatch) -> SealedBatch:
+    def _seal(self, ob: _OpenBatch, eligible_at: float) -> SealedBatch:
         del self._open[ob.key]
-        self._events -= len(ob.bodies)
-        body = encode_batch(ob.key, ob.bodies, ob.ua_fragment, ob.source_request_id)
+        bodies = ob.bodies
+        self._events -= len(bodies)
+        body = encode_batch(ob.key, bodies, ob.ua_fragment, ob.source_request_id)
+        ob.bodies = []  # freed now, not when a stale deadline entry lets go of the batch
         assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
         return SealedBatch(
             key=ob.key,
             body=body,
-            event_count=len(ob.bodies),
+            event_count=len(bodies),
             source_request_id=ob.source_request_id,
             seq=next(self._seqs),
             outcome=ob.outcome,
+            eligible_at=eligible_at,
             opened=ob.opened,
         )

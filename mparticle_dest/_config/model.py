@@ -34,7 +34,6 @@ from .._mparticle import (
 )
 from .._secret import Secret
 from ..mapping import CompiledMapping, compile_value_mapping
-from .converter import structure_root, unstructure
 from .problems import Attr, Check, Problem, checked, self_check, type_name
 
 __all__ = [
@@ -459,6 +458,8 @@ class DestinationConfig:
             ConfigError: listing every problem, one per line, each with its camelCase
                 key path (``settings.pod: expected one of us1, us2, eu1, au1, got 'us3'``).
         """
+        from .converter import structure_root  # cattrs: imported when a config is read
+
         return structure_root(cls, data, raw_problems=_raw_mapping_problems)
 
     @classmethod
@@ -480,6 +481,8 @@ class DestinationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The walkerOS dict form (camelCase, defaults omitted, the API secret as ``"***"``)."""
+        from .converter import unstructure
+
         return unstructure(self)
 
 

@@ -8,7 +8,10 @@ Status policy:
 
 ==========================  ==========================================================
 2xx                         delivered
-429, 408, 5xx               retried; ``Retry-After`` honoured, else full-jitter backoff
+429                         throttled: with ``scheduled=True`` (the engine) the batches
+                            come back as ``throttled`` results, not failed, and the engine
+                            puts them back in line; else retried like a 5xx
+408, 5xx                    retried; ``Retry-After`` honoured, else full-jitter backoff
 timeout, connection error   retried with the same backoff
 400 (bulk)                  split in halves to isolate the rejected batches
 400 (one batch)             :class:`~mparticle_dest.RejectedError` with the server's message
@@ -34,11 +37,11 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 
 import anyio
 import httpx
-from attrs import define, evolve, frozen
+from attrs import evolve, frozen
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from .._batching import SealedBatch
@@ -53,9 +56,10 @@ from .._version import __version__
 from .._wire import encode_bulk
 from .observe import NO_OBSERVER, AttemptObserver
 from .pacing import Pacer
+from .results import BatchResult, DeliveryCounters
 from .retry import RetryPolicy, parse_retry_after
 
-__all__ = ["BatchResult", "Deliverer", "DeliveryCounters", "make_client", "parse_url"]
+__all__ = ["Deliverer", "make_client", "parse_url"]
 
 _LOG: Final = logging.getLogger("mparticle_dest.delivery")
 
@@ -74,7 +78,7 @@ _UNSENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTim
 # Transport errors that a retry cannot fix (a bad URL scheme, an invalid header).
 _FATAL_ERRORS: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
-_Kind = Literal["delivered", "retry", "auth", "reject", "fail"]
+_Kind = Literal["delivered", "retry", "throttle", "auth", "reject", "fail"]
 
 # Stateless, so shared by every retrier.
 _RETRY_ON_RESULT: Final = retry_if_result(lambda attempt: attempt.kind == "retry")
@@ -116,70 +120,6 @@ def make_client(
     )
 
 
-@define(slots=True)
-class DeliveryCounters:
-    """Counters of one :class:`Deliverer`, read by the destination's stats.
-
-    Attributes:
-        requests: HTTP attempts made (a retry and each half of a split count).
-        retries: Attempts that repeated an earlier failed attempt.
-        bytes_sent: Request body bytes of all attempts.
-        throttled: 429 responses.
-
-    A batch delivered after an ambiguous attempt (timeout, dropped connection or 5xx
-    after the request was sent) counts its ``ambiguous_attempts``: mParticle may hold
-    it twice (it de-duplicates on ``source_request_id``).
-    """
-
-    requests: int = 0
-    retries: int = 0
-    bytes_sent: int = 0
-    throttled: int = 0
-
-
-class _BatchResultFields(NamedTuple):
-    batch: SealedBatch
-    status: int | None
-    attempts: int
-    error: DeliveryError | None = None
-
-
-class BatchResult(_BatchResultFields):
-    """The delivery result of one batch of a :meth:`Deliverer.send` call.
-
-    An immutable named tuple: one is made per batch of every request, so it is built
-    in C rather than by a Python ``__init__``.
-
-    Attributes:
-        batch: The batch.
-        status: The last HTTP status seen for it (``None`` if no response came).
-        attempts: HTTP attempts that carried it (cumulative, ``batch.attempts``).
-        error: ``None`` when delivered, else why it failed.
-    """
-
-    __slots__ = ()
-
-    @property
-    def delivered(self) -> bool:
-        """Whether mParticle accepted the batch."""
-        return self.error is None
-
-    @property
-    def reason(self) -> str | None:
-        """``None`` when delivered, else ``"authentication"``, ``"rejected"``,
-        ``"retry_budget"`` or ``"error"`` (a transport error a retry cannot fix)."""
-        error = self.error
-        if error is None:
-            return None
-        if isinstance(error, AuthenticationError):
-            return "authentication"
-        if isinstance(error, RejectedError):
-            return "rejected"
-        if isinstance(error, RetryBudgetExhaustedError):
-            return "retry_budget"
-        return "error"
-
-
 @frozen
 class _Attempt:
     """What one HTTP attempt (or the last of a retried request) came to."""
@@ -206,6 +146,9 @@ class Deliverer:
         retry: The per-request retry budget.
         pacer: The pacer shared with the other senders of the destination.
         logger: Where to log (default ``mparticle_dest.delivery``).
+        scheduled: The caller paces each request's first attempt itself (the engine
+            does, before it seals the batches) and takes 429s back: a throttled
+            request ends at once with ``throttled`` results instead of being retried.
         attempt_timeout: Seconds one attempt may take in all (connecting, sending
             the body, receiving the status and up to ``MAX_RESPONSE_BYTES`` of the
             body); whatever the server does, the attempt then ends.
@@ -223,6 +166,7 @@ class Deliverer:
         "_pacer",
         "_probe",
         "_retry",
+        "_scheduled",
         "_timeout",
         "_url",
         "_url_parsed",
@@ -238,10 +182,12 @@ class Deliverer:
         retry: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         logger: logging.Logger | None = None,
+        scheduled: bool = False,
         attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
         observer: AttemptObserver = NO_OBSERVER,
     ) -> None:
         self._client = client
+        self._scheduled = scheduled
         self._url = url
         self._url_parsed = parse_url(url)  # parsed once, not on every post
         # identity: a compressed body could not be read in part (nor bounded when inflated).
@@ -291,7 +237,9 @@ class Deliverer:
             raise ValueError(f"at most {MAX_BATCHES_PER_REQUEST} batches per request")
         results: list[BatchResult | None] = [None] * len(batches)
         if batches:
-            await self._send_group(batches, list(range(len(batches))), results)
+            await self._send_group(
+                batches, list(range(len(batches))), results, paid=self._scheduled
+            )
         done = [r for r in results if r is not None]
         assert len(done) == len(batches)
         return done
@@ -299,9 +247,14 @@ class Deliverer:
     # -- splitting -------------------------------------------------------------------------
 
     async def _send_group(
-        self, batches: Sequence[SealedBatch], group: list[int], out: list[BatchResult | None]
+        self,
+        batches: Sequence[SealedBatch],
+        group: list[int],
+        out: list[BatchResult | None],
+        *,
+        paid: bool = False,
     ) -> None:
-        result = await self._request([batches[i] for i in group])
+        result = await self._request([batches[i] for i in group], paid=paid)
         if result.kind == "reject" and len(group) > 1 and result.status in _SPLIT_STATUSES:
             await self._isolate(batches, group, result, out)
         else:
@@ -349,6 +302,11 @@ class Deliverer:
                 batch = batches[i]
                 out[i] = BatchResult(batch, status, batch.attempts)
             return
+        if result.kind == "throttle":
+            for i in group:
+                batch = batches[i]
+                out[i] = BatchResult(batch, status, batch.attempts, None, True)
+            return
         for i in group:
             batch = batches[i]
             out[i] = BatchResult(batch, status, batch.attempts, self._error(result, batch))
@@ -383,12 +341,17 @@ class Deliverer:
 
     # -- one request with retries ------------------------------------------------------------
 
-    async def _request(self, group: list[SealedBatch]) -> _Attempt:
-        """POST ``group`` as one bulk body until it settles or the budget runs out."""
+    async def _request(self, group: list[SealedBatch], *, paid: bool = False) -> _Attempt:
+        """POST ``group`` as one bulk body until it settles or the budget runs out.
+
+        ``paid``: the caller already paced the first attempt.
+        """
         if self._auth_failure is not None:
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
         body = encode_bulk([b.body for b in group])
-        sent: list[int] = [0]  # attempts of this request that reached the wire
+        # Attempts of this request that reached the wire; starts at -1 when the first
+        # attempt is already paced (see _post).
+        sent: list[int] = [-1 if paid else 0]
         started = time.monotonic()
         first = await self._attempt(group, body, sent)
         if first.kind != "retry":
@@ -467,12 +430,15 @@ class Deliverer:
     async def _post(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
         if self._auth_failure is not None:  # another sender learnt it while we waited
             return _Attempt("auth", self._auth_failure, "credentials refused earlier; not sent")
-        await self._pacer.acquire(len(group))
+        if sent[0] < 0:
+            sent[0] = 1  # the first attempt, paced by the caller
+        else:
+            await self._pacer.acquire(len(group))
+            if sent[0]:
+                self.counters.retries += 1
+            sent[0] += 1
         counters = self.counters
         counters.requests += 1
-        if sent[0]:
-            counters.retries += 1
-        sent[0] += 1
         counters.bytes_sent += len(body)
         for batch in group:
             batch.attempts += 1
@@ -559,7 +525,7 @@ class Deliverer:
     ) -> _Attempt:
         status = response.status_code
         headers = response.headers
-        self._pacer.on_response(status, headers)
+        self._pacer.on_response(status, headers, len(group))
         if 200 <= status < 300:
             return _Attempt("delivered", status)
         if status in (401, 403):
@@ -574,6 +540,8 @@ class Deliverer:
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
             if status == 429:
                 self.counters.throttled += 1
+                if self._scheduled:  # "not yet": the engine puts the batches back in line
+                    return _Attempt("throttle", status, "HTTP 429")
             ambiguous = status >= 500  # the server may have acted before failing
             if ambiguous:
                 for batch in group:

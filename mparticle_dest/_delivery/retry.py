@@ -2,21 +2,23 @@
 
 :class:`RetryPolicy` holds the user-tunable numbers; :func:`parse_retry_after`
 reads a ``Retry-After`` header (delay-seconds or HTTP-date). The tenacity wiring
-lives in ``deliverer``, which builds one fresh retrier per retried request from
-the policy's :meth:`~RetryPolicy.stop` and :meth:`~RetryPolicy.wait`.
+lives in ``deliverer`` (and ``retrying``, imported on first use: tenacity is not
+needed by ``import mparticle_dest``), which builds one fresh retrier per retried
+request from the policy's :meth:`~RetryPolicy.stop` and :meth:`~RetryPolicy.wait`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from attrs import field, frozen, validators
-from tenacity import RetryCallState, stop_after_attempt, stop_before_delay, wait_random_exponential
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+
+if TYPE_CHECKING:
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
 
 from .._option_checks import not_bool, number
 
@@ -89,50 +91,15 @@ class RetryPolicy:
                 it ran before the retrier (the delivery's fast path); default: the
                 retrier's own start.
         """
-        elapsed = (
-            stop_before_delay(self.max_elapsed)
-            if started is None
-            else _StopBeforeDelaySince(started, self.max_elapsed)
-        )
-        return stop_after_attempt(self.max_attempts) | elapsed
+        from .retrying import stop_for
+
+        return stop_for(self, started)
 
     def wait(self) -> wait_base:
         """A fresh tenacity wait: the server's ``Retry-After`` if any, else full jitter."""
-        return _RetryAfterOrJitter(self)
+        from .retrying import RetryAfterOrJitter
 
-
-class _StopBeforeDelaySince(stop_base):
-    """``stop_before_delay`` counted from a given start instead of the retrier's own."""
-
-    def __init__(self, started: float, max_delay: float) -> None:
-        self._started = started
-        self._max_delay = max_delay
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        now = retry_state.outcome_timestamp or time.monotonic()
-        return now - self._started + retry_state.upcoming_sleep >= self._max_delay
-
-
-class _RetryAfterOrJitter(wait_base):
-    """Wait what the last attempt's result asks for (``.retry_after``), else full jitter.
-
-    The retried value is a result, not an exception (see ``_delivery``), so the
-    server's ``Retry-After`` travels on it as a ``retry_after`` attribute.
-    """
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self._policy = policy
-        self._jitter = wait_random_exponential(
-            multiplier=policy.initial_backoff, max=policy.max_backoff
-        )
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        if outcome is not None and not outcome.failed:
-            requested = getattr(outcome.result(), "retry_after", None)
-            if isinstance(requested, (int, float)):
-                return self._policy.retry_after_wait(float(requested))
-        return float(self._jitter(retry_state))
+        return RetryAfterOrJitter(self)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -1,13 +1,14 @@
-"""``Destination``: lifecycle, the push hot path, the flusher and senders, backpressure, close.
+"""``Destination``: lifecycle, the push hot path, backpressure, close.
 
-Structure (SPEC §2, §6, §7)::
+Structure::
 
-    push ── build (caller's task) ── Accumulator.add ──┐ sealed batch: wake the flusher
+    push ── build (caller's task) ── Engine.admit ── the user's open batch (grows until taken)
+                                                       │ eligible: age or size reached
                                                        ▼
-    background task group:  flusher ── due batches ── Packer ── ≤ max_in_flight sender tasks
-                                                                 └─ Deliverer.send (HTTP)
+    background: max_in_flight senders ── Scheduler.take (seals) ── Pacer (batches/s)
+                                          └─ Deliverer.send (HTTP); 429: back in line
 
-This module holds the lifecycle and the caller-facing API; ``_engine.Engine`` holds
+This module holds the lifecycle and the caller-facing API; ``engine.Engine`` holds
 the machinery behind it. ``push`` does not even yield to the loop unless it must wait
 for room.
 """
@@ -28,22 +29,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from attrs import frozen
 
-from .._batching import Accumulator, BatchLimits, Packer
+from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY, Accumulator, BatchLimits, Scheduler
 from .._config import DestinationConfig
-from .._delivery import (
-    DEFAULT_ATTEMPT_TIMEOUT,
-    Deliverer,
-    Pacer,
-    PacingPolicy,
-    RetryPolicy,
-    make_client,
-    parse_url,
-)
-from .._exceptions import (
-    BufferFullError,
-    DestinationClosedError,
-    InvalidEventError,
-)
+from .._delivery import Pacer, PacingPolicy, QuotaGate, RetryPolicy
+from .._exceptions import DestinationClosedError, InvalidEventError
 from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
@@ -68,6 +57,8 @@ from .telemetry import EngineFigures
 
 if TYPE_CHECKING:
     import httpx
+
+    from .._delivery import Deliverer
 
 __all__ = ["CloseReport", "Destination"]
 
@@ -139,6 +130,22 @@ def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
     return asyncio.get_running_loop, loop.time
 
 
+def _http_side(
+    options: DeliveryOptions, client: httpx.AsyncClient | None
+) -> tuple[type[Deliverer], httpx.AsyncClient]:
+    """The deliverer class and the HTTP client (built when the caller gave none)."""
+    from .._delivery.deliverer import Deliverer, make_client
+
+    if client is None:
+        timeout = options.request_timeout
+        client = (
+            make_client(max_connections=options.max_in_flight)
+            if timeout is None
+            else make_client(timeout=timeout, max_connections=options.max_in_flight)
+        )
+    return Deliverer, client
+
+
 def _no_loop() -> object:
     return None
 
@@ -188,6 +195,15 @@ class Destination:
         retry: Per-request retry budget and backoff (default ``RetryPolicy()``:
             8 attempts within 60 s).
         pacing: Adaptive pacing tuning (default ``PacingPolicy()``).
+        batches_per_second: The workspace's batch quota if you know it (or this
+            process's share of it): pacing starts there and never exceeds it
+            (default ``None``: learned from mParticle's answers).
+        quota_gate: A :class:`~mparticle_dest.QuotaGate` awaited before every request,
+            e.g. a token bucket in Redis shared by every process (default ``None``).
+        linger: Seconds a request that is not full waits for more eligible batches
+            (default 0.05).
+        max_delay: Under the quota, a batch eligible for this many seconds goes before
+            fuller ones (default 10; the latency bound).
         on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
             every batch that failed for good; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
@@ -230,6 +246,10 @@ class Destination:
         on_error: Callable[[FailedBatch], object] | None = None,
         historical: bool = False,
         send: SendMode = True,
+        batches_per_second: float | None = None,
+        quota_gate: QuotaGate | None = None,
+        linger: float = DEFAULT_LINGER,
+        max_delay: float = DEFAULT_MAX_DELAY,
         telemetry: Telemetry | bool = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
@@ -246,19 +266,40 @@ class Destination:
             on_error=on_error,
             historical=historical,
             send=send,
+            batches_per_second=batches_per_second,
+            quota_gate=quota_gate,
+            linger=linger,
+            max_delay=max_delay,
         )
         if base_url is not None:
             check_base_url(base_url)
         path = HISTORICAL_PATH if historical else BULK_PATH
         self._url = endpoint(self.config.settings.pod, base_url, path)
-        parse_url(self._url)  # what httpx would refuse only when entered
+        if base_url is not None:  # (the pods' URLs are known good: no httpx import for them)
+            from .._delivery.deliverer import parse_url
+
+            parse_url(self._url)  # what httpx would refuse only when entered
         self._builder = EventBuilder.from_config(self.config)
         self._counters = Counters()
+        options = self.options
+        acc = Accumulator(BatchLimits().override(self.config.batch))
         self._engine = Engine(
-            Accumulator(BatchLimits().override(self.config.batch)),
-            Packer(max_batches=self.options.max_batches_per_request),
-            self.options,
+            acc,
+            Scheduler(
+                acc,
+                max_batches=options.max_batches_per_request,
+                linger=options.linger,
+                max_delay=options.max_delay,
+            ),
+            options,
             self._counters,
+            Pacer(
+                options.pacing,
+                batches_per_second=options.batches_per_second,
+                quota=options.quota_gate,
+            ),
+            is_open=self._is_open,
+            closed_error=self._closed_error,
             on_broken=self._stop_accepting,
         )
         self._http_client = http_client
@@ -313,7 +354,8 @@ class Destination:
         # The task group is entered and left by the task running ``async with``; aclose()
         # may run on any task, so it stops the background through its own cancel scope.
         self._bind_loop()
-        self._make_deliverer()
+        with anyio.CancelScope(shield=True):  # a client made is a client to close
+            await self._make_deliverer()
         try:
             # Re-raised below, outside the task group, which would wrap them in an
             # ExceptionGroup: the caller sees its own error, or its Ctrl-C, unchanged.
@@ -396,7 +438,8 @@ class Destination:
         if not status.ready:
             self._state = _State.CLOSED
             raise self._closed_error()
-        self._make_deliverer()
+        with anyio.CancelScope(shield=True):  # the engine runs already: it needs its sender
+            await self._make_deliverer()
         self._mark_open()
         return self
 
@@ -416,25 +459,23 @@ class Destination:
         self._loop = self._loop_probe()
         self._closed = anyio.Event()
 
-    def _make_deliverer(self) -> None:
+    async def _make_deliverer(self) -> None:
         """Make the HTTP client (unless one was given) and the deliverer using it.
 
         For a dry run (``send`` not ``True``), the dry-run sender instead: no client.
         """
         send = self.options.send
         if send is not True:
-            self._engine.deliverer = DryRunSender(self._counters, None if send is False else send)
+            self._engine.sender = DryRunSender(self._counters, None if send is False else send)
             return
         client = self._http_client
         owns_client = client is None
-        if client is None:
-            timeout = self.options.request_timeout
-            client = (
-                make_client(max_connections=self.options.max_in_flight)
-                if timeout is None
-                else make_client(timeout=timeout, max_connections=self.options.max_in_flight)
-            )
-        self._client_to_close = client if owns_client else None
+        # Importing httpx and building a client (its TLS context) takes 50-150 ms: done
+        # in a worker thread, so entering does not hold the caller's event loop.
+        Deliverer, http = await anyio.to_thread.run_sync(_http_side, self.options, client)
+        from .._delivery.deliverer import DEFAULT_ATTEMPT_TIMEOUT  # imported by now
+
+        self._client_to_close = http if owns_client else None
         settings = self.config.settings
         observer, self._telemetry_reporter = start_telemetry(
             self._telemetry,
@@ -450,12 +491,13 @@ class Destination:
                 "mparticle.environment": settings.environment,
             },
         )
-        self._engine.deliverer = Deliverer(
-            client,
+        self._engine.sender = Deliverer(
+            http,
             url=self._url,
             auth_header=basic_auth_header(settings.api_key, settings.api_secret.get_secret_value()),
             retry=self.options.retry,
-            pacer=Pacer(self.options.pacing),
+            pacer=self._engine.pacer,
+            scheduled=True,
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
             observer=observer,
         )
@@ -505,14 +547,14 @@ class Destination:
         try:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(self.options.close_timeout) as drain:
-                    engine.seal_all()
-                    await engine.wait_unresolved()
+                    await engine.flush()
                 timed_out = drain.cancelled_caught
                 await engine.stop()
+                await engine.fail_leftovers()  # in slices: the event loop keeps running
                 await self._close_client()
         finally:
             # Also when the event loop itself tears this task down: every receipt resolves.
-            engine.fail_leftovers()
+            engine.fail_leftovers_now()
             _live.discard(self)
             self._state = _State.CLOSED
             report = self._report(timed_out=timed_out, duration=anyio.current_time() - started)
@@ -537,16 +579,7 @@ class Destination:
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters (see :class:`~mparticle_dest.Stats`)."""
-        engine = self._engine
-        d = engine.deliverer.counters if engine.deliverer is not None else None
-        return self._counters.snapshot(
-            buffered=engine.buffered,
-            in_flight_requests=engine.in_flight,
-            requests=d.requests if d else 0,
-            retries=d.retries if d else 0,
-            bytes_sent=d.bytes_sent if d else 0,
-            throttled=d.throttled if d else 0,
-        )
+        return self._engine.stats()
 
     @property
     def closed(self) -> bool:
@@ -599,28 +632,23 @@ class Destination:
             return Receipt.resolved(built.event_id, "skipped", built.reason)
         counters.mapped += 1
         if engine.buffered >= self._cap:
-            dropped = await self._make_room(built.event_id)
+            dropped = await engine.wait_for_room(built.event_id)
             if dropped is not None:
                 return dropped
         try:
-            receipt, sealed = engine.acc.add(built, self._now())
+            return engine.admit(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
             raise
-        engine.buffered += 1
-        if sealed:
-            # (A new deadline wakes the flusher from the accumulator: Engine.deadline_added.)
-            for batch in sealed:
-                engine.enqueue(batch)
-            engine.wake_flusher()
-        return receipt
 
     async def flush(self) -> None:
         """Send every buffered event now and return when each one's outcome is final.
 
-        Open batches are sealed at once, whatever their age or size. Delivery failures
-        do not raise: they are on the receipts, in ``stats`` and passed to ``on_error``.
+        Open batches become eligible at once, whatever their age or size, and requests
+        leave without lingering (still at the pace mParticle's quota allows). Delivery
+        failures do not raise: they are on the receipts, in ``stats`` and passed to
+        ``on_error``.
 
         Raises:
             DestinationClosedError: The destination is not open.
@@ -628,49 +656,9 @@ class Destination:
         if self._state is not _State.OPEN or self._engine.broken:
             raise self._closed_error()
         self._check_loop()
-        self._engine.seal_all()
-        await self._engine.wait_unresolved()
+        await self._engine.flush()
 
     # -- push helpers ------------------------------------------------------------------------
-
-    async def _make_room(self, event_id: str) -> Receipt | None:
-        """Apply the full-buffer policy; ``None`` means there is room now."""
-        counters, engine = self._counters, self._engine
-        # Waiting open batches would hold room until their age: send the oldest now.
-        engine.make_room()
-        policy = self.options.full_policy
-        if policy == "drop":
-            counters.dropped += 1
-            if not engine.full_warned:
-                engine.full_warned = True
-                logger.warning(
-                    "mparticle_dest buffer full (%d events): dropping new events until"
-                    " there is room (counted in stats.dropped)",
-                    self._cap,
-                )
-            return Receipt.resolved(event_id, "dropped", "buffer_full")
-        if policy == "raise":
-            counters.refused += 1
-            raise BufferFullError(f"{self._cap} events are buffered (max_buffered_events)")
-        timeout = self.options.full_timeout
-        try:
-            with anyio.move_on_after(timeout) as scope:
-                while engine.buffered >= self._cap and self._state is _State.OPEN:
-                    if engine.room is None:
-                        engine.room = anyio.Event()
-                    await engine.room.wait()
-        except BaseException:  # cancelled while waiting: the event was not accepted
-            counters.refused += 1
-            raise
-        if self._state is not _State.OPEN:
-            counters.refused += 1
-            raise self._closed_error()
-        if scope.cancelled_caught:
-            counters.refused += 1
-            raise BufferFullError(
-                f"no room in the buffer ({self._cap} events) after waiting {timeout} s"
-            )
-        return None
 
     @staticmethod
     def _check_historical(event: Mapping[str, Any]) -> None:
@@ -680,6 +668,9 @@ class Destination:
                 "timestamp: required when posting to the historical endpoint",
                 field="timestamp",
             )
+
+    def _is_open(self) -> bool:
+        return self._state is _State.OPEN
 
     def _stop_accepting(self) -> None:
         self._accepting = _REFUSING

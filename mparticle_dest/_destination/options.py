@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from attrs import field, frozen, validators
 
-from .._delivery import PacingPolicy, RetryPolicy
+from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY
+from .._delivery import PacingPolicy, QuotaGate, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._option_checks import not_bool, number
@@ -40,7 +41,8 @@ class FailedBatch:
         source_request_id: The batch's ``source_request_id``.
         event_count: Number of events in the batch.
         reason: ``"rejected"`` (400), ``"authentication"`` (401/403),
-            ``"retry_budget"`` (429/5xx/network errors outlasted the budget),
+            ``"retry_budget"`` (5xx/timeouts/network errors outlasted the budget; a
+            429 never fails a batch while the destination is open),
             ``"error"`` (a transport error a retry cannot fix) or ``"closed"``
             (still buffered when the close timeout ran out).
         error: The error, also on each event's :class:`~mparticle_dest.Outcome`.
@@ -61,6 +63,16 @@ def _finite_positive(_inst: object, attribute: object, value: float) -> None:
     not_bool(_inst, attribute, value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{getattr(attribute, 'name', 'value')} must be > 0, got {value!r}")
+
+
+def _non_negative(_inst: object, attribute: object, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{getattr(attribute, 'name', 'value')} must be ≥ 0, got {value!r}")
+
+
+def _quota_gate(_inst: object, attribute: object, value: Any) -> None:
+    if value is not None and not inspect.iscoroutinefunction(getattr(value, "acquire", None)):
+        raise TypeError("quota_gate must have an `async def acquire(self, batches: int)` method")
 
 
 def _optional_timeout(_inst: object, attribute: object, value: float | None) -> None:
@@ -116,6 +128,16 @@ class DeliveryOptions:
             keeps its own phase limits, but its attempts are bounded all the same.
         retry: The per-request retry budget and backoff.
         pacing: The adaptive pacing tuning.
+        batches_per_second: The workspace's batch quota, if known: pacing starts at
+            this rate and never exceeds it (``None``: learned from 429s and
+            ``X-mp-rate-limit-percentage-used``). With several processes sharing the
+            workspace, give each its share, or leave it to the pacer.
+        quota_gate: A :class:`~mparticle_dest.QuotaGate` awaited before every request
+            (a token bucket shared by processes, e.g. in Redis); ``None``: none.
+        linger: Seconds a request that is not full waits for more eligible batches
+            after its oldest one became eligible.
+        max_delay: Latency bound under the quota: a batch eligible for this many
+            seconds goes before fuller ones.
         on_error: Called with a :class:`FailedBatch` for every batch that failed for
             good. A plain sync callable; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical`` (backfills of data older
@@ -155,6 +177,10 @@ class DeliveryOptions:
     pacing: PacingPolicy = field(
         factory=PacingPolicy, validator=validators.instance_of(PacingPolicy)
     )
+    batches_per_second: float | None = field(default=None, validator=_optional_timeout)
+    quota_gate: QuotaGate | None = field(default=None, validator=_quota_gate)
+    linger: float = field(default=DEFAULT_LINGER, converter=float, validator=_non_negative)
+    max_delay: float = field(default=DEFAULT_MAX_DELAY, converter=float, validator=_non_negative)
     on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
     historical: bool = field(default=False, validator=validators.instance_of(bool))
     send: SendMode = field(default=True, validator=_send_mode)
@@ -183,4 +209,8 @@ class DestinationOptions(TypedDict, total=False):
     on_error: Callable[[FailedBatch], object] | None
     historical: bool
     send: SendMode
+    batches_per_second: float | None
+    quota_gate: QuotaGate | None
+    linger: float
+    max_delay: float
     telemetry: Telemetry | bool

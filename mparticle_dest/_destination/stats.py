@@ -53,6 +53,11 @@ class Stats:
             (it de-duplicates batches on ``source_request_id``).
         buffered: Events accepted and not yet final (open, queued or in flight).
         in_flight_requests: Requests being sent now.
+        send_rate: The pacer's current rate in batches per second (``None`` while
+            unpaced: no sign of mParticle's quota yet, and none declared).
+        quota_limited: Whether mParticle's batch quota, not the network, held a
+            ready request back within the last second. With a full buffer, this
+            means each user's batch should carry more events: see the buffer sizing.
     """
 
     pushed: int = 0
@@ -75,6 +80,8 @@ class Stats:
     duplicates_suspected: int = 0
     buffered: int = 0
     in_flight_requests: int = 0
+    send_rate: float | None = None
+    quota_limited: bool = False
 
     @property
     def skipped_total(self) -> int:
@@ -118,6 +125,8 @@ class Counters:
         retries: int,
         bytes_sent: int,
         throttled: int,
+        send_rate: float | None = None,
+        quota_limited: bool = False,
     ) -> Stats:
         """A frozen :class:`Stats` with the live figures passed in."""
         return Stats(
@@ -141,4 +150,6 @@ class Counters:
             duplicates_suspected=self.duplicates_suspected,
             buffered=buffered,
             in_flight_requests=in_flight_requests,
+            send_rate=send_rate,
+            quota_limited=quota_limited,
         )

@@ -46,11 +46,11 @@ class EngineFigures:
 
     def buffered_bytes(self) -> int:
         open_bytes, _ = self._engine.acc.open_figures()
-        return open_bytes + sum(len(b.body) for b in list(self._engine.unresolved.values()))
+        return open_bytes + sum(len(b.body) for b in self._engine.held_batches())
 
     def oldest_buffered_age(self) -> float | None:
         _, oldest = self._engine.acc.open_figures()
-        for batch in list(self._engine.unresolved.values()):
+        for batch in self._engine.held_batches():
             if oldest is None or batch.opened < oldest:
                 oldest = batch.opened
         if oldest is None:

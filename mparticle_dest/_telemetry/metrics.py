@@ -197,6 +197,18 @@ _GAUGES: Final = (
         _one(lambda r: r.figures.oldest_buffered_age()),
     ),
     (
+        "mparticle.pacing.rate",
+        "{batch}/s",
+        "The pacer's allowed rate (none while unpaced).",
+        _one(lambda r: r.figures.stats().send_rate),
+    ),
+    (
+        "mparticle.quota.limited",
+        "1",
+        "1 when mParticle's quota, not the network, held a request back in the last second.",
+        _one(lambda r: int(r.figures.stats().quota_limited)),
+    ),
+    (
         "mparticle.quota.usage",
         "%",
         "Last X-mp-rate-limit-percentage-used mParticle reported.",

@@ -66,7 +66,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hold every request unanswered until a 'release' line arrives on stdin",
     )
-    serve.add_argument("--rate-limit", type=float, help="simulated limit in batches per second")
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="BATCHES_PER_S",
+        help="simulated workspace limit in batches per second (token bucket; 429 above it)",
+    )
+    serve.add_argument(
+        "--rate-limit-burst",
+        type=float,
+        metavar="BATCHES",
+        help="bucket size of --rate-limit in batches (default: one second's worth)",
+    )
+    serve.add_argument(
+        "--rate-limit-usage",
+        choices=("bucket", "window"),
+        default="bucket",
+        help="X-mp-rate-limit-percentage-used: how full the bucket is (default) or the "
+        "batches accepted over the last second as a percentage of the limit",
+    )
     serve.add_argument(
         "--fault",
         type=_fault_rate,
@@ -93,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_secret=args.api_secret,
         faults=faults,
         rate_limit=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
+        rate_limit_usage=args.rate_limit_usage,
         validate=not args.no_validate,
         record=not args.counters_only,
         host=args.host,

@@ -11,6 +11,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
@@ -234,7 +235,12 @@ class TokenBucket:
 
     A request needing more tokens than ``burst`` is admitted when the bucket is full
     (the bucket then goes into debt), so large requests are slowed, never starved.
+    Usage is reported two ways: :meth:`percentage_used` (how full the bucket is) and
+    :meth:`window_percentage_used` (batches admitted over the last second ÷ ``rate``).
     """
+
+    #: The window of :meth:`window_percentage_used`, seconds.
+    WINDOW = 1.0
 
     def __init__(
         self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
@@ -247,11 +253,16 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp = clock()
         self._lock = threading.Lock()
+        self._admitted: deque[tuple[float, int]] = deque()  # (time, batches) in the window
+        self._admitted_total = 0
 
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+        admitted = self._admitted
+        while admitted and admitted[0][0] <= now - self.WINDOW:
+            self._admitted_total -= admitted.popleft()[1]
 
     def take(self, n: int) -> float | None:
         """Take ``n`` tokens; return ``None`` when admitted, else the seconds to wait."""
@@ -260,6 +271,8 @@ class TokenBucket:
             need = min(float(n), self.burst)
             if self._tokens >= need:
                 self._tokens -= n
+                self._admitted.append((self._stamp, n))
+                self._admitted_total += n
                 return None
             return (need - self._tokens) / self.rate
 
@@ -268,4 +281,15 @@ class TokenBucket:
         with self._lock:
             self._refill()
             used = (self.burst - max(self._tokens, 0.0)) / self.burst
+            return min(100, max(0, math.ceil(used * 100)))
+
+    def window_percentage_used(self) -> int:
+        """Batches admitted over the last second as a percentage of ``rate``, 0-100.
+
+        Unlike :meth:`percentage_used`, it does not depend on the bucket size: with a
+        small burst, one large request fills the bucket but uses a fraction of the limit.
+        """
+        with self._lock:
+            self._refill()
+            used = self._admitted_total / (self.rate * self.WINDOW)
             return min(100, max(0, math.ceil(used * 100)))

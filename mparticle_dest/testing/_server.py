@@ -68,6 +68,10 @@ class FakeMparticle:
         rate_limit: Simulated limit in batches per second (token bucket); a request
             over it gets a 429. ``None`` disables it.
         rate_limit_burst: Bucket size in batches (default: one second's worth).
+        rate_limit_usage: What ``X-mp-rate-limit-percentage-used`` reports on a 2xx
+            under ``rate_limit``: ``"bucket"``, how full the bucket is (the default), or
+            ``"window"``, the batches accepted over the last second as a percentage of
+            the limit (independent of the bucket size).
         validate: Check every batch against the schema (size and count limits are
             always enforced).
         record: Keep per-request/batch/event records; ``False`` keeps counters only.
@@ -88,6 +92,7 @@ class FakeMparticle:
         faults: FaultPlan | None = None,
         rate_limit: float | None = None,
         rate_limit_burst: float | None = None,
+        rate_limit_usage: str = "bucket",
         validate: bool = True,
         record: bool = True,
         reject_batch: BatchPredicate | None = None,
@@ -99,6 +104,11 @@ class FakeMparticle:
         self._expected_auth = f"{api_key}:{api_secret}".encode()
         self._faults = faults
         self._bucket = TokenBucket(rate_limit, rate_limit_burst) if rate_limit else None
+        if rate_limit_usage not in ("bucket", "window"):
+            raise ValueError(
+                f"rate_limit_usage must be 'bucket' or 'window', got {rate_limit_usage!r}"
+            )
+        self._window_usage = rate_limit_usage == "window"
         self.validate = validate
         self._reject_batch = reject_batch
         self._recorder = Recorder(record=record)
@@ -535,7 +545,12 @@ class FakeMparticle:
         if fault is not None and fault.percentage_used is not None:
             headers["X-mp-rate-limit-percentage-used"] = str(fault.percentage_used)
         elif self._bucket is not None:
-            headers["X-mp-rate-limit-percentage-used"] = str(self._bucket.percentage_used())
+            used = (
+                self._bucket.window_percentage_used()
+                if self._window_usage
+                else self._bucket.percentage_used()
+            )
+            headers["X-mp-rate-limit-percentage-used"] = str(used)
         for observer in FakeMparticle._observers:
             self._notify(observer, path, items)
         self._recorder.add_request(

@@ -19,7 +19,7 @@ from mparticle_dest import (
     RetryBudgetExhaustedError,
 )
 from mparticle_dest._batching.accumulator import SealedBatch
-from mparticle_dest._delivery.deliverer import BatchResult, Deliverer, make_client
+from mparticle_dest._delivery import BatchResult, Deliverer, make_client
 from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
 from mparticle_dest._delivery.retry import RetryPolicy
 from mparticle_dest._wire import basic_auth_header, encode_bulk

@@ -138,3 +138,132 @@ def _events_per_user(events: list[dict[str, Any]]) -> dict[str, int]:
     for event in events:
         counts[event["user"]["id"]] = counts.get(event["user"]["id"], 0) + 1
     return counts
+
+
+# -- the regime benchmarks (python -m benchmarks quota|loop|users|request|start) ---------
+
+REGIME_SMOKES: dict[str, tuple[str, ...]] = {
+    "quota": ("quota", "--smoke", "--processes", "2"),
+    "loop": ("loop", "--smoke"),
+    "users": ("users", "--smoke"),
+    "request": ("request", "--smoke"),
+    "start": ("start", "--smoke"),
+}
+
+
+@pytest.fixture(scope="module")
+def regime_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every regime benchmark's smoke run, all started at once; name -> (stdout, report)."""
+    tmp = tmp_path_factory.mktemp("regimes")
+    running = {}
+    for name, args in REGIME_SMOKES.items():
+        path = tmp / f"{name}.json"
+        running[name] = (
+            path,
+            subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "benchmarks", *args, "--json", str(path)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+    out = {}
+    for name, (path, proc) in running.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{name}: {stderr}"
+        out[name] = (stdout, json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+def test_quota_run_accounts_for_every_event_and_agrees_with_the_sink(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    stdout, r = regime_runs["quota"]
+    clients = r["clients"]
+    assert len(clients) == r["params"]["processes"] == 2
+    assert 0 < r["pushed"] <= r["offered"]
+    for c in clients:
+        # Everything accepted ended delivered or failed (the close waited long enough).
+        assert c["accepted"] == c["delivered_events"] + c["failed_events"] > 0
+        assert sum(c["failed_by_reason"].values()) == c["failed_events"]
+    # The clients' own counts agree with the metered sink's.
+    assert (
+        r["server_events"] == r["delivered_events"] == sum(c["delivered_events"] for c in clients)
+    )
+    assert r["server_batches"] == r["delivered_batches"]
+    assert r["requests"] == sum(c["requests"] for c in clients)
+    assert r["throttled"] == sum(c["throttled"] for c in clients)
+    assert r["throttled_share"] == pytest.approx(r["throttled"] / r["requests"])
+    assert r["events_per_batch"] == pytest.approx(r["delivered_events"] / r["delivered_batches"])
+    assert r["window_s"] > 0 and 0 < r["quota_used"]
+    assert r["quota_used"] == pytest.approx(
+        r["window_batches"] / r["window_s"] / r["params"]["limit"]
+    )
+    assert len(r["per_process_window_batches"]) == len(clients)
+    assert "quota used while backlogged" in stdout and "max/min" in stdout
+
+
+def test_loop_run_measures_both_loops_through_the_close(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    stdout, r = regime_runs["loop"]
+    assert set(r["modes"]) == {"plain", "library"}
+    for mode, m in r["modes"].items():
+        assert m["pushed"] > 0, mode
+        assert m["overall"]["ticks"] >= m["pushing"]["ticks"] > 0, mode
+        assert m["overall"]["worst_ms"] >= m["overall"]["p99_ms"] >= 0, mode
+    lib = r["modes"]["library"]
+    assert lib["delivered_events"] == lib["pushed"] == r["sink"]["events"]
+    assert lib["failed_events"] == 0
+    assert lib["closing"]["ticks"] > 0 and lib["enter"]["ticks"] > 0
+    assert "entering stalled the loop" in stdout
+
+
+def test_users_sweep_delivers_everything_at_every_user_count(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    _, r = regime_runs["users"]
+    events = r["params"]["events"]
+    assert (
+        [c["users"] for c in r["cpu"]] == [m["users"] for m in r["memory"]] == r["params"]["users"]
+    )
+    for c in r["cpu"]:
+        assert c["delivered_events"] == events and c["failed_events"] == 0
+        assert c["cpu_us_per_event"] > 0
+        # The collector's CPU is part of the run's CPU (events made apart are not).
+        assert 0 <= c["gc_s"] <= c["cpu_s"] + c["generation_s"]
+    for m in r["memory"]:
+        # Everything held by the stalled sink is delivered once it is released.
+        assert m["delivered_events"] == events
+        assert m["bytes_per_buffered_event"] == pytest.approx(
+            (m["rss_after"] - m["rss_before"]) / events
+        )
+    # More users than events per batch: fewer events per batch.
+    first, last = r["cpu"][0], r["cpu"][-1]
+    assert first["delivered_batches"] < last["delivered_batches"]
+
+
+def test_request_run_sends_the_same_requests_both_ways(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    _, r = regime_runs["request"]
+    n = r["params"]["requests"]
+    [lib], [bare] = r["runs"]["library"], r["runs"]["bare"]
+    assert lib["requests"] == bare["requests"] == lib["delivered_events"] == n
+    # One batch of one event per request, both ways, all accepted by the sink.
+    assert r["sink"]["requests"] == r["sink"]["batches"] == r["sink"]["events"] == 2 * n
+    assert r["ratio"] == pytest.approx(r["library_net_us_per_request"] / r["bare_us_per_request"])
+
+
+def test_start_run_times_imports_and_entering(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    stdout, r = regime_runs["start"]
+    assert all(len(v) == r["runs"] for v in r["import_s"].values())
+    assert r["import_ratio"] == pytest.approx(
+        r["import_median_s"]["mparticle_dest"] / r["import_median_s"]["httpx"]
+    )
+    assert len(r["entering"]) == r["runs"]
+    assert all(e["enter_stall_ms"] > 0 for e in r["entering"])
+    assert "import mparticle_dest" in stdout

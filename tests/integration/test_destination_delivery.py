@@ -116,6 +116,17 @@ async def test_a_batch_leaves_when_it_reaches_its_size() -> None:
         assert [len(b.events) for b in server.batches] == [5, 5, 2]
 
 
+async def test_an_eligible_batch_keeps_growing_until_it_leaves() -> None:
+    # Seal late: events pushed after the batch became eligible (age 0: at once), before
+    # a sender took it, ride in it (one quota token for all), never in batches of their own.
+    async with FakeMparticle() as server:
+        async with Destination(make_config(server, age=0), base_url=server.url) as dest:
+            receipts = [await dest.push(event("u1", i)) for i in range(12)]
+            for receipt in receipts:
+                assert (await receipt).delivered
+        assert [len(b.events) for b in server.batches] == [12]
+
+
 async def test_a_rule_batch_age_zero_sends_that_users_batch_now() -> None:
     mapping = {"order": {"complete": {"batch": {"age": 0}}}}
     async with FakeMparticle() as server:

@@ -50,16 +50,17 @@ async def test_every_event_arrives_in_order_despite_30_percent_faults(seed: int)
             base_url=server.url,
             retry=FAST_RETRY,
             pacing=FAST_PACING,
+            linger=0.0,  # every eligible batch leaves at once: many requests
         ) as dest:
             receipts = []
-            for wave in range(10):  # spread over time: many requests, faults among them
-                for e in events[wave * 60 : (wave + 1) * 60]:
+            for wave in range(30):  # spread over time: many requests, faults among them
+                for e in events[wave * 20 : (wave + 1) * 20]:  # two per user: eligible now
                     receipts.append(await dest.push(e))
                 await anyio.sleep(0.01)
         stats = dest.stats
         faults = server.stats.faults
 
-    assert len(server.requests) >= 30  # 30 batches per user, one request at a time per user
+    assert len(server.requests) >= 20  # many requests: faults among them
     assert sum(faults.values()) >= 5, faults  # the plan really hit this run
     assert all(r.outcome is not None and r.outcome.delivered for r in receipts)
     received = ids_by_user(server.events)
@@ -72,7 +73,8 @@ async def test_every_event_arrives_in_order_despite_30_percent_faults(seed: int)
         assert stats.duplicates_suspected > 0  # ambiguous attempts are reported
     assert stats.delivered_events == len(events)
     assert stats.failed_events == 0
-    assert stats.retries >= sum(faults.values())
+    # An error is retried within its request; a 429 sends its batches back in line.
+    assert stats.retries + stats.throttled >= sum(faults.values())
     assert stats.throttled == faults.get("rate_limited", 0)
 
 

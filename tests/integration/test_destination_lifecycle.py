@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -13,6 +14,8 @@ import pytest
 from support.engine import FAST_PACING, FAST_RETRY, event, interleaved, make_config
 
 from mparticle_dest import DestinationClosedError
+from mparticle_dest._batching import SealedBatch
+from mparticle_dest._delivery import BatchResult, DeliveryCounters
 from mparticle_dest._destination.destination import Destination
 from mparticle_dest._destination.options import FailedBatch
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
@@ -218,12 +221,12 @@ async def test_secrets_never_appear_in_logs_reprs_errors_or_stats(
 
 
 class _BrokenDeliverer:
-    """Stands in for the deliverer and fails with a bug (not an HTTP outcome)."""
+    """A ``Sender`` (the engine's HTTP side) that fails with a bug, not an HTTP outcome."""
 
-    def __init__(self, counters: object) -> None:
+    def __init__(self, counters: DeliveryCounters) -> None:
         self.counters = counters
 
-    async def send(self, batches: object) -> object:
+    async def send(self, batches: Sequence[SealedBatch]) -> list[BatchResult]:
         raise RuntimeError("bug in delivery")
 
 
@@ -232,12 +235,12 @@ async def test_a_bug_in_a_send_fails_its_batches_and_the_engine_goes_on(
 ) -> None:
     async with FakeMparticle() as server:
         async with Destination(make_config(server), base_url=server.url) as dest:
-            real = dest._engine.deliverer
+            real = dest._engine.sender
             assert real is not None
-            dest._engine.deliverer = _BrokenDeliverer(real.counters)  # type: ignore[assignment]
+            dest._engine.sender = _BrokenDeliverer(real.counters)
             outcome = await (await dest.push(event("u1", 1)))
             assert (outcome.status, outcome.reason) == ("failed", "error")
-            dest._engine.deliverer = real
+            dest._engine.sender = real
             assert (await (await dest.push(event("u1", 2)))).delivered
     assert any("internal error" in r.getMessage() for r in caplog.records)
     assert dest.stats.failed_events == 1 and dest.stats.delivered_events == 1
@@ -246,7 +249,7 @@ async def test_a_bug_in_a_send_fails_its_batches_and_the_engine_goes_on(
 async def test_a_bug_in_the_flusher_fails_every_receipt_and_closes_push(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken_due(now: float) -> list[object]:
+    def broken_due(now: float, **_: object) -> int:
         raise RuntimeError("bug in the flusher")
 
     async with FakeMparticle() as server:

@@ -98,3 +98,24 @@ def test_bad_fault_argument_is_a_usage_error():
     )
     assert proc.returncode == 2
     assert "fault must be one of" in proc.stderr
+
+
+def test_rate_limit_meters_batches_with_the_given_burst():
+    batch = {"events": [], "environment": "production", "user_identities": {"email": "a@b.c"}}
+    # 50 batches/s with a bucket of 20: a second request of 20 batches right after the
+    # first finds too few tokens (one second's worth, 50, would have admitted it).
+    with serve("--no-validate", "--rate-limit", "50", "--rate-limit-burst", "20") as proc:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        with httpx.Client(base_url=url, auth=("test-key", "test-secret")) as c:
+            ok = c.post("/v2/bulkevents", json=[batch] * 20)
+            limited = c.post("/v2/bulkevents", json=[batch] * 20)
+            stats = c.get("/_fake/stats").json()
+        stop(proc)
+    assert ok.status_code == 202
+    assert 90 <= int(ok.headers["X-mp-rate-limit-percentage-used"]) <= 100
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+    assert limited.headers["X-mp-rate-limit-exceeded"] == "true"
+    assert (stats["batches"], stats["by_status"]) == (20, {"202": 1, "429": 1})
+    assert stats["faults"] == {"simulated_rate_limit": 1}

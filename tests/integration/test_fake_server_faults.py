@@ -243,6 +243,38 @@ def test_token_bucket_refills_at_its_rate():
     assert bucket.take(1) == pytest.approx(0.31)
 
 
+def test_token_bucket_window_usage_counts_the_last_second_of_admitted_batches():
+    now = [0.0]
+    bucket = TokenBucket(rate=64, burst=16, clock=lambda: now[0])
+    for t in (0.0, 0.25):  # exact in binary: the bucket refills exactly
+        now[0] = t
+        assert bucket.take(16) is None
+    # 32 batches in the last second: half the limit, though the small bucket is empty.
+    assert (bucket.window_percentage_used(), bucket.percentage_used()) == (50, 100)
+    for t in (0.5, 0.75):
+        now[0] = t
+        assert bucket.take(16) is None
+    assert bucket.window_percentage_used() == 100
+    now[0] = 1.125  # the batches admitted at t=0.0 have left the window
+    assert bucket.window_percentage_used() == 75
+    now[0] = 2.0
+    assert bucket.window_percentage_used() == 0
+
+
+def test_simulated_rate_limit_can_report_usage_over_the_last_second():
+    with FakeMparticle(rate_limit=100, rate_limit_burst=20, rate_limit_usage="window") as server:
+        with httpx.Client(base_url=server.url, auth=AUTH) as c:
+            first = c.post("/v2/bulkevents", json=[batch(str(i)) for i in range(20)])
+    # 20 batches of a 100/s limit: 20 % (the bucket of 20 is full: "bucket" says 100).
+    assert first.status_code == 202
+    assert first.headers["X-mp-rate-limit-percentage-used"] == "20"
+
+
+def test_rate_limit_usage_must_be_bucket_or_window():
+    with pytest.raises(ValueError, match="rate_limit_usage"):
+        FakeMparticle(rate_limit=100, rate_limit_usage="minute")
+
+
 def test_error_fault_answers_any_status_with_the_message():
     plan = FaultPlan.script([Fault.error(401, "key revoked"), Fault.error(418, "teapot")])
     with FakeMparticle(faults=plan) as server, httpx.Client(base_url=server.url, auth=AUTH) as c:

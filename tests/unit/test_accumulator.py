@@ -5,6 +5,7 @@ Pure and synchronous: the tests drive it with an explicit clock (plain floats).
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -68,6 +69,12 @@ def event(
     return Built(key(user, srid), body, event_id, srid or event_id, ua, hint)
 
 
+def due(acc: Accumulator, now: float) -> list[SealedBatch]:
+    """Make the due batches eligible, then seal every eligible one (as a scheduler would)."""
+    acc.due(now)
+    return acc.seal_eligible()
+
+
 def ids(batch: SealedBatch) -> list[str]:
     parsed = json.loads(batch.body)
     return [e["data"]["source_message_id"] for e in parsed["events"]]
@@ -107,11 +114,11 @@ def test_a_batch_is_due_when_its_oldest_event_reaches_the_age() -> None:
     acc.add(event("u", "b"), now=10.8)  # a later event does not postpone the batch
     acc.add(event("v", "c"), now=10.5)
     assert acc.next_deadline() == 11.0
-    assert acc.due(10.99) == []
-    (batch,) = acc.due(11.0)
+    assert due(acc, 10.99) == []
+    (batch,) = due(acc, 11.0)
     assert ids(batch) == ["a", "b"]
     assert acc.next_deadline() == 11.5
-    assert [ids(b) for b in acc.due(20.0)] == [["c"]]
+    assert [ids(b) for b in due(acc, 20.0)] == [["c"]]
     assert acc.next_deadline() is None
 
 
@@ -121,21 +128,34 @@ def test_wait_debounces_but_never_past_the_age() -> None:
     assert acc.next_deadline() == pytest.approx(0.3)
     acc.add(event("u", "b"), now=0.2)
     assert acc.next_deadline() == pytest.approx(0.5)
-    assert acc.due(0.45) == []
+    assert due(acc, 0.45) == []
     for t in (0.4, 0.6, 0.8):
         acc.add(event("u", f"t{t}"), now=t)
     assert acc.next_deadline() == pytest.approx(1.0)  # capped by the age
-    (batch,) = acc.due(1.0)
+    (batch,) = due(acc, 1.0)
     assert len(ids(batch)) == 5
 
 
-def test_rule_age_zero_sends_the_users_batch_now() -> None:
+def test_rule_age_zero_makes_the_users_batch_eligible_now() -> None:
     acc = Accumulator()
     acc.add(event("u", "a"), 0.0)
     acc.add(event("v", "other"), 0.0)
     _, sealed = acc.add(event("u", "buy", hint=Hint(age=0)), 0.1)
-    assert [ids(b) for b in sealed] == [["a", "buy"]]
-    assert acc.open_events == 1  # the other user's batch keeps waiting
+    assert sealed == []  # eligible, not sealed: it may still grow until it is taken
+    assert list(acc.eligible) == [key("u")]  # the other user's batch keeps waiting
+    acc.add(event("u", "more"), 0.1)
+    assert [ids(b) for b in acc.seal_eligible()] == [["a", "buy", "more"]]
+    assert acc.open_events == 1
+
+
+def test_an_eligible_batch_is_listed_once_and_not_while_its_key_is_muted() -> None:
+    acc = Accumulator(BatchLimits(age=1.0))
+    acc.muted.add(key("v"))  # v has a request in flight
+    for user in ("u", "v", "u"):
+        acc.add(event(user, f"{user}-x{len(acc.eligible)}"), 0.0)
+    assert acc.due(5.0) == 3  # events marked
+    assert list(acc.eligible) == [key("u")]
+    assert acc.get(key("v")) is not None and acc.get(key("v")).eligible_at == 5.0  # type: ignore[union-attr]
 
 
 def test_rule_overrides_apply_to_the_batch_they_join() -> None:
@@ -286,7 +306,7 @@ def test_property_no_loss_no_duplication_order_and_limits(
         pushed.setdefault(user, []).append(eid)
         sealed += out
         if check:
-            sealed += acc.due(now)
+            sealed += due(acc, now)
         deadline = acc.next_deadline()
         assert deadline is None or acc.open_batches > 0
     sealed += acc.seal_all()
@@ -311,16 +331,17 @@ def test_property_no_loss_no_duplication_order_and_limits(
     assert len(srids) == len(set(srids))
 
 
-def test_seal_oldest_seals_in_opening_order_until_enough_events() -> None:
-    acc = Accumulator()
-    for user, n in (("u1", 3), ("u2", 2), ("u3", 4)):
+def test_due_until_marks_the_earliest_deadlines_first_in_slices() -> None:
+    acc = Accumulator(BatchLimits(age=10.0))
+    for user, n, t in (("u1", 3, 0.0), ("u2", 2, 1.0), ("u3", 4, 2.0)):
         for i in range(n):
-            acc.add(event(user, f"{user}-{i}"), now=0.0)
-    sealed = acc.seal_oldest(4)  # u1 holds 3: not enough, so u2 goes too
-    assert [ids(b) for b in sealed] == [["u1-0", "u1-1", "u1-2"], ["u2-0", "u2-1"]]
-    assert (acc.open_batches, acc.open_events) == (1, 4)
-    assert [ids(b) for b in acc.seal_oldest(100)] == [["u3-0", "u3-1", "u3-2", "u3-3"]]
-    assert acc.seal_oldest(1) == []
+            acc.add(event(user, f"{user}-{i}"), now=t)
+    # A flush or a full buffer: the oldest batches first, a slice of events at a time.
+    assert acc.due(3.0, until=float("inf"), max_events=4) == 5  # u1 holds 3: u2 goes too
+    assert list(acc.eligible) == [key("u1"), key("u2")]
+    assert acc.due(3.0, until=float("inf")) == 4
+    assert acc.next_deadline() is None
+    assert [ids(b) for b in acc.seal_eligible()][2] == ["u3-0", "u3-1", "u3-2", "u3-3"]
 
 
 # -- the fast path of add() against the general one --------------------------------------------
@@ -362,7 +383,7 @@ def _trace(acc: Accumulator, ops: list[Any], back: list[bool]) -> list[Any]:
         for batch in sealed:
             out.append(("sealed-holder", any(batch.outcome is h for h in holders)))
         if check:
-            out.append(("due", sealed_view(acc.due(now))))
+            out.append(("due", sealed_view(due(acc, now))))
         out.append((acc.next_deadline(), acc.open_batches, acc.open_events))
     out.append(("all", sealed_view(acc.seal_all())))
     return out
@@ -383,11 +404,12 @@ def test_property_fast_path_equals_general_path(
     assert _trace(Accumulator(limits), ops, back) == _trace(GeneralOnly(limits), ops, back)
 
 
-def test_fast_path_still_seals_an_overdue_batch_and_a_full_one() -> None:
+def test_fast_path_still_marks_an_overdue_batch_and_seals_a_full_one() -> None:
     acc = Accumulator(BatchLimits(size=3, age=1.0))
     acc.add(event("u", "a"), 0.0)
-    _, sealed = acc.add(event("u", "b"), 1.5)  # the batch's age ran out before the flusher looked
-    assert [ids(b) for b in sealed] == [["a", "b"]]
+    _, sealed = acc.add(event("u", "b"), 1.5)  # the batch's age ran out before a sender looked
+    assert sealed == [] and list(acc.eligible) == [key("u")]
+    assert [ids(b) for b in acc.seal_eligible()] == [["a", "b"]]
     for eid in ("c", "d"):
         assert acc.add(event("u", eid), 2.0)[1] == []
     _, sealed = acc.add(event("u", "e"), 2.0)
@@ -403,3 +425,28 @@ def test_a_new_deadline_is_reported_once_per_change() -> None:
     acc.add(event("u2", "c"), 0.5)
     acc.add(event("u1", "d", hint=Hint(age=100)), 0.6)  # a rule hint brings it forward
     assert seen == [1.0, 1.5, pytest.approx(0.7)]
+
+
+def test_an_open_batch_costs_few_objects_the_garbage_collector_tracks() -> None:
+    # Long-lived tracked objects make every full collection slower, and a service may
+    # hold one open batch per user for minutes: the batch, its list of event bytes, its
+    # outcome and the key (no per-batch deadline entry, no per-batch containers else).
+    users = 5000
+    keys = [key(f"user-{n}") for n in range(users)]
+    events = [
+        [
+            Built(k, b'{"event_type":"custom_event","data":{}}', f"e{n}-{i}", f"e{n}-{i}")
+            for i in range(3)
+        ]
+        for n, k in enumerate(keys)
+    ]
+    acc = Accumulator(BatchLimits(age=60.0))
+    gc.collect()
+    before = len(gc.get_objects())
+    for batch_events in events:
+        for built in batch_events:
+            acc.add(built, 0.0)
+    gc.collect()
+    per_batch = (len(gc.get_objects()) - before) / users
+    assert acc.open_batches == users
+    assert per_batch <= 3.2  # the batch, its bodies list, its outcome (keys existed before)

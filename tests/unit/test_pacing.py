@@ -1,4 +1,4 @@
-"""Pacer maths without an event loop: the shared gate and the AIMD rate."""
+"""Pacer maths without an event loop: the shared gate, the batch token bucket, AIMD."""
 
 from __future__ import annotations
 
@@ -15,59 +15,45 @@ class Clock:
         return self.now
 
 
-def _pacer(**policy: float) -> tuple[Pacer, Clock]:
+def _pacer(bps: float | None = None, **policy: float) -> tuple[Pacer, Clock]:
     clock = Clock()
-    return Pacer(PacingPolicy(**policy), clock=clock), clock
+    return Pacer(PacingPolicy(**policy), batches_per_second=bps, clock=clock), clock
 
 
-def _send(pacer: Pacer, batches: int, times: int = 1) -> None:
-    for _ in range(times):
-        assert pacer.reserve(batches) == 0.0
-
-
-def _load(pacer: Pacer, clock: Clock, per_second: int) -> None:
-    """Send at ``per_second`` batches per second (half a second's worth, half a second ago)."""
-    _send(pacer, per_second // 2)
-    clock.now += 0.5
-    assert pacer.observed_rate() == pytest.approx(per_second)
+def _accepted(pacer: Pacer, clock: Clock, per_second: int) -> None:
+    """mParticle accepted ``per_second`` batches over the last second (ten requests)."""
+    for _ in range(10):
+        assert pacer.delay() == 0.0
+        pacer.charge(per_second // 10)
+        pacer.on_response(202, {}, per_second // 10)
+        clock.now += 0.09
 
 
 def test_unpaced_by_default_never_waits() -> None:
-    pacer, _clock = _pacer()
+    pacer, _ = _pacer()
     for _ in range(1000):
-        assert pacer.reserve(100) == 0.0
-    pacer.on_response(202, {})
-    assert pacer.rate is None
+        assert pacer.delay() == 0.0
+        pacer.charge(100)
+    assert pacer.rate is None and pacer.request_budget() is None
 
 
 def test_429_closes_the_gate_for_every_sender_for_retry_after() -> None:
     pacer, clock = _pacer()
     pacer.on_response(429, {"retry-after": "2"})
-    assert pacer.reserve(1) == pytest.approx(2.0)
-    assert pacer.gate_remaining() == pytest.approx(2.0)
+    assert pacer.delay() == pytest.approx(2.0)
     clock.now += 1.5
-    assert pacer.gate_remaining() == pytest.approx(0.5)
+    assert pacer.delay() == pytest.approx(0.5)
     clock.now += 0.5
     assert pacer.gate_remaining() == 0.0
 
 
-def test_429_without_retry_after_pauses_for_throttle_pause() -> None:
-    pacer, _ = _pacer(throttle_pause=0.75)
+def test_429_without_retry_after_pauses_for_throttle_pause_and_the_gate_is_capped() -> None:
+    pacer, _ = _pacer(throttle_pause=0.7, max_pause=5.0)
     pacer.on_response(429, {})
-    assert pacer.gate_remaining() == pytest.approx(0.75)
-
-
-def test_retry_after_zero_keeps_the_gate_open() -> None:
-    pacer, _ = _pacer()
-    pacer.on_response(429, {"retry-after": "0"})
-    assert pacer.gate_remaining() == 0.0
-
-
-def test_gate_is_capped_and_never_shortened() -> None:
-    pacer, _ = _pacer(max_pause=5.0)
+    assert pacer.gate_remaining() == pytest.approx(0.7)
     pacer.on_response(429, {"retry-after": "3600"})
     assert pacer.gate_remaining() == pytest.approx(5.0)
-    pacer.on_response(429, {"retry-after": "1"})
+    pacer.on_response(429, {"retry-after": "1"})  # never shortened
     assert pacer.gate_remaining() == pytest.approx(5.0)
 
 
@@ -76,129 +62,111 @@ def test_503_with_retry_after_gates_without_slowing_the_rate() -> None:
     pacer.on_response(503, {"retry-after": "1"})
     assert pacer.gate_remaining() == pytest.approx(1.0)
     assert pacer.rate is None
-    pacer.on_response(500, {})
-    assert pacer.rate is None
 
 
-def test_first_429_paces_at_half_the_observed_rate() -> None:
-    pacer, clock = _pacer(throttle_factor=0.5, throttle_pause=0.0)
-    _load(pacer, clock, 300)  # 300 batches within the last second
-    pacer.on_response(429, {})
-    assert pacer.rate == pytest.approx(150.0)
-    # Sends are now spaced: 150 batches take one second.
-    assert pacer.reserve(150) == 0.0
-    assert pacer.reserve(1) == pytest.approx(1.0)
-
-
-def test_observed_rate_only_counts_the_last_second() -> None:
+def test_the_first_429_paces_at_what_mparticle_accepted_over_the_last_second() -> None:
     pacer, clock = _pacer()
-    _load(pacer, clock, 300)
-    clock.now += 1.5
-    _load(pacer, clock, 40)
-    assert pacer.observed_rate() == pytest.approx(40.0)
+    _accepted(pacer, clock, 300)
+    pacer.on_response(429, {"retry-after": "1"})
+    # This process's share, as the server showed it; no floor far above it.
+    assert pacer.rate == pytest.approx(300.0)
+    clock.now += 1.0
+    pacer.on_response(429, {"retry-after": "1"})
+    assert pacer.rate == pytest.approx(150.0)  # throttle_factor 0.5
 
 
 def test_a_burst_of_429s_decreases_once_per_interval() -> None:
-    pacer, clock = _pacer(throttle_factor=0.5, decrease_interval=1.0, throttle_pause=0.0)
-    _load(pacer, clock, 400)
-    for _ in range(5):  # answers to requests that were already in flight
-        pacer.on_response(429, {})
-    assert pacer.rate == pytest.approx(200.0)
-    clock.now += 1.0
-    pacer.on_response(429, {})
+    pacer, clock = _pacer(bps=200.0)
+    for _ in range(4):  # answers to requests that were already in flight
+        pacer.on_response(429, {"retry-after": "0"})
     assert pacer.rate == pytest.approx(100.0)
+    clock.now += 0.25
+    pacer.on_response(429, {"retry-after": "0"})
+    assert pacer.rate == pytest.approx(50.0)
 
 
 def test_rate_never_drops_below_min_rate() -> None:
-    pacer, clock = _pacer(min_rate=20.0, min_fraction=0.1, decrease_interval=0.0)
-    _load(pacer, clock, 100)
-    for _ in range(20):
-        clock.now += 0.01
-        pacer.on_response(429, {})
-    assert pacer.rate == 20.0
+    pacer, clock = _pacer(bps=4.0, min_rate=3.0)
+    for _ in range(5):
+        pacer.on_response(429, {"retry-after": "0"})
+        clock.now += 1.0
+    assert pacer.rate == pytest.approx(3.0)
 
 
-def test_rate_never_drops_below_a_fraction_of_the_starting_rate() -> None:
-    pacer, clock = _pacer(min_rate=10.0, min_fraction=0.25, decrease_interval=0.0)
-    _load(pacer, clock, 400)  # 400 batches/s when the trouble starts
-    for _ in range(20):
-        pacer.on_response(429, {})
-        clock.now += 0.01
-    assert pacer.rate == 100.0
-
-
-def test_high_usage_header_decreases_gently() -> None:
-    pacer, clock = _pacer(high_usage=80.0, usage_factor=0.8)
-    _load(pacer, clock, 200)
-    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "85"})
-    assert pacer.rate == pytest.approx(160.0)
-    assert pacer.gate_remaining() == 0.0  # a warning, not a refusal: nobody pauses
-
-
-def test_usage_header_accepts_a_percent_sign_and_ignores_garbage() -> None:
-    pacer, clock = _pacer(high_usage=80.0)
-    _load(pacer, clock, 100)
-    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "lots"})
-    assert pacer.rate is None
-    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "90%"})
-    assert pacer.rate is not None
-
-
-def test_recovery_is_additive_then_pacing_switches_off() -> None:
-    pacer, clock = _pacer(throttle_factor=0.5, recovery=0.1, throttle_pause=0.0)
-    _load(pacer, clock, 200)  # 200 batches/s observed
-    pacer.on_response(429, {})
-    assert pacer.rate == pytest.approx(100.0)
-    # +10% of the starting rate (20 batches/s) per second without pressure
+def test_high_usage_decreases_in_proportion_to_the_time_it_stays_high() -> None:
+    pacer, clock = _pacer(bps=100.0)
+    clock.now += 0.25  # one decrease_interval since the last answer
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95%"}, 10)
+    assert pacer.rate == pytest.approx(60.0)  # usage_factor 0.6
+    for _ in range(5):  # five answers within the next interval: the same time, the same factor
+        clock.now += 0.05
+        pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95"}, 10)
+    assert pacer.rate == pytest.approx(36.0)
     clock.now += 1.0
-    pacer.on_response(202, {})
-    assert pacer.rate == pytest.approx(120.0)
-    clock.now += 2.0
-    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"})
-    assert pacer.rate == pytest.approx(160.0)
-    clock.now += 2.0
-    pacer.on_response(202, {})
-    assert pacer.rate is None  # back at the starting rate: fast path again
-    assert pacer.reserve(1000) == 0.0
+    for garbage in ("lots", "nan", ""):
+        pacer.on_response(202, {"x-mp-rate-limit-percentage-used": garbage}, 10)
+    assert pacer.rate == pytest.approx(36.0)  # nothing held back: no increase either
 
 
-def test_usage_in_the_hold_band_stops_the_recovery() -> None:
-    pacer, clock = _pacer(hold_usage=60.0, high_usage=80.0, recovery=0.1, throttle_pause=0.0)
-    _load(pacer, clock, 200)
-    pacer.on_response(429, {})
-    clock.now += 3.0
-    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "70"})
+def test_the_rate_is_a_token_bucket_in_batches_that_may_go_into_debt() -> None:
+    pacer, clock = _pacer(bps=50.0)
+    assert pacer.delay() == 0.0
+    pacer.charge(100)  # a full request is never split: the bucket goes into debt
+    assert pacer.delay() == pytest.approx(2.0)
+    clock.now += 1.5
+    assert pacer.delay() == pytest.approx(0.5)
+    clock.now += 10.0  # a lull refills at most `burst` seconds of the rate
+    assert pacer.delay() == 0.0
+    pacer.charge(12)
+    pacer.charge(12)
+    assert pacer.delay() == pytest.approx((24 - 50 * 0.1) / 50)
+
+
+def test_slow_start_then_additive_increase_only_while_the_rate_holds_requests_back() -> None:
+    pacer, clock = _pacer(bps=None, increase=10.0)  # batches/s gained per second
+    _accepted(pacer, clock, 100)
+    pacer.on_response(429, {"retry-after": "0"})
     assert pacer.rate == pytest.approx(100.0)
-    clock.now += 1.0
-    pacer.on_response(202, {})
-    assert pacer.rate == pytest.approx(120.0)  # only the second since the hold counts
+    clock.now += 0.5
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
+    assert pacer.rate == pytest.approx(100.0)  # idle: nothing was held back, no growth
+    pacer.charge(400)
+    assert pacer.delay() > 0  # now the rate holds requests back
+    clock.now += 0.5
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
+    # Slow start: until the first decrease, the rate doubles per second (the first
+    # estimate may be far below this process's share).
+    assert pacer.rate == pytest.approx(150.0)
+    clock.now += 0.25
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95"}, 1)
+    assert pacer.rate == pytest.approx(90.0)  # the first decrease ends the slow start
+    for _ in range(2):
+        assert pacer.delay() > 0
+        clock.now += 1.0
+        pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "10"}, 1)
+    assert pacer.rate == pytest.approx(110.0)  # + 10 batches/s per second, for 2 s
 
 
-def test_spacing_follows_the_cost_of_each_send() -> None:
-    pacer, clock = _pacer(min_rate=10.0, throttle_pause=0.0)
-    _load(pacer, clock, 10)
-    pacer.on_response(429, {})
-    assert pacer.rate == 10.0
-    assert pacer.reserve(5) == 0.0
-    assert pacer.reserve(20) == pytest.approx(0.5)
-    assert pacer.reserve(1) == pytest.approx(2.5)
-    clock.now += 10.0
-    assert pacer.reserve(1) == 0.0
+def test_a_declared_quota_starts_paced_and_is_never_exceeded() -> None:
+    pacer, clock = _pacer(bps=270.0)
+    assert pacer.rate == 270.0
+    assert pacer.request_budget() == int(270 * 0.1)
+    pacer.charge(500)
+    assert pacer.delay() > 0
+    assert pacer.limited()  # the quota, not the network, holds requests back (stats)
+    clock.now += 0.5
+    pacer.on_response(202, {}, 100)
+    assert pacer.rate == 270.0
 
 
-def test_gate_and_rate_combine_after_a_pause() -> None:
-    pacer, clock = _pacer(min_rate=10.0)
-    _load(pacer, clock, 40)
-    pacer.on_response(429, {"retry-after": "1"})
-    assert pacer.rate == 20.0
-    # Everyone waits for the gate, then restarts spaced instead of all at once.
-    assert pacer.reserve(10) == pytest.approx(1.0)
-    assert pacer.reserve(10) == pytest.approx(1.5)
+def test_request_budget_follows_the_rate() -> None:
+    pacer, _ = _pacer(bps=2.0)
+    assert pacer.request_budget() == 1  # a small share sends small requests often
 
 
 def test_repr_shows_state_only() -> None:
-    pacer, _ = _pacer()
-    assert repr(pacer) == "<Pacer unpaced gate=0.00s>"
+    assert repr(_pacer()[0]) == "<Pacer unpaced gate=0.00s>"
+    assert repr(_pacer(bps=10.0)[0]) == "<Pacer 10.0 batches/s gate=0.00s>"
 
 
 @pytest.mark.parametrize(
@@ -207,9 +175,9 @@ def test_repr_shows_state_only() -> None:
         {"throttle_factor": 0.0},
         {"usage_factor": 1.5},
         {"min_rate": 0.0},
-        {"min_fraction": 0.0},
-        {"hold_usage": 90.0, "high_usage": 80.0},
-        {"recovery": 0.0},
+        {"increase": 0.0},
+        {"burst": 0.0},
+        {"hold_usage": 95.0, "high_usage": 80.0},
     ],
 )
 def test_invalid_pacing_policy_is_refused(kwargs: dict[str, float]) -> None:
@@ -217,11 +185,17 @@ def test_invalid_pacing_policy_is_refused(kwargs: dict[str, float]) -> None:
         PacingPolicy(**kwargs)
 
 
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan")])
+def test_an_invalid_declared_quota_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="batches_per_second"):
+        Pacer(batches_per_second=bad)
+
+
 def test_observed_rate_right_after_a_start_is_not_diluted_over_the_window() -> None:
     pacer, clock = _pacer()
-    _send(pacer, 30)
+    pacer.charge(30)
     clock.now += 0.2
-    _send(pacer, 30)
+    pacer.charge(30)
     # 60 batches in 0.2 s is 300 batches/s, not 60: the window is not full yet.
     assert pacer.observed_rate() == pytest.approx(300.0)
     assert Pacer().observed_rate() == 0.0

@@ -30,6 +30,7 @@ EXPECTED = {
     "MparticleDestError",
     "Outcome",
     "PacingPolicy",
+    "QuotaGate",
     "Receipt",
     "RejectedError",
     "RetryBudgetExhaustedError",

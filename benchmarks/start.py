@@ -1,0 +1,139 @@
+"""``python -m benchmarks start``: what starting the library costs a host.
+
+- **import**: ``import mparticle_dest`` and ``import httpx`` (which it builds on),
+  each timed inside a fresh interpreter (``time.perf_counter`` around the import
+  statement), alternating, ``--runs`` times each; medians and their ratio.
+- **entering**: in a fresh process (so the first ``__aenter__`` of the process is
+  measured, with nothing cached), a 1 ms ticker runs while a
+  :class:`~mparticle_dest.Destination` is entered: the worst tick lateness from the
+  start of ``__aenter__`` until 50 ms after it returned is how long entering held
+  the loop (building the HTTP client, starting the background tasks). Nothing is
+  sent, so no server is needed. ``--runs`` processes; median and worst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from . import procs
+from .scenario import scenario_config
+from .ticker import Ticker
+
+RUNS = 7
+
+_IMPORT_PROBE = (
+    "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+)
+_SETTLE_S = 0.05
+
+
+def import_seconds(module: str) -> float:
+    """Seconds ``import module`` takes in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+async def enter(spec: dict[str, Any]) -> dict[str, Any]:
+    """Enter (and leave) a fresh Destination with the ticker running."""
+    from mparticle_dest import Destination
+
+    with Ticker() as ticker:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker.run)
+            await anyio.sleep(_SETTLE_S)
+            ticker.mark("construct_start")
+            dest = Destination(scenario_config(100, 1_000))
+            ticker.mark("enter_start")
+            await dest.__aenter__()
+            ticker.mark("enter_end")
+            await anyio.sleep(_SETTLE_S)
+            ticker.mark("exit_start")
+            await dest.__aexit__(None, None, None)
+            ticker.mark("exit_end")
+            await anyio.sleep(_SETTLE_S)
+            tg.cancel_scope.cancel()
+    m = ticker.marks
+    return {
+        "construct_ms": (m["enter_start"] - m["construct_start"]) * 1e3,
+        "enter_wall_ms": (m["enter_end"] - m["enter_start"]) * 1e3,
+        "enter_stall_ms": ticker.lateness("enter_start", "enter_end", grace=_SETTLE_S)["worst_ms"],
+        "exit_stall_ms": ticker.lateness("exit_start", "exit_end", grace=_SETTLE_S)["worst_ms"],
+    }
+
+
+def run_start(runs: int) -> dict[str, Any]:
+    """Import probes (alternating) and entering probes, ``runs`` of each."""
+    imports: dict[str, list[float]] = {"httpx": [], "mparticle_dest": []}
+    for _ in range(runs):
+        for module in imports:
+            imports[module].append(import_seconds(module))
+    entering = [procs.run({"kind": "enter"}, f"enter/{i}") for i in range(runs)]
+    med = {k: statistics.median(v) for k, v in imports.items()}
+    stalls = [e["enter_stall_ms"] for e in entering]
+    return {
+        "runs": runs,
+        "import_s": imports,
+        "import_median_s": med,
+        "import_ratio": med["mparticle_dest"] / med["httpx"],
+        "entering": entering,
+        "enter_stall_median_ms": statistics.median(stalls),
+        "enter_stall_worst_ms": max(stalls),
+    }
+
+
+def format_start(r: dict[str, Any]) -> str:
+    """The report as text."""
+    med = r["import_median_s"]
+    e = r["entering"]
+    return "\n".join(
+        [
+            f"start: {r['runs']} fresh processes per figure, medians",
+            "",
+            f"import httpx                     {med['httpx'] * 1e3:7.1f} ms",
+            f"import mparticle_dest            {med['mparticle_dest'] * 1e3:7.1f} ms "
+            f"({r['import_ratio']:.2f}x httpx)",
+            f"entering a Destination: loop stalled {r['enter_stall_median_ms']:.1f} ms "
+            f"(worst {r['enter_stall_worst_ms']:.1f} ms); __aenter__ wall "
+            f"{statistics.median(x['enter_wall_ms'] for x in e):.1f} ms; constructing "
+            f"{statistics.median(x['construct_ms'] for x in e):.1f} ms; leaving stalled "
+            f"{statistics.median(x['exit_stall_ms'] for x in e):.1f} ms",
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``python -m benchmarks start [options]``."""
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks start",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--smoke", action="store_true", help="one run of each (figures not meaningful)")
+    ap.add_argument("--runs", type=int, help=f"fresh processes per figure ({RUNS})")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    args = ap.parse_args(argv)
+    runs = args.runs or (1 if args.smoke else RUNS)
+    report = run_start(runs)
+    report["smoke"] = args.smoke
+    print(format_start(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

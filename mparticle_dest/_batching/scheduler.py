@@ -1,0 +1,273 @@
+"""Which eligible batches leave in the next request, and when: pure, synchronous, no clock.
+
+mParticle meters a workspace in batches per second, so a batch is the scarce resource.
+The accumulator makes a batch *eligible* (its age or size was reached) without sealing
+it; the :class:`Scheduler` seals it only when it takes it into a request, so it keeps
+growing while it waits for the quota. The policy:
+
+* **When a request leaves.** As soon as it would be full (``max_batches`` eligible
+  batches, or their bytes fill ``max_bytes``), when its oldest eligible batch has
+  waited ``linger`` seconds, or at once while a flush or the close is waiting
+  (:attr:`Scheduler.urgent`) or throttled batches are waiting to go back. The caller
+  (the engine) also asks its pacer: the quota decides the rate.
+* **Which batches go.** Throttled batches first (they go back to the front of their
+  user's line), then batches eligible for ``max_delay`` seconds or more, oldest first
+  (the latency bound). When more batches are eligible than a request holds (the quota
+  is the bottleneck), the rest are the ones with the most events per quota token among
+  the :data:`SCAN` longest-eligible; otherwise every eligible batch, in the order they
+  became eligible.
+* **Order per user.** At most one request in flight carries a key (the key is *muted*
+  until its request is over, retries included), sealed batches of a key wait in its
+  lane in order, and a throttled batch goes back to the front of its lane.
+
+A batch that is not eligible is never added to a request because one is being sent,
+and a request is never filled by cutting batches short.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+from .._mparticle import MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
+from .accumulator import Accumulator, SealedBatch
+
+__all__ = ["DEFAULT_LINGER", "DEFAULT_MAX_DELAY", "SCAN", "Scheduler"]
+
+#: Seconds a request waits for more eligible batches before it leaves not full.
+DEFAULT_LINGER = 0.05
+#: Seconds after which an eligible batch goes first, whatever its size (latency bound).
+DEFAULT_MAX_DELAY = 10.0
+#: Longest-eligible keys among which the fullest batches are picked when the quota binds.
+SCAN = 1024
+#: Batches in a row that may be passed over for not fitting a request's last bytes.
+_MAX_SKIPS = 32
+
+
+class Scheduler:
+    """The line of eligible batches in front of the quota.
+
+    Args:
+        acc: The accumulator whose eligible batches are scheduled (it shares its
+            ``eligible`` and ``muted`` tables with the scheduler).
+        max_batches: Most batches in one request (mParticle: 100).
+        max_bytes: Most bytes in one ``/v2/bulkevents`` body (mParticle: 256 KB).
+        linger: Seconds a request that is not full waits after its oldest batch
+            became eligible.
+        max_delay: Seconds after which an eligible batch goes before fuller ones.
+    """
+
+    def __init__(
+        self,
+        acc: Accumulator,
+        *,
+        max_batches: int = MAX_BATCHES_PER_REQUEST,
+        max_bytes: int = MAX_REQUEST_BYTES,
+        linger: float = DEFAULT_LINGER,
+        max_delay: float = DEFAULT_MAX_DELAY,
+    ) -> None:
+        self.acc = acc
+        self.max_batches = max_batches
+        self.max_bytes = max_bytes
+        self.linger = linger
+        self.max_delay = max_delay
+        self._eligible = acc.eligible
+        self._muted = acc.muted
+        # Sealed batches waiting, per key, in order: sealed by a hard limit, or throttled
+        # and put back. Only keys that have some are in it (few: no container per user).
+        self._lanes: dict[Hashable, deque[SealedBatch]] = {}
+        self._lane_batches = 0
+        # Keys whose throttled batch goes back first, in the order they came back.
+        self._front: dict[Hashable, float] = {}
+        #: While > 0 (a flush or the close is waiting), requests leave without lingering.
+        self.urgent = 0
+
+    @property
+    def eligible_keys(self) -> int:
+        """Keys with a batch eligible to leave, keys in flight excluded (a throttled key
+        may count twice)."""
+        return len(self._eligible) + len(self._front)
+
+    @property
+    def sealed_waiting(self) -> int:
+        """Sealed batches waiting for a request (hard-limit seals and throttled batches)."""
+        return self._lane_batches
+
+    def waiting_batches(self) -> list[SealedBatch]:
+        """The sealed batches waiting, copied (telemetry reads them from its own thread)."""
+        return [batch for lane in list(self._lanes.values()) for batch in list(lane)]
+
+    def add_sealed(self, batch: SealedBatch) -> None:
+        """Queue a batch sealed by a hard limit behind the earlier batches of its key."""
+        key = batch.key
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+        lane.append(batch)
+        self._lane_batches += 1
+        if key not in self._muted and key not in self._eligible:
+            self._eligible[key] = batch.eligible_at
+
+    def ready_at(self, now: float) -> float | None:
+        """When the next request should leave (``now`` or earlier: now; ``None``: nothing
+        is eligible). The caller's pacer may hold it back further."""
+        eligible = self._eligible
+        if self._front or (eligible and self.urgent):
+            return now
+        if not eligible:
+            return None
+        if len(eligible) >= self.max_batches:
+            return now
+        at = next(iter(eligible.values())) + self.linger
+        if at <= now:
+            return now
+        # Full by bytes before the linger: no reason to wait.
+        total = len(eligible) + 1
+        for key in eligible:
+            total += self._size(key)
+        return now if total >= self.max_bytes else at
+
+    def take(self, now: float, max_batches: int | None = None) -> list[SealedBatch]:
+        """Seal and take the batches of one request and mute their keys.
+
+        Args:
+            now: The current time.
+            max_batches: Fewer batches than ``self.max_batches`` (the pacer's budget).
+
+        Returns ``[]`` when nothing eligible can go (every such key is in flight).
+        """
+        out: list[SealedBatch] = []
+        room = self.max_bytes - 2  # "[" + batches joined by "," + "]"
+        total = 0
+        skips = 0
+        if max_batches is None or max_batches > self.max_batches:
+            max_batches = self.max_batches
+        muted = self._muted
+        for key in self._candidates(now, max_batches):
+            if key in muted:
+                continue  # taken already (a key may be both in front and eligible)
+            size = self._size(key)
+            if size < 0:  # nothing left for this key (its batch was sealed elsewhere)
+                self._eligible.pop(key, None)
+                self._front.pop(key, None)
+                continue
+            # The first batch always goes: a batch (≤ 128 KB) fits an empty request.
+            if out and total + size + len(out) > room:
+                skips += 1
+                if skips >= _MAX_SKIPS:
+                    break
+                continue
+            skips = 0
+            out.append(self._pop(key))
+            total += size
+            if len(out) >= max_batches:
+                break
+        return out
+
+    def release(
+        self, batches: Iterable[SealedBatch], throttled: Iterable[SealedBatch] = ()
+    ) -> None:
+        """The request carrying ``batches`` is over: unmute their keys.
+
+        ``throttled`` batches (a subset, answered 429) go back to the front of their
+        key's lane and of the line; the keys' next batches become eligible again.
+        """
+        lanes, front, eligible, muted, acc = (
+            self._lanes,
+            self._front,
+            self._eligible,
+            self._muted,
+            self.acc,
+        )
+        for batch in throttled:
+            lane = lanes.get(batch.key)
+            if lane is None:
+                lane = lanes[batch.key] = deque()
+            lane.appendleft(batch)
+            self._lane_batches += 1
+            front[batch.key] = batch.eligible_at
+        for batch in batches:
+            key = batch.key
+            muted.discard(key)
+            if key in front or key in eligible:
+                continue
+            lane = lanes.get(key)
+            if lane:
+                eligible[key] = lane[0].eligible_at
+                continue
+            ob = acc.get(key)
+            if ob is not None and ob.eligible_at != float("inf"):
+                eligible[key] = ob.eligible_at
+
+    def drain(self, limit: int | None = None) -> list[SealedBatch]:
+        """Remove and return batches not taken yet: the sealed ones waiting first, then the
+        open ones (sealed now, in the order they were opened); at most ``limit`` (a close
+        fails what is left in slices). ``[]`` once nothing is left."""
+        budget = math.inf if limit is None else limit
+        out: list[SealedBatch] = []
+        lanes = self._lanes
+        while lanes and len(out) < budget:
+            out.extend(lanes.pop(next(iter(lanes))))
+        self._lane_batches -= len(out)
+        keys = self.acc.open_keys()
+        if limit is not None:
+            keys = itertools.islice(keys, max(limit - len(out), 0))
+        out.extend([self.acc.seal(key) for key in list(keys)])
+        if not lanes and not self.acc.open_batches:
+            self._front.clear()
+            self._eligible.clear()
+        out.sort(key=lambda b: b.seq)
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _candidates(self, now: float, max_batches: int) -> list[Hashable]:
+        """Keys in the order the next request considers them (see the module docstring)."""
+        out = list(self._front)
+        eligible = self._eligible
+        want = max_batches + _MAX_SKIPS
+        if len(eligible) <= want:
+            out.extend(eligible)
+            return out
+        # The quota binds: more eligible batches than a request holds.
+        bound = now - self.max_delay
+        overdue = 0
+        for key, since in eligible.items():
+            if since > bound or overdue >= want:
+                break
+            out.append(key)
+            overdue += 1
+        window = itertools.islice(eligible, overdue, SCAN)
+        out.extend(heapq.nlargest(want, window, key=self._events))
+        return out
+
+    def _size(self, key: Hashable) -> int:
+        """Bytes of the key's next batch (``-1``: the key has none)."""
+        lane = self._lanes.get(key)
+        if lane:
+            return len(lane[0].body)
+        ob = self.acc.get(key)
+        return -1 if ob is None else ob.size
+
+    def _events(self, key: Hashable) -> int:
+        lane = self._lanes.get(key)
+        if lane:
+            return lane[0].event_count
+        ob = self.acc.get(key)
+        return 0 if ob is None else ob.count
+
+    def _pop(self, key: Hashable) -> SealedBatch:
+        self._eligible.pop(key, None)
+        self._front.pop(key, None)
+        self._muted.add(key)
+        lane = self._lanes.get(key)
+        if lane:
+            batch = lane.popleft()
+            self._lane_batches -= 1
+            if not lane:
+                del self._lanes[key]
+            return batch
+        return self.acc.seal(key)

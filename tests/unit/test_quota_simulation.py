@@ -1,0 +1,105 @@
+"""The scheduling and pacing policy under mParticle's batch quota, by simulation.
+
+A virtual clock, the fake server's token bucket as the workspace quota (429 +
+``Retry-After``, ``X-mp-rate-limit-percentage-used``), many users, traffic shapes and
+several processes, each running the library's own ``Accumulator``, ``Scheduler`` and
+``Pacer`` (``support.quota_sim``). Deterministic: the same run every time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from support.quota_sim import Process, Quota, VirtualClock, quota_used, run
+
+QUOTA = 270.0  # mParticle's default, batches per second
+USERS = 2700
+OFFERED = 5400.0  # events per second: 2 per user
+SECONDS = 30.0
+#: Events per batch in steady state, as the model says: offered events/s ÷ batches/s.
+MODEL_EVENTS_PER_BATCH = OFFERED / QUOTA
+#: The buffer as docs/delivery.md sizes it: offered events/s × users ÷ batches/s, + 25 %.
+SIZED_BUFFER = int(OFFERED * USERS / QUOTA * 1.25)
+
+
+def processes(n: int, cap: int = SIZED_BUFFER, **kw: object) -> tuple[list[Process], Quota]:
+    clock = VirtualClock()
+    quota = Quota(clock, QUOTA)
+    procs = [
+        Process(f"p{i}", clock, quota, USERS // n, OFFERED / n, cap // n, **kw)  # type: ignore[arg-type]
+        for i in range(n)
+    ]
+    return procs, quota
+
+
+def assert_everything_delivered_once_in_order(procs: list[Process]) -> None:
+    for p in procs:
+        assert p.buffered == 0 and p.delivered_events == p.pushed  # nothing failed or left
+        numbers = [n for ns in p.received.values() for n in ns]
+        assert len(numbers) == len(set(numbers)) == p.pushed  # once each
+        assert all(ns == sorted(ns) for ns in p.received.values())  # each user's order
+
+
+def traffic(p: Process, start: float, end: float = SECONDS) -> list[tuple[float, int, float]]:
+    return [entry for entry in p.delivered_log if start <= entry[0] < end]
+
+
+def test_one_process_uses_the_quota_with_few_429s_and_full_batches() -> None:
+    (p,), quota = processes(1)
+    run([p], seconds=SECONDS)
+    assert_everything_delivered_once_in_order([p])
+    assert p.blocked_ticks == 0  # a buffer sized as documented never blocks the producer
+    assert quota.throttled <= 0.02 * quota.requests
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9  # while a backlog exists
+    steady = traffic(p, SECONDS / 2)
+    per_batch = sum(events for _, events, _ in steady) / len(steady)
+    assert per_batch == pytest.approx(MODEL_EVENTS_PER_BATCH, rel=0.15)
+    # The latency bound: a batch eligible for max_delay goes first (plus the time to send
+    # the batches that became overdue together: here a whole user population at once).
+    worst = max(waited for _, _, waited in traffic(p, 0.0))
+    assert worst <= p.scheduler.max_delay + 2.0
+
+
+def test_processes_sharing_a_workspace_converge_to_shares_without_talking() -> None:
+    procs, quota = processes(4)
+    run(procs, seconds=SECONDS)
+    assert_everything_delivered_once_in_order(procs)
+    assert quota.throttled <= 0.05 * quota.requests
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9
+    shares = [len(traffic(p, 3.0)) for p in procs]
+    assert max(shares) / min(shares) <= 1.4, shares
+
+
+def test_bursts_are_absorbed_by_the_buffer_and_nothing_is_lost() -> None:
+    (p,), quota = processes(1)
+
+    def bursty(t: float) -> float:  # 3x the load for one second in five, else half
+        return 3.0 if math.fmod(t, 5.0) < 1.0 else 0.5
+
+    run([p], seconds=SECONDS, shape=bursty)
+    assert_everything_delivered_once_in_order([p])
+    assert p.max_buffered <= p.cap
+    assert quota.throttled <= 0.05 * quota.requests  # each burst probes the quota anew
+
+
+def test_a_full_buffer_pushes_back_instead_of_fragmenting_into_tiny_batches() -> None:
+    events_per_user = 6
+    (p,), quota = processes(1, cap=USERS * events_per_user)
+    run([p], seconds=SECONDS)
+    assert_everything_delivered_once_in_order([p])
+    assert p.blocked_ticks > 0  # the producer waited: backpressure at push
+    steady = traffic(p, SECONDS / 2)
+    per_batch = sum(events for _, events, _ in steady) / len(steady)
+    # Batches carry what the buffer holds per user, not the 1-2 events of a buffer
+    # relieved by sealing its open batches early.
+    assert per_batch >= 0.7 * events_per_user
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9
+
+
+def test_a_declared_quota_starts_right_without_any_429() -> None:
+    (p,), quota = processes(1, batches_per_second=QUOTA * 0.95)
+    run([p], seconds=SECONDS)
+    assert_everything_delivered_once_in_order([p])
+    assert quota.throttled == 0
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9
