@@ -199,3 +199,23 @@ def test_a_sync_destination_reports_while_its_loop_runs_in_a_thread(otel: Otel) 
     final = otel.collect()
     assert total(final, "mparticle.events.outcomes", {OUTCOME: "delivered"}) == 5
     assert total(final, "mparticle.requests.sent") == stats.requests == 1
+
+
+async def test_buffer_gauges_count_a_batch_in_flight(otel: Otel) -> None:
+    async with FakeMparticle(faults=FaultPlan.always(Fault.stall())) as server:
+        async with Destination(
+            make_config(server, size=1),
+            base_url=server.url,
+            close_timeout=0.2,
+            telemetry=otel.telemetry(),
+        ) as dest:
+            await dest.push(event("u", 1))  # sealed at once, sent, never answered
+            with anyio.fail_after(10):  # a guard against a hang, not a timing assertion
+                while dest.stats.in_flight_requests == 0:  # noqa: ASYNC110 - no event for it
+                    await anyio.sleep(0.01)
+            in_flight = otel.collect()
+            stats = dest.stats
+    assert total(in_flight, "mparticle.requests.in_flight") == 1
+    assert total(in_flight, "mparticle.buffer.events") == 1
+    assert total(in_flight, "mparticle.buffer.size") == stats.bytes_sent - 2  # "[" batch "]"
+    assert total(in_flight, "mparticle.buffer.oldest_age") >= 0.0
