@@ -13,7 +13,8 @@ Measured:
   limit, over the window from ``--warmup`` seconds after the start until the first
   client has delivered everything and closed (with this offered load the clients
   hold more eligible batches than the quota lets through all along);
-- the share of requests answered 429, events per delivered batch, batches per
+- the share of requests answered 429, events per delivered batch (over the run, and
+  in the window, where the close's last partial batches do not count), batches per
   accepted request, failed events (by reason), the close duration;
 - per process (``--processes N``): its delivered batches in the window, and the
   max/min ratio between processes (fairness).
@@ -107,12 +108,12 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         **p.options,
     )
     traffic = Traffic(p.users, seed=1000 + index, id_prefix=index)
-    samples: list[tuple[float, int, int]] = []
+    samples: list[tuple[float, int, int, int]] = []
 
     async def sample() -> None:
         while True:
             s = dest.stats
-            samples.append((time.monotonic(), s.delivered_batches, s.buffered))
+            samples.append((time.monotonic(), s.delivered_batches, s.buffered, s.delivered_events))
             await anyio.sleep(p.sample)
 
     await anyio.sleep(max(0.0, spec["start_at"] - time.monotonic()))
@@ -128,7 +129,7 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         cpu_s = time.process_time() - cpu0
         tg.cancel_scope.cancel()
     s = dest.stats
-    samples.append((close_end, s.delivered_batches, s.buffered))
+    samples.append((close_end, s.delivered_batches, s.buffered, s.delivered_events))
     return {
         "index": index,
         **asdict(produced),
@@ -205,9 +206,12 @@ def summarize(
     batch_samples = [(t, float(s["batches"])) for t, s in server]
     window_batches = _at(batch_samples, window_end) - _at(batch_samples, window_start)
     per_process = []
+    window_events = 0.0
     for c in clients:
-        delivered = [(t, float(b)) for t, b, _ in c["samples"]]
+        delivered = [(t, float(b)) for t, b, *_ in c["samples"]]
         per_process.append(_at(delivered, window_end) - _at(delivered, window_start))
+        events = [(row[0], float(row[3])) for row in c["samples"]]
+        window_events += _at(events, window_end) - _at(events, window_start)
     accepted_requests = by_status.get("202", 0)
     offered = sum(c["offered"] for c in clients)
     delivered_events = sum(c["delivered_events"] for c in clients)
@@ -235,6 +239,7 @@ def summarize(
         "delivered_events": delivered_events,
         "delivered_batches": delivered_batches,
         "events_per_batch": delivered_events / delivered_batches if delivered_batches else 0.0,
+        "window_events_per_batch": window_events / sum(per_process) if sum(per_process) else 0.0,
         "batches_per_request": final["batches"] / accepted_requests if accepted_requests else 0.0,
         "failed_events": sum(c["failed_events"] for c in clients),
         "failed_by_reason": dict(failed),
@@ -260,7 +265,8 @@ def format_quota(r: dict[str, Any]) -> str:
         f"({r['window_batches']:,.0f} batches in {r['window_s']:.1f} s)",
         f"requests answered 429          {r['throttled_share']:.1%} "
         f"({r['throttled']:,} of {r['requests']:,})",
-        f"events per delivered batch     {r['events_per_batch']:.1f}",
+        f"events per delivered batch     {r['events_per_batch']:.1f} "
+        f"({r['window_events_per_batch']:.1f} in the window)",
         f"batches per accepted request   {r['batches_per_request']:.1f}",
         f"delivered events / batches     {r['delivered_events']:,} / {r['delivered_batches']:,} "
         f"(sink saw {r['server_events']:,} / {r['server_batches']:,})",

@@ -25,6 +25,8 @@ FAKE_SERVER_CMD: tuple[str, ...] = (
     "mparticle_dest.testing",
     "serve",
     "--counters-only",
+    # The modes send the same seeded events (hence source_request_ids) to one server.
+    "--no-deduplicate",
 )
 STALL_SERVER_CMD: tuple[str, ...] = (*FAKE_SERVER_CMD, "--no-validate", "--stall")
 

@@ -254,6 +254,9 @@ class Accumulator:
         self._limits = limits = limits or BatchLimits()
         self._max_bytes = limits.max_bytes  # read by the fast path of add()
         self._age = limits.age
+        # An event without a hint brings the default size: a batch whose limit an earlier
+        # hint set above it takes the general path, which lowers the limit to it.
+        self._size = _NO_SIZE_LIMIT if limits.size is None else limits.size
         # Called with every new deadline an open batch gets, and with the time a batch
         # became eligible (the engine wakes its idle senders when it is earlier than the
         # time they sleep until).
@@ -323,9 +326,10 @@ class Accumulator:
         size is kept up to date.
 
         Fast path: an event without user attributes or a rule-level ``batch`` hint,
-        joining an open batch without a ``wait`` debounce, within its byte limit and
-        without moving its age deadline (the clock did not go back), changes only the
-        batch's events and size; every other case takes the general path.
+        joining an open batch without a ``wait`` debounce and with a size limit no larger
+        than the default, within its byte limit and without moving its age deadline (the
+        clock did not go back), changes only the batch's events and size; every other case
+        takes the general path.
 
         Returns:
             The event's receipt and the batches sealed by this call (0, 1 or 2, oldest first).
@@ -335,7 +339,13 @@ class Accumulator:
                 nothing is changed.
         """
         ob = self._open.get(built.key)
-        if ob is not None and ob.wait is None and built.batch is None and not built.user_attributes:
+        if (
+            ob is not None
+            and ob.wait is None
+            and built.batch is None
+            and not built.user_attributes
+            and ob.size_limit <= self._size
+        ):
             body = built.body
             size = ob.size + len(body) + 1  # the event and its comma
             age_deadline = ob.age_deadline

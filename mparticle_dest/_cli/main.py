@@ -1,4 +1,4 @@
-"""The ``mparticle-dest`` command: ``demo``, ``send`` and ``validate``.
+"""The ``mparticle-dest`` command: ``demo``, ``send``, ``validate`` and ``relay``.
 
 Exit status: 0 when everything succeeded, 1 when some events were rejected or not
 delivered (or, for ``validate``, the config has problems), 2 for usage and config
@@ -15,6 +15,7 @@ import click
 from .._exceptions import ConfigError
 from .._version import __version__
 from .config import ENV_API_KEY, ENV_API_SECRET, build_config, read_config_dict
+from .relay import relay as relay_group
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "cli", "run"]
 
@@ -230,6 +231,10 @@ def send(
     if report.stopped_by is not None:
         ctx.exit(128 + report.stopped_by)
     ctx.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+# ``relay``, ``relay status`` and ``relay replay-dead`` (Redis Streams scale-out).
+cli.add_command(relay_group)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

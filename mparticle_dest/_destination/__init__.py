@@ -6,17 +6,26 @@ caller, ``sync`` the threaded facade for WSGI and scripts.
 """
 
 from .destination import CloseReport, Destination
-from .options import DeliveryOptions, DestinationOptions, FailedBatch, FullPolicy
+from .options import (
+    BeforeSend,
+    DeliveryOptions,
+    DestinationOptions,
+    FailedBatch,
+    FullPolicy,
+    QuotaGate,
+)
 from .stats import Stats
 from .sync import SyncDestination, SyncReceipt
 
 __all__ = [
+    "BeforeSend",
     "CloseReport",
     "DeliveryOptions",
     "Destination",
     "DestinationOptions",
     "FailedBatch",
     "FullPolicy",
+    "QuotaGate",
     "Stats",
     "SyncDestination",
     "SyncReceipt",

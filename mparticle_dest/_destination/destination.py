@@ -46,6 +46,7 @@ from .options import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_EVENTS,
     DEFAULT_MAX_IN_FLIGHT,
+    BeforeSend,
     DeliveryOptions,
     FailedBatch,
     FullPolicy,
@@ -159,7 +160,7 @@ def _no_clock() -> float:
 
 
 class Destination:
-    """Delivers walkerOS events to mParticle in per-user batches (SPEC §2).
+    """Delivers walkerOS events to mParticle in per-user batches.
 
     Use it as an async context manager; leaving the context delivers everything
     buffered (within ``close_timeout``) and closes::
@@ -204,6 +205,10 @@ class Destination:
             (default 0.05).
         max_delay: Under the quota, a batch eligible for this many seconds goes before
             fuller ones (default 10; the latency bound).
+        before_send: An async hook awaited with a request's batches before their first
+            attempt (each has ``source_request_id``, ``body`` and ``event_count``); if
+            it raises, the request is not sent and its batches fail with reason
+            ``"error"``. The Redis relay records batch composition with it.
         on_error: Sync callable receiving a :class:`~mparticle_dest.FailedBatch` for
             every batch that failed for good; its exceptions are logged and contained.
         historical: Post to ``/v2/bulkevents/historical``, mParticle's endpoint for
@@ -250,6 +255,7 @@ class Destination:
         quota_gate: QuotaGate | None = None,
         linger: float = DEFAULT_LINGER,
         max_delay: float = DEFAULT_MAX_DELAY,
+        before_send: BeforeSend | None = None,
         telemetry: Telemetry | bool = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
@@ -270,6 +276,7 @@ class Destination:
             quota_gate=quota_gate,
             linger=linger,
             max_delay=max_delay,
+            before_send=before_send,
         )
         if base_url is not None:
             check_base_url(base_url)
@@ -641,6 +648,41 @@ class Destination:
             counters.mapped -= 1
             counters.invalid += 1
             raise
+
+    async def resend(self, body: bytes, *, source_request_id: str, event_count: int) -> Receipt:
+        """Queue a batch sealed earlier, byte for byte, as one more batch to deliver.
+
+        A relay that takes over the entries of a crashed one resends the batches that
+        relay recorded: identical bytes under the identical ``source_request_id``, so
+        mParticle's de-duplication ingests them once. The batch counts against the
+        buffer like its events would (the full policy applies; ``"drop"`` drops it).
+
+        Args:
+            body: The batch JSON exactly as recorded (``source_request_id`` inside).
+            source_request_id: The ``source_request_id`` inside ``body``.
+            event_count: Number of events in ``body``.
+
+        Returns:
+            A receipt for the whole batch (``event_id`` ``None``).
+
+        Raises:
+            BufferFullError: As :meth:`push`.
+            DestinationClosedError: As :meth:`push`.
+        """
+        try:
+            here = self._loop_probe()
+        except RuntimeError:
+            here = None
+        if here is not self._accepting:
+            raise self._refusal()
+        engine = self._engine
+        if engine.buffered >= self._cap:
+            dropped = await engine.wait_for_room(source_request_id)
+            if dropped is not None:
+                return Receipt.resolved(None, "dropped", "buffer_full")
+        return engine.admit_sealed(
+            body, source_request_id=source_request_id, event_count=event_count
+        )
 
     async def flush(self) -> None:
         """Send every buffered event now and return when each one's outcome is final.

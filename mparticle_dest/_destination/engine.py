@@ -15,10 +15,11 @@ to the front of the line and the pacer slows down.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -99,6 +100,8 @@ class Engine:
         self._first: anyio.Event | None = None  # set then
         self._done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
+        # Sealing order of batches handed over already sealed (resend); below the accumulator's.
+        self._resent_seqs = itertools.count(-1, -1)
 
     # -- admission (the push hot path) ------------------------------------------------------
 
@@ -298,8 +301,11 @@ class Engine:
             results: list[BatchResult] | None
             self.in_flight += 1
             try:
-                await self.pacer.admit(len(batches))
-                results = await sender.send(batches)
+                if not await self._before_send(batches):
+                    results = None
+                else:
+                    await self.pacer.admit(len(batches))
+                    results = await sender.send(batches)
             except Exception:
                 logger.exception("mparticle_dest: sending a request failed on an internal error")
                 results = None
@@ -349,6 +355,41 @@ class Engine:
                 self._wake_until = at
             with anyio.move_on_after(None if at is None else max(at - now, 0.0)):
                 await wake.wait()
+
+    # -- batches sealed elsewhere, and the hook before a first attempt (relays) -------------
+
+    def admit_sealed(self, body: bytes, *, source_request_id: str, event_count: int) -> Receipt:
+        """Take a batch sealed earlier (byte for byte) as one more batch to deliver."""
+        batch = SealedBatch(
+            key=("resend", source_request_id),
+            body=body,
+            event_count=event_count,
+            source_request_id=source_request_id,
+            seq=next(self._resent_seqs),
+        )
+        self.buffered += event_count
+        self._enqueue(batch)
+        self._wake_senders()
+        return Receipt(batch.outcome, None)
+
+    async def _before_send(self, batches: Sequence[SealedBatch]) -> bool:
+        """Await ``options.before_send`` with the batches no attempt has carried yet;
+        ``False`` (logged) when it refused: the request is not sent."""
+        hook = self.options.before_send
+        if hook is None:
+            return True
+        fresh = [batch for batch in batches if batch.attempts == 0]
+        if not fresh:
+            return True
+        try:
+            await hook(fresh)
+        except Exception as exc:
+            logger.warning(
+                "mparticle_dest: a request was not sent: %s (its batches fail with reason 'error')",
+                exc,
+            )
+            return False
+        return True
 
     def _wake_senders(self) -> None:
         wake = self._wake

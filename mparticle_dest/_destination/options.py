@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from attrs import field, frozen, validators
 
-from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY
+from .._batching import DEFAULT_LINGER, DEFAULT_MAX_DELAY, SealedBatch
 from .._delivery import PacingPolicy, QuotaGate, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
@@ -19,7 +19,15 @@ from .._telemetry import Telemetry
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DeliveryOptions", "DestinationOptions", "FailedBatch", "FullPolicy", "SendMode"]
+__all__ = [
+    "BeforeSend",
+    "DeliveryOptions",
+    "DestinationOptions",
+    "FailedBatch",
+    "FullPolicy",
+    "QuotaGate",
+    "SendMode",
+]
 
 FullPolicy = Literal["wait", "drop", "raise"]
 """What ``push`` does when the buffer is full: wait for room, drop the event, or raise."""
@@ -27,6 +35,11 @@ FullPolicy = Literal["wait", "drop", "raise"]
 SendMode = bool | Callable[[bytes], object]
 """``True`` posts batches to mParticle; ``False`` sends nothing (a dry run); a callable
 receives each batch's JSON body in place of the request (a dry run that shows them)."""
+
+BeforeSend = Callable[[Sequence[SealedBatch]], Awaitable[object]]
+"""Awaited with the batches of a request that no attempt has carried yet, before the
+first attempt (the relay records them in its Redis ledger); if it raises, the request is
+not sent and its batches fail with reason ``"error"``."""
 
 DEFAULT_MAX_BUFFERED_EVENTS = 20_000
 DEFAULT_CLOSE_TIMEOUT = 10.0
@@ -146,6 +159,7 @@ class DeliveryOptions:
             counted, receipts resolve ``skipped`` with reason ``"dry_run"``, and no
             request is made. A sync callable also makes a dry run, and receives each
             batch's JSON body as it would have been sent.
+        before_send: A :data:`BeforeSend` hook awaited before a batch's first attempt.
     """
 
     max_buffered_events: int = field(
@@ -183,6 +197,7 @@ class DeliveryOptions:
     max_delay: float = field(default=DEFAULT_MAX_DELAY, converter=float, validator=_non_negative)
     on_error: Callable[[FailedBatch], object] | None = field(default=None, validator=_sync_callable)
     historical: bool = field(default=False, validator=validators.instance_of(bool))
+    before_send: BeforeSend | None = None
     send: SendMode = field(default=True, validator=_send_mode)
 
 
@@ -213,4 +228,5 @@ class DestinationOptions(TypedDict, total=False):
     quota_gate: QuotaGate | None
     linger: float
     max_delay: float
+    before_send: BeforeSend | None
     telemetry: Telemetry | bool

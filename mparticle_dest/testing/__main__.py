@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         "--counters-only", action="store_true", help="keep counters, no per-event records"
     )
     serve.add_argument(
+        "--no-deduplicate",
+        action="store_true",
+        help="ingest a batch again when its source_request_id was ingested before",
+    )
+    serve.add_argument(
         "--stall",
         action="store_true",
         help="hold every request unanswered until a 'release' line arrives on stdin",
@@ -115,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_usage=args.rate_limit_usage,
         validate=not args.no_validate,
         record=not args.counters_only,
+        deduplicate=not args.no_deduplicate,
         host=args.host,
         port=args.port,
     )

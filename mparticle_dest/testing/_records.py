@@ -186,9 +186,16 @@ class ServerStats:
         requests: Requests received (all paths and outcomes).
         by_status: Requests per answered status (``0`` = no answer: dropped or stalled).
         faults: Injected faults per fault name.
-        batches: Batches accepted.
-        events: Events accepted.
+        batches: Batches accepted and ingested.
+        events: Events ingested.
         bytes: Body bytes of accepted requests.
+        deduplicated_batches: Batches answered 202 but not ingested, because a batch
+            with their ``source_request_id`` was ingested before (mParticle's
+            de-duplication).
+        deduplicated_events: Events of those batches.
+        repeated_events: Events ingested whose ``source_message_id`` had been ingested
+            before, in a batch with another ``source_request_id``: duplicates that
+            de-duplication did not catch.
     """
 
     requests: int
@@ -197,6 +204,9 @@ class ServerStats:
     batches: int
     events: int
     bytes: int
+    deduplicated_batches: int = 0
+    deduplicated_events: int = 0
+    repeated_events: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Return the counters as a JSON-able dict (status keys as strings)."""
@@ -207,18 +217,22 @@ class ServerStats:
             "batches": self.batches,
             "events": self.events,
             "bytes": self.bytes,
+            "deduplicated_batches": self.deduplicated_batches,
+            "deduplicated_events": self.deduplicated_events,
+            "repeated_events": self.repeated_events,
         }
 
 
 class Recorder:
     """Thread-safe store of what the server received.
 
-    With ``record=False`` only the counters are kept, so a long benchmark run does
-    not grow memory.
+    With ``record=False`` only the counters are kept (and the ids that de-duplication
+    and the repeat count need), so a long benchmark run does not grow memory much.
     """
 
-    def __init__(self, *, record: bool = True) -> None:
+    def __init__(self, *, record: bool = True, deduplicate: bool = True) -> None:
         self.record = record
+        self.deduplicate = deduplicate
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._batches: list[RecordedBatch] = []
@@ -229,6 +243,39 @@ class Recorder:
         self._batch_count = 0
         self._event_count = 0
         self._bytes = 0
+        self._ingested_srids: set[str] = set()
+        self._ingested_message_ids: set[str] = set()
+        self._dedup_batches = 0
+        self._dedup_events = 0
+        self._repeated_events = 0
+
+    def _deduplicate(
+        self, batches: Sequence[tuple[Mapping[str, Any], int]]
+    ) -> list[tuple[Mapping[str, Any], int]]:
+        """The batches to ingest: those whose ``source_request_id`` is new (lock held)."""
+        ingested: list[tuple[Mapping[str, Any], int]] = []
+        srids, message_ids = self._ingested_srids, self._ingested_message_ids
+        for item in batches:
+            batch = item[0]
+            events = batch.get("events")
+            events = events if isinstance(events, list) else []
+            srid = batch.get("source_request_id")
+            if isinstance(srid, str) and self.deduplicate:
+                if srid in srids:
+                    self._dedup_batches += 1
+                    self._dedup_events += len(events)
+                    continue
+                srids.add(srid)
+            for event in events:
+                data = event.get("data") if isinstance(event, dict) else None
+                mid = data.get("source_message_id") if isinstance(data, dict) else None
+                if isinstance(mid, str):
+                    if mid in message_ids:
+                        self._repeated_events += 1
+                    else:
+                        message_ids.add(mid)
+            ingested.append(item)
+        return ingested
 
     def add_request(
         self,
@@ -242,8 +289,12 @@ class Recorder:
         error: str | None = None,
         batches: Sequence[tuple[Mapping[str, Any], int]] | None = None,
         response_bytes: int | None = None,
-    ) -> None:
-        """Record one request and, when it was accepted, its ``(batch, size)`` pairs."""
+    ) -> list[tuple[Mapping[str, Any], int]]:
+        """Record one request and, when it was accepted, its ``(batch, size)`` pairs.
+
+        Returns:
+            The accepted batches that were ingested (not de-duplicated).
+        """
         with self._lock:
             index = self._request_count
             self._request_count += 1
@@ -251,13 +302,14 @@ class Recorder:
             if fault is not None:
                 self._faults[fault] += 1
             if batches is not None:
+                batches = self._deduplicate(batches)
                 self._bytes += len(body)
                 self._batch_count += len(batches)
                 for batch, _ in batches:
                     events = batch.get("events")
                     self._event_count += len(events) if isinstance(events, list) else 0
             if not self.record:
-                return
+                return list(batches or ())
             self._requests.append(
                 RecordedRequest(
                     index=index,
@@ -285,6 +337,7 @@ class Recorder:
                     )
                     for i, event in enumerate(recorded.events)
                 )
+            return list(batches or ())
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -320,6 +373,9 @@ class Recorder:
                 batches=self._batch_count,
                 events=self._event_count,
                 bytes=self._bytes,
+                deduplicated_batches=self._dedup_batches,
+                deduplicated_events=self._dedup_events,
+                repeated_events=self._repeated_events,
             )
 
     def clear(self) -> None:
@@ -331,3 +387,6 @@ class Recorder:
             self._request_count = self._batch_count = self._event_count = self._bytes = 0
             self._by_status.clear()
             self._faults.clear()
+            self._ingested_srids.clear()
+            self._ingested_message_ids.clear()
+            self._dedup_batches = self._dedup_events = self._repeated_events = 0

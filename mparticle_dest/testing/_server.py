@@ -75,6 +75,9 @@ class FakeMparticle:
         validate: Check every batch against the schema (size and count limits are
             always enforced).
         record: Keep per-request/batch/event records; ``False`` keeps counters only.
+        deduplicate: Model mParticle's de-duplication: a batch whose
+            ``source_request_id`` was ingested before is answered 202 and not ingested
+            again (counted in ``stats.deduplicated_batches``). ``False`` ingests it again.
         reject_batch: A predicate on each parsed batch; a true result makes the request
             fail with a 400 naming that batch's index (a "poisoned" batch).
         host: The address to bind (loopback by default).
@@ -95,6 +98,7 @@ class FakeMparticle:
         rate_limit_usage: str = "bucket",
         validate: bool = True,
         record: bool = True,
+        deduplicate: bool = True,
         reject_batch: BatchPredicate | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -111,7 +115,7 @@ class FakeMparticle:
         self._window_usage = rate_limit_usage == "window"
         self.validate = validate
         self._reject_batch = reject_batch
-        self._recorder = Recorder(record=record)
+        self._recorder = Recorder(record=record, deduplicate=deduplicate)
         self._address = (host, port)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -551,9 +555,9 @@ class FakeMparticle:
                 else self._bucket.percentage_used()
             )
             headers["X-mp-rate-limit-percentage-used"] = str(used)
-        for observer in FakeMparticle._observers:
-            self._notify(observer, path, items)
-        self._recorder.add_request(
+        # A batch whose source_request_id was ingested before is answered 202 and not
+        # ingested again (mParticle's de-duplication); observers see ingested batches.
+        ingested = self._recorder.add_request(
             method=h.command,
             path=path,
             headers=h.headers.items(),
@@ -563,6 +567,8 @@ class FakeMparticle:
             batches=items,
             response_bytes=0,
         )
+        for observer in FakeMparticle._observers:
+            self._notify(observer, path, ingested)
         h.send(202, b"", headers)
 
     def _notify(self, observer: BatchObserver, path: str, items: list[tuple[Any, int]]) -> None:

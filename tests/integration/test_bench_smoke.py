@@ -196,6 +196,7 @@ def test_quota_run_accounts_for_every_event_and_agrees_with_the_sink(
     assert r["throttled"] == sum(c["throttled"] for c in clients)
     assert r["throttled_share"] == pytest.approx(r["throttled"] / r["requests"])
     assert r["events_per_batch"] == pytest.approx(r["delivered_events"] / r["delivered_batches"])
+    assert r["window_events_per_batch"] > 0
     assert r["window_s"] > 0 and 0 < r["quota_used"]
     assert r["quota_used"] == pytest.approx(
         r["window_batches"] / r["window_s"] / r["params"]["limit"]

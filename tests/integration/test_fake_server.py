@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -12,6 +13,8 @@ import pytest
 from mparticle_dest.testing import STATS_PATH, FakeMparticle
 
 AUTH = ("test-key", "test-secret")
+# Every batch its own source_request_id: the server ingests a repeated one only once.
+_SRIDS = itertools.count()
 
 
 def event(name: str = "product view", **data: object) -> dict[str, object]:
@@ -31,7 +34,7 @@ def batch(*events: dict[str, object], user: str = "user-123") -> dict[str, objec
         "events": list(events) or [event()],
         "environment": "production",
         "user_identities": {"customer_id": user},
-        "source_request_id": f"req-{user}",
+        "source_request_id": f"req-{user}-{next(_SRIDS)}",
     }
 
 
@@ -145,10 +148,8 @@ def test_chunked_bodies_are_read(server, client):
 
 
 def test_records_requests_batches_and_events_in_order(server, client):
-    client.post(
-        "/v2/bulkevents",
-        json=[batch(event("a"), event("b"), user="u1"), batch(event("c"), user="u2")],
-    )
+    first_batch = batch(event("a"), event("b"), user="u1")
+    client.post("/v2/bulkevents", json=[first_batch, batch(event("c"), user="u2")])
     client.post("/v2/events", json=batch(event("d", custom_attributes={"k": 1}), user="u1"))
     assert [e.name for e in server.events] == ["a", "b", "c", "d"]
     assert [b.user_identities["customer_id"] for b in server.batches] == ["u1", "u2", "u1"]
@@ -159,7 +160,7 @@ def test_records_requests_batches_and_events_in_order(server, client):
     assert request.accepted and request.path == "/v2/bulkevents"
     assert json.loads(request.body)[1]["user_identities"] == {"customer_id": "u2"}
     assert request.headers["content-type"] == "application/json"
-    first = json.dumps(batch(event("a"), event("b"), user="u1"), separators=(",", ":"))
+    first = json.dumps(first_batch, separators=(",", ":"))
     assert request.body.startswith(b"[" + first.encode() + b",")  # httpx sends compact JSON
     assert server.batches[0].size == len(first)
 

@@ -404,6 +404,14 @@ def test_property_fast_path_equals_general_path(
     assert _trace(Accumulator(limits), ops, back) == _trace(GeneralOnly(limits), ops, back)
 
 
+def test_an_event_without_hint_brings_the_default_size_to_a_batch_a_hint_opened() -> None:
+    # Found by the property above: the fast path kept the hint's larger size.
+    acc = Accumulator(BatchLimits(size=1, age=0.1))
+    assert acc.add(event("u", "a", hint=Hint(size=3)), 0.0)[1] == []
+    _, sealed = acc.add(event("u", "b"), 0.0)
+    assert [ids(b) for b in sealed] == [["a", "b"]]
+
+
 def test_fast_path_still_marks_an_overdue_batch_and_seals_a_full_one() -> None:
     acc = Accumulator(BatchLimits(size=3, age=1.0))
     acc.add(event("u", "a"), 0.0)
