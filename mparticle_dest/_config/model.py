@@ -28,9 +28,6 @@ from .._mparticle import (
     EVENT_TYPES,
     IDENTITY_TYPES,
     PODS,
-    ConsentState,
-    check_model,
-    required_fields,
 )
 from .._secret import Secret
 from ..mapping import CompiledMapping, compile_value_mapping
@@ -126,6 +123,8 @@ def _static_consent(value: Any) -> Iterator[Problem]:
         return
     # Forwarded verbatim, but a malformed consent_state would get every batch rejected
     # (400): its shape is checked once, here.
+    from .._mparticle import ConsentState, check_model  # the models load on first use
+
     yield from _relative(check_model(ConsentState, dict(value), path=_HERE))
 
 
@@ -366,6 +365,8 @@ class RuleSettings:
             return
         if self.event_type in ("custom_event", "screen_view", "commerce_event"):
             return
+        from .._mparticle import required_fields  # the models load on first use
+
         missing = required_fields(self.event_type)
         if missing:
             yield (

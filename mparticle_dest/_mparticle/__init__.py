@@ -5,6 +5,8 @@ fake server (``mparticle_dest.testing``) can judge the library's output with it 
 sharing any of the code that produced that output.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .constants import (
     BULK_PATH,
     CUSTOM_EVENT_TYPES,
@@ -22,14 +24,16 @@ from .constants import (
     MAX_USER_ATTRIBUTES,
     PODS,
 )
-from .models import (
-    ApplicationInformation,
-    ConsentState,
-    DeviceInformation,
-    check_data,
-    check_model,
-    required_fields,
-)
+
+if TYPE_CHECKING:
+    from .models import (
+        ApplicationInformation,
+        ConsentState,
+        DeviceInformation,
+        check_data,
+        check_model,
+        required_fields,
+    )
 
 __all__ = [
     "BULK_PATH",
@@ -54,3 +58,26 @@ __all__ = [
     "check_model",
     "required_fields",
 ]
+
+# The models (some forty attrs classes, a third of ``import mparticle_dest``) load on
+# first use: a config or an event that needs checking, not the import.
+_MODELS = frozenset(
+    {
+        "ApplicationInformation",
+        "ConsentState",
+        "DeviceInformation",
+        "check_data",
+        "check_model",
+        "required_fields",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODELS:
+        from . import models
+
+        value = getattr(models, name)
+        globals()[name] = value  # later look-ups are plain module attributes
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

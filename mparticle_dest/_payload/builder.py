@@ -22,7 +22,7 @@ from typing import Any, Final
 from .._config import DestinationConfig
 from .._event import prepare_event
 from .._exceptions import InvalidEventError
-from .._mparticle import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH, check_data
+from .._mparticle import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH
 from .._wire import (
     JSON_GROWTH,
     BatchKey,
@@ -303,6 +303,8 @@ class EventBuilder:
         for field in ("event_name", "screen_name"):
             if type(data.get(field)) is str:
                 data[field] = self._limits.event_name(data[field], event_id, notes)
+        from .._mparticle import check_data  # the models load on first use
+
         problems = check_data(plan.event_type, data)
         if problems:
             where = f"mapping {mapping_key!r}" if mapping_key else "the mapping"

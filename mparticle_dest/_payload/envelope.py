@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 from .._event import surrogate_path, text_ok
 from .._exceptions import InvalidEventError
-from .._mparticle import ApplicationInformation, DeviceInformation, check_model
 from .._wire import IdentityValue, encode_json, user_attributes_fragment
 from ..mapping import MappingContext
 from .coerce import identity_value, mpid_value, string_value
@@ -27,8 +26,6 @@ __all__ = ["Envelope", "not_unicode", "resolve_envelope"]
 
 # Builds an Envelope in C (the named tuple's own __new__ is a Python function).
 _new_tuple = tuple.__new__
-_DEVICE_ORDER = DeviceInformation.wire_order()
-_APPLICATION_ORDER = ApplicationInformation.wire_order()
 
 
 class Envelope(NamedTuple):
@@ -165,11 +162,10 @@ def _object(
     found = {key: value for key, value in merged.items() if value is not None}
     if not found:
         return None
-    model, order = (
-        (DeviceInformation, _DEVICE_ORDER)
-        if field == "device_info"
-        else (ApplicationInformation, _APPLICATION_ORDER)
-    )
+    from .._mparticle import ApplicationInformation, DeviceInformation, check_model
+
+    model = DeviceInformation if field == "device_info" else ApplicationInformation
+    order = model.wire_order()
     problems = check_model(model, found, path=field)
     if problems:
         raise _refuse(where, field, "; ".join(problems), problems[0].split(":", 1)[0])
