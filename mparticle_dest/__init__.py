@@ -33,6 +33,7 @@ from ._exceptions import (
 )
 from ._receipt import Outcome, Receipt
 from ._secret import Secret
+from ._telemetry import Telemetry
 from ._version import __version__
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Stats",
     "SyncDestination",
     "SyncReceipt",
+    "Telemetry",
     "WalkerEvent",
     "__version__",
 ]

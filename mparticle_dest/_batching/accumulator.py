@@ -41,6 +41,7 @@ class SealedBatch:
         eligible_at: When the batch became eligible to leave (its age or size was
             reached, or a hard limit sealed it); the scheduler's latency bound counts
             from here, also when a throttled batch goes back in line.
+        opened: When its first (oldest) event was added, on the accumulator's clock.
         attempts: HTTP attempts that carried this batch. The deliverer increments it
             once per attempt.
         ambiguous_attempts: Attempts whose result is unknown (timeout or dropped
@@ -56,6 +57,7 @@ class SealedBatch:
         "eligible_at",
         "event_count",
         "key",
+        "opened",
         "outcome",
         "seq",
         "source_request_id",
@@ -71,6 +73,7 @@ class SealedBatch:
         seq: int,
         outcome: BatchOutcome | None = None,
         eligible_at: float = 0.0,
+        opened: float = 0.0,
     ) -> None:
         self.key = key
         self.body = body
@@ -79,6 +82,7 @@ class SealedBatch:
         self.seq = seq
         self.outcome = outcome if outcome is not None else BatchOutcome()
         self.eligible_at = eligible_at
+        self.opened = opened
         self.attempts = 0
         self.ambiguous_attempts = 0
 
@@ -199,6 +203,7 @@ class _OpenBatch(BatchOutcome):
         "id",
         "in_fifo",
         "key",
+        "opened",
         "size",
         "size_limit",
         "source_request_id",
@@ -206,11 +211,12 @@ class _OpenBatch(BatchOutcome):
         "user_attributes",
     )
 
-    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str) -> None:
+    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str, opened: float) -> None:
         super().__init__()
         self.key = key
         self.id = batch_id
         self.source_request_id = source_request_id
+        self.opened = opened  # when the first event came
         self.events = bytearray()  # the events' JSON, comma-separated
         self.count = 0  # events in the batch
         self.size = 0  # exact length of the batch JSON with the events so far
@@ -291,6 +297,14 @@ class Accumulator:
     def get(self, key: Hashable) -> _OpenBatch | None:
         """The open batch of ``key`` (its ``count``, ``size``, ``eligible_at``), if any."""
         return self._open.get(key)  # type: ignore[call-overload, no-any-return]
+
+    def open_figures(self) -> tuple[int, float | None]:
+        """The bytes of the open batches' JSON, and when the oldest of them got its
+        first event (``None``: no open batch); read by telemetry at collection time,
+        possibly from another thread (hence the copy)."""
+        batches = list(self._open.values())
+        # Keys keep the order their batch was opened in: the first is the oldest.
+        return sum(ob.size for ob in batches), batches[0].opened if batches else None
 
     def open_keys(self) -> Iterator[Hashable]:
         """Keys of the open batches, in the order the batches were opened."""
@@ -386,7 +400,7 @@ class Accumulator:
                 # A hard limit: this batch cannot grow, so it is eligible from now on.
                 eligible_at = ob.eligible_at if ob.eligible_at < now else now
                 sealed.append(self._seal(ob, eligible_at))
-            ob = self._open_batch(key, base, srid, next_suffix)
+            ob = self._open_batch(key, base, srid, next_suffix, now)
             if new_ua:
                 ob.user_attributes = dict(new_ua)
                 ob.ua_fragment = ua_fragment
@@ -560,7 +574,9 @@ class Accumulator:
             if candidate not in self._srids:
                 return candidate, suffix
 
-    def _open_batch(self, key: BatchKey, base: str, srid: str, next_suffix: int) -> _OpenBatch:
+    def _open_batch(
+        self, key: BatchKey, base: str, srid: str, next_suffix: int, now: float
+    ) -> _OpenBatch:
         srids = self._srids
         srids[base] = next_suffix
         srids.move_to_end(base)
@@ -568,7 +584,7 @@ class Accumulator:
             srids[srid] = 2
         while len(srids) > _SRID_MEMORY:
             srids.popitem(last=False)
-        ob = _OpenBatch(key, next(self._batch_ids), srid)
+        ob = _OpenBatch(key, next(self._batch_ids), srid, now)
         self._open[key] = ob
         return ob
 
@@ -588,4 +604,5 @@ class Accumulator:
             seq=next(self._seqs),
             outcome=ob,
             eligible_at=eligible_at,
+            opened=ob.opened,
         )

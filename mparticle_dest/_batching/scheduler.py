@@ -96,6 +96,10 @@ class Scheduler:
         """Sealed batches waiting for a request (hard-limit seals and throttled batches)."""
         return self._lane_batches
 
+    def waiting_batches(self) -> list[SealedBatch]:
+        """The sealed batches waiting, copied (telemetry reads them from its own thread)."""
+        return [batch for lane in list(self._lanes.values()) for batch in list(lane)]
+
     def add_sealed(self, batch: SealedBatch) -> None:
         """Queue a batch sealed by a hard limit behind the earlier batches of its key."""
         key = batch.key

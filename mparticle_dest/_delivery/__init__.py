@@ -2,7 +2,7 @@
 
 ``deliverer`` posts a request with retries and the status policy, ``retry`` holds the
 retry budget and backoff, ``pacing`` paces requests in batches per second under
-mParticle's quota.
+mParticle's quota, ``observe`` is the hook telemetry watches each HTTP attempt through.
 
 ``deliverer`` (httpx, tenacity: most of an import's cost) is imported on first use of
 one of its names, so ``import mparticle_dest`` stays cheap; a destination needs it
@@ -11,9 +11,10 @@ only when it is built (URL check) and entered.
 
 from typing import TYPE_CHECKING, Any
 
+from .observe import NO_OBSERVER, AttemptObserver, AttemptWatch
 from .pacing import Pacer, PacingPolicy, QuotaGate
 from .results import BatchResult, DeliveryCounters, Sender
-from .retry import RetryPolicy
+from .retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from .deliverer import (
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ATTEMPT_TIMEOUT",
     "MAX_RESPONSE_BYTES",
+    "NO_OBSERVER",
+    "AttemptObserver",
+    "AttemptWatch",
     "BatchResult",
     "Deliverer",
     "DeliveryCounters",
@@ -36,6 +40,7 @@ __all__ = [
     "RetryPolicy",
     "Sender",
     "make_client",
+    "parse_retry_after",
     "parse_url",
 ]
 

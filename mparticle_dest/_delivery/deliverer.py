@@ -54,6 +54,7 @@ from .._exceptions import (
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._version import __version__
 from .._wire import encode_bulk
+from .observe import NO_OBSERVER, AttemptObserver
 from .pacing import Pacer
 from .results import BatchResult, DeliveryCounters
 from .retry import RetryPolicy, parse_retry_after
@@ -151,6 +152,7 @@ class Deliverer:
         attempt_timeout: Seconds one attempt may take in all (connecting, sending
             the body, receiving the status and up to ``MAX_RESPONSE_BYTES`` of the
             body); whatever the server does, the attempt then ends.
+        observer: Told about every HTTP attempt (telemetry); default: nobody.
     """
 
     __slots__ = (
@@ -160,6 +162,7 @@ class Deliverer:
         "_headers",
         "_log",
         "_masks",
+        "_observer",
         "_pacer",
         "_probe",
         "_retry",
@@ -181,6 +184,7 @@ class Deliverer:
         logger: logging.Logger | None = None,
         scheduled: bool = False,
         attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
+        observer: AttemptObserver = NO_OBSERVER,
     ) -> None:
         self._client = client
         self._scheduled = scheduled
@@ -197,6 +201,7 @@ class Deliverer:
         self._retry = retry if retry is not None else RetryPolicy()
         self._pacer = pacer if pacer is not None else Pacer()
         self._log = logger if logger is not None else _LOG
+        self._observer = observer
         self._auth_failure: int | None = None
         self._credentials_tried = False
         self._probe: anyio.Event | None = None
@@ -445,6 +450,7 @@ class Deliverer:
         )
         response: httpx.Response | None = None
         content: list[bytes] = []
+        watch = self._observer.start(group, len(body), sent[0] - 1)
         try:
             # One deadline for the whole attempt: the per-phase timeouts alone let a
             # server that drips its answer (a byte at a time) hold it open for ever.
@@ -458,10 +464,12 @@ class Deliverer:
                     with anyio.CancelScope(shield=True):
                         await response.aclose()  # closes the connection if body is left
         except _FATAL_ERRORS as exc:
+            watch.end(None, error=exc)
             if debug:
                 self._debug_request(group, len(body), started, self._describe(exc))
             return _Attempt("fail", None, self._describe(exc))
         except httpx.HTTPError as exc:  # timeouts, connection errors, dropped responses
+            watch.end(None, error=exc)
             if debug:
                 self._debug_request(group, len(body), started, self._describe(exc))
             ambiguous = not isinstance(exc, _UNSENT_ERRORS)
@@ -469,10 +477,14 @@ class Deliverer:
                 for batch in group:
                     batch.ambiguous_attempts += 1
             return _Attempt("retry", None, self._describe(exc), ambiguous=ambiguous)
+        except BaseException as exc:  # cancelled (close timeout): the attempt still ends
+            watch.end(None, error=exc)
+            raise
         if debug:
             answer = "no answer" if response is None else f"HTTP {response.status_code}"
             self._debug_request(group, len(body), started, answer)
         if response is None:  # no status within the deadline: a timeout, maybe sent
+            watch.end(None, error=TimeoutError())
             for batch in group:
                 batch.ambiguous_attempts += 1
             return _Attempt(
@@ -487,6 +499,7 @@ class Deliverer:
                 response.status_code,
                 self._timeout,
             )
+        watch.end(response.status_code, response.headers)
         return self._classify(response, b"".join(content), group)
 
     def _debug_request(

@@ -36,6 +36,9 @@ from .._exceptions import DestinationClosedError, InvalidEventError
 from .._mparticle import BULK_PATH, HISTORICAL_PATH, MAX_BATCHES_PER_REQUEST
 from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
+from .._telemetry import Telemetry
+from .._telemetry import check as check_telemetry
+from .._telemetry import start as start_telemetry
 from .._wire import basic_auth_header, check_base_url, endpoint
 from .dry_run import DryRunSender
 from .engine import Engine
@@ -51,6 +54,7 @@ from .options import (
 )
 from .shelter import Started, on_asyncio, run_sheltered, spawn_loop_task
 from .stats import Counters, Stats
+from .telemetry import EngineFigures
 
 if TYPE_CHECKING:
     import httpx
@@ -215,12 +219,18 @@ class Destination:
             with reason ``"dry_run"``, and nothing is sent (no HTTP client is
             opened). A sync callable makes a dry run too and receives each batch's
             JSON body. Default ``True``.
+        telemetry: OpenTelemetry metrics and request spans (see the observability
+            guide): ``True`` (default) reports to the global providers when
+            ``opentelemetry-api`` is installed, ``False`` turns it off, a
+            :class:`~mparticle_dest.Telemetry` names the destination or its providers.
 
     Raises:
         ConfigError: The config is invalid (the message names every bad key).
         ValueError: A delivery option or ``base_url`` is invalid.
-        TypeError: A numeric option is a bool, ``base_url`` is not a string, or
-            ``on_error`` is not a sync callable.
+        TypeError: A numeric option is a bool, ``base_url`` is not a string,
+            ``on_error`` is not a sync callable, or ``telemetry`` is neither a bool
+            nor a ``Telemetry``.
+        ImportError: A ``Telemetry`` was given without ``opentelemetry-api``.
     """
 
     def __init__(
@@ -246,6 +256,7 @@ class Destination:
         linger: float = DEFAULT_LINGER,
         max_delay: float = DEFAULT_MAX_DELAY,
         before_send: BeforeSend | None = None,
+        telemetry: Telemetry | bool = True,
     ) -> None:
         self.config = DestinationConfig.coerce(config)
         self.options = DeliveryOptions(
@@ -311,6 +322,9 @@ class Destination:
         self._now: Callable[[], float] = _no_clock
         self._cap = self.options.max_buffered_events
         self._historical = historical
+        check_telemetry(telemetry)
+        self._telemetry = telemetry
+        self._telemetry_reporter: object = None  # keeps this destination's metrics reported
 
         self._closed: anyio.Event | None = None
         self._close_report: CloseReport | None = None
@@ -470,6 +484,20 @@ class Destination:
 
         self._client_to_close = http if owns_client else None
         settings = self.config.settings
+        observer, self._telemetry_reporter = start_telemetry(
+            self._telemetry,
+            EngineFigures(
+                lambda: self.stats,
+                self._counters,
+                self._engine,
+                clock_offset=self._now() - time.monotonic(),
+            ),
+            url=self._url,
+            attributes={
+                "mparticle.pod": settings.pod,
+                "mparticle.environment": settings.environment,
+            },
+        )
         self._engine.sender = Deliverer(
             http,
             url=self._url,
@@ -478,6 +506,7 @@ class Destination:
             pacer=self._engine.pacer,
             scheduled=True,
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
+            observer=observer,
         )
 
     def _mark_open(self) -> None:

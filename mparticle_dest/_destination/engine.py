@@ -191,6 +191,14 @@ class Engine:
         finally:
             scheduler.urgent -= 1
 
+    def held_batches(self) -> list[SealedBatch]:
+        """Sealed batches whose outcome is not final: taken by a request, or waiting in
+        the scheduler (copies: telemetry reads them from its own thread)."""
+        held = {batch.seq: batch for batch in list(self._unresolved.values())}
+        for batch in self.scheduler.waiting_batches():
+            held.setdefault(batch.seq, batch)
+        return list(held.values())
+
     def stats(self) -> Stats:
         """A snapshot of the counters, the sender's and the pacer's figures included."""
         d = self.sender.counters if self.sender is not None else None
@@ -477,6 +485,8 @@ class Engine:
         counters = self.counters
         counters.failed_events += batch.event_count
         counters.failed_batches += 1
+        by_reason = counters.failed_by_reason
+        by_reason[reason] = by_reason.get(reason, 0) + batch.event_count
         hook = self.options.on_error
         if hook is None:
             return

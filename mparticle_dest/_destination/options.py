@@ -14,6 +14,7 @@ from .._delivery import PacingPolicy, QuotaGate, RetryPolicy
 from .._exceptions import DeliveryError
 from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._option_checks import not_bool, number
+from .._telemetry import Telemetry
 
 if TYPE_CHECKING:
     import httpx
@@ -228,3 +229,4 @@ class DestinationOptions(TypedDict, total=False):
     linger: float
     max_delay: float
     before_send: BeforeSend | None
+    telemetry: Telemetry | bool

@@ -91,7 +91,11 @@ class Stats:
 
 @define(slots=True)
 class Counters:
-    """The destination's own mutable counters (HTTP counters live on the deliverer)."""
+    """The destination's own mutable counters (HTTP counters live on the deliverer).
+
+    ``failed_by_reason`` splits ``failed_events`` by the reason of each failed batch
+    (``FailedBatch.reason``); telemetry reports it.
+    """
 
     pushed: int = 0
     mapped: int = 0
@@ -106,6 +110,7 @@ class Counters:
     failed_batches: int = 0
     undelivered_at_close: int = 0
     duplicates_suspected: int = 0
+    failed_by_reason: dict[str, int] = field(factory=dict)
 
     def skip(self, reason: str) -> None:
         """Count one event skipped for ``reason``."""

@@ -42,6 +42,7 @@ EXPECTED = {
     "Stats",
     "SyncDestination",
     "SyncReceipt",
+    "Telemetry",
     "WalkerEvent",
     "__version__",
 }
