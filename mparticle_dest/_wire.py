@@ -42,12 +42,14 @@ __all__ = [
     "batch_size",
     "bulk_size",
     "check_base_url",
+    "compact_key",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
     "encode_joined_batch",
     "encode_json",
     "endpoint",
+    "key_fragments",
     "source_request_id_fragment",
     "user_attributes_fragment",
 ]
@@ -150,33 +152,76 @@ class BatchKey(_BatchKeyFields):
     _fragments: tuple[bytes, bytes, bytes] | None = None
 
     def fragments(self) -> tuple[bytes, bytes, bytes]:
-        """The envelope bytes around the per-batch parts, computed once per key.
-
-        Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
-        ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail``
-        holds ``batch_context`` to ``consent_state`` and closes the object.
-        ``user_attributes`` goes between head and middle, ``source_request_id``
-        between middle and tail.
-        """
+        """:func:`key_fragments` of this key, computed once per key object."""
         cached = self._fragments
         if cached is None:
-            head = b'],"environment":' + encode_json(self.environment)
-            if self.user_identities:
-                head += b',"user_identities":' + encode_json(dict(self.user_identities))
-            middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
-            tail = b""
-            if self.batch_context is not None:
-                tail += b',"context":' + self.batch_context.encode()
-            if self.device_info is not None:
-                tail += b',"device_info":' + self.device_info.encode()
-            if self.application_info is not None:
-                tail += b',"application_info":' + self.application_info.encode()
-            if self.mpid is not None:
-                tail += b',"mpid":' + encode_json(self.mpid)
-            if self.consent_state is not None:
-                tail += b',"consent_state":' + self.consent_state.encode()
-            cached = self._fragments = (head, middle, tail + b"}")
+            cached = self._fragments = key_fragments(self)
         return cached
+
+
+# Envelope parts shared by many keys, kept for the next batch (bounded: a part that varies
+# per user, such as an mpid, stops being cached once the table is full).
+_HEADS: dict[str, bytes] = {}
+_TAILS: dict[tuple[Any, ...], bytes] = {}
+_PARTS_CACHED = 256
+
+
+def compact_key(key: BatchKey) -> bytes:
+    """The batch key as compact JSON bytes (an array of its nine items): equal for equal
+    keys, different for keys with a different envelope, and never tracked by the garbage
+    collector, unlike a (named) tuple of tuples. :func:`key_fragments` reads it back."""
+    try:
+        return _orjson_dumps(key[:])
+    except TypeError:  # an integer beyond 64 bits
+        return _stdlib_bytes(list(key))
+
+
+def key_fragments(key: Sequence[Any]) -> tuple[bytes, bytes, bytes]:
+    """The envelope bytes around a batch's per-batch parts, for a :class:`BatchKey` (or
+    its items as a sequence, e.g. :func:`compact_key` decoded).
+
+    Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
+    ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail`` holds
+    ``batch_context`` to ``consent_state`` and closes the object. ``user_attributes``
+    goes between head and middle, ``source_request_id`` between middle and tail.
+    """
+    (
+        environment,
+        user_identities,
+        ip,
+        consent_state,
+        _source_request_id,
+        mpid,
+        device_info,
+        application_info,
+        batch_context,
+    ) = key
+    head = _HEADS.get(environment)
+    if head is None:
+        head = b'],"environment":' + encode_json(environment)
+        if len(_HEADS) < _PARTS_CACHED:
+            _HEADS[environment] = head
+    if user_identities:
+        head += b',"user_identities":' + encode_json(dict(user_identities))
+    middle = b',"ip":' + encode_json(ip) if ip else b""
+    parts = (batch_context, device_info, application_info, mpid, consent_state)
+    tail = _TAILS.get(parts)
+    if tail is None:
+        tail = b""
+        if batch_context is not None:
+            tail += b',"context":' + batch_context.encode()
+        if device_info is not None:
+            tail += b',"device_info":' + device_info.encode()
+        if application_info is not None:
+            tail += b',"application_info":' + application_info.encode()
+        if mpid is not None:
+            tail += b',"mpid":' + encode_json(mpid)
+        if consent_state is not None:
+            tail += b',"consent_state":' + consent_state.encode()
+        tail += b"}"
+        if len(_TAILS) < _PARTS_CACHED:
+            _TAILS[parts] = tail
+    return head, middle, tail
 
 
 def user_attributes_fragment(user_attributes: Mapping[str, Any] | None) -> bytes:
@@ -232,11 +277,15 @@ def encode_batch(
 
 
 def encode_joined_batch(
-    key: BatchKey, events: bytes | bytearray, ua_fragment: bytes, source_request_id: str | None
+    fragments: tuple[bytes, bytes, bytes],
+    events: bytes | bytearray,
+    ua_fragment: bytes,
+    source_request_id: str | None,
 ) -> bytes:
     """:func:`encode_batch` of events already joined by commas (``events``, non-empty), with
-    the ``user_attributes`` fragment pre-encoded; the events are copied once."""
-    head, middle, tail = key.fragments()
+    the key's :func:`key_fragments` and the ``user_attributes`` fragment pre-encoded; the
+    events are copied once."""
+    head, middle, tail = fragments
     srid = source_request_id_fragment(source_request_id)
     return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
 

@@ -198,9 +198,9 @@ class Scheduler:
             if lane:
                 eligible[key] = lane[0].eligible_at
                 continue
-            ob = acc.get(key)
-            if ob is not None and ob.eligible_at != float("inf"):
-                eligible[key] = ob.eligible_at
+            since = acc.eligible_since(key)
+            if since is not None:
+                eligible[key] = since
 
     def drain(self, limit: int | None = None) -> list[SealedBatch]:
         """Remove and return batches not taken yet: the sealed ones waiting first, then the
@@ -249,15 +249,13 @@ class Scheduler:
         lane = self._lanes.get(key)
         if lane:
             return len(lane[0].body)
-        ob = self.acc.get(key)
-        return -1 if ob is None else ob.size
+        return self.acc.batch_bytes(key)
 
     def _events(self, key: Hashable) -> int:
         lane = self._lanes.get(key)
         if lane:
             return lane[0].event_count
-        ob = self.acc.get(key)
-        return 0 if ob is None else ob.count
+        return self.acc.batch_events(key)
 
     def _pop(self, key: Hashable) -> SealedBatch:
         self._eligible.pop(key, None)

@@ -28,7 +28,14 @@ from anyio.abc import TaskStatus
 from .._batching import Accumulator, Scheduler, SealedBatch
 from .._delivery import Pacer
 from .._exceptions import BufferFullError, DeliveryError
-from .._receipt import BatchOutcome, Receipt
+from .._receipt import (
+    BatchOutcome,
+    Receipt,
+    fail_outcome,
+    outcome_is_final,
+    resolve_outcome,
+    wait_outcome,
+)
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters, Stats
 
@@ -187,7 +194,7 @@ class Engine:
                 await anyio.lowlevel.checkpoint()
             self._wake_senders()
             for outcome in waits:
-                await outcome.wait()
+                await wait_outcome(outcome)
         finally:
             scheduler.urgent -= 1
 
@@ -457,7 +464,7 @@ class Engine:
                 if result.throttled:
                     throttled.append(batch)  # "not yet": back to the front of the line
                 elif result.error is None:
-                    if batch.outcome.resolve("delivered", result.attempts, result.status):
+                    if resolve_outcome(batch.outcome, "delivered", result.attempts, result.status):
                         counters.delivered_events += batch.event_count
                         counters.delivered_batches += 1
                         if batch.ambiguous_attempts:  # result.possible_duplicate
@@ -469,7 +476,7 @@ class Engine:
         unresolved = self._unresolved
         freed = 0
         for batch in batches:
-            if batch.outcome.resolved and unresolved.pop(batch.seq, None) is not None:
+            if outcome_is_final(batch.outcome) and unresolved.pop(batch.seq, None) is not None:
                 freed += batch.event_count
         if freed:
             self.buffered -= freed
@@ -480,7 +487,7 @@ class Engine:
         self._wake_senders()
 
     def _fail(self, batch: SealedBatch, error: DeliveryError, reason: str) -> None:
-        if not batch.outcome.fail(error, reason, attempts=batch.attempts):
+        if not fail_outcome(batch.outcome, error, reason, attempts=batch.attempts):
             return
         counters = self.counters
         counters.failed_events += batch.event_count

@@ -35,7 +35,7 @@ from .._batching import SealedBatch
 from .._config import DestinationConfig
 from .._destination import Destination, QuotaGate, Stats
 from .._exceptions import InvalidEventError
-from .._receipt import BatchOutcome, Receipt
+from .._receipt import BatchOutcome, Receipt, outcome_for, wait_outcome
 from . import _deadletters
 from ._ledger import LeaseLostError, Ledger, RecordedBatch
 from ._redis import Client, Keys, call, connect, ensure_group, text
@@ -194,7 +194,8 @@ class Relay:
         self._client = client
         self._counters = _Counters()
         self._dest: Destination | None = None
-        self._tracked: dict[BatchOutcome, _Tracked] = {}
+        # By id() of the batch's outcome (a plain dict, held by the finisher meanwhile).
+        self._tracked: dict[int, _Tracked] = {}
         self._by_srid: dict[str, _Tracked] = {}
         # Entries this relay holds (read or claimed, not settled): their leases are renewed.
         self._held: set[str] = set()
@@ -335,9 +336,9 @@ class Relay:
             skipped.append(entry)
             return
         holder = _holder(receipt)
-        tracked = self._tracked.get(holder)
+        tracked = self._tracked.get(id(holder))
         if tracked is None:
-            tracked = self._tracked[holder] = _Tracked([])
+            tracked = self._tracked[id(holder)] = _Tracked([])
             self._finals.start_soon(self._finish, client, holder, tracked)
         tracked.entries.append(entry)
 
@@ -353,7 +354,7 @@ class Relay:
         records: list[RecordedBatch] = []
         fresh: list[tuple[_Tracked, SealedBatch]] = []
         for batch in batches:
-            tracked = self._tracked.get(batch.outcome)
+            tracked = self._tracked.get(id(batch.outcome))
             if tracked is None or tracked.recorded:
                 continue  # a resent batch is recorded already
             fresh.append((tracked, batch))
@@ -378,26 +379,27 @@ class Relay:
                 self._by_srid[batch.source_request_id] = tracked
 
     async def _finish(self, client: Client, holder: BatchOutcome, tracked: _Tracked) -> None:
-        await holder.wait()
-        del self._tracked[holder]
+        await wait_outcome(holder)
+        del self._tracked[id(holder)]
+        outcome = outcome_for(holder, None)
         if tracked.srid is not None:
             self._by_srid.pop(tracked.srid, None)
         entries = tracked.entries
         self._held.difference_update(entries)  # renewed no more: pending ones lapse
         counters = self._counters
         try:
-            if holder.status == "delivered":
+            if outcome.status == "delivered":
                 self._acks.append(tracked)
                 if not self._ack_scheduled:  # one transaction for what settles together
                     self._ack_scheduled = True
                     self._finals.start_soon(self._flush_acks, client)
-            elif holder.reason in DEAD_LETTER_REASONS:
+            elif outcome.reason in DEAD_LETTER_REASONS:
                 await self._dead_letter(
                     client,
                     entries,
-                    holder.reason or "error",
-                    holder.http_status,
-                    str(holder.error),
+                    outcome.reason or "error",
+                    outcome.http_status,
+                    str(outcome.error),
                     tracked.srid,
                     tracked.body,
                 )
@@ -513,7 +515,7 @@ class Relay:
         # Every entry of the batch is acknowledged with it, also those another relay claimed.
         tracked = _Tracked(list(record.entries), record.source_request_id, record.body)
         holder = _holder(receipt)
-        self._tracked[holder] = tracked
+        self._tracked[id(holder)] = tracked
         self._by_srid[record.source_request_id] = tracked
         self._counters.resent_batches += 1
         self._finals.start_soon(self._finish, client, holder, tracked)
