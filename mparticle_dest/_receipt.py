@@ -77,15 +77,22 @@ class Outcome:
 
 #: The outcome shared by every event of one batch: a plain ``dict``, resolved exactly once.
 #:
-#: Empty while the batch is on its way; resolving stores the final outcome under one key
-#: (and sets the waiters' event, if someone waits). A plain dict because a service holds
+#: Empty while the batch is on its way; resolving stores the final outcome in it (and
+#: sets the waiters' event, if someone waits). A plain dict because a service holds
 #: one per open batch, often for seconds, and the garbage collector leaves an exact dict
 #: of strings and numbers untracked: a class instance would be tracked, promoted to the
 #: oldest generation, and trigger full collections. Use the functions below on it.
 BatchOutcome = dict[str, Any]
 
-_FINAL = "final"  # -> (status, reason, error, attempts, http_status)
-_WAITER = "waiter"  # -> the anyio.Event of those waiting (made when someone waits)
+# Keys of a batch outcome. Its values stay strings and numbers (an exception only for a
+# failed batch), so the dict stays untracked after it is resolved too: it may be alive,
+# held by its sealed batch, when the interpreter runs a collection.
+_STATUS = "status"  # present once final
+_REASON = "reason"
+_ERROR = "error"
+_ATTEMPTS = "attempts"
+_HTTP_STATUS = "http_status"
+_WAITER = "waiter"  # the anyio.Event of those waiting (made when someone waits)
 
 
 def new_outcome() -> BatchOutcome:
@@ -110,9 +117,17 @@ def resolve_outcome(
     Returns:
         ``False`` (and changes nothing) when the outcome was already final.
     """
-    if _FINAL in outcome:
+    if _STATUS in outcome:
         return False
-    outcome[_FINAL] = (status, reason, error, attempts, http_status)
+    outcome[_STATUS] = status
+    if attempts:
+        outcome[_ATTEMPTS] = attempts
+    if http_status is not None:
+        outcome[_HTTP_STATUS] = http_status
+    if reason is not None:
+        outcome[_REASON] = reason
+    if error is not None:
+        outcome[_ERROR] = error
     waiter = outcome.pop(_WAITER, None)
     if waiter is not None:
         waiter.set()
@@ -128,12 +143,12 @@ def fail_outcome(
 
 def outcome_is_final(outcome: BatchOutcome) -> bool:
     """Whether the outcome is final."""
-    return _FINAL in outcome
+    return _STATUS in outcome
 
 
 async def wait_outcome(outcome: BatchOutcome) -> None:
     """Wait until the outcome is final."""
-    if _FINAL in outcome:
+    if _STATUS in outcome:
         return
     waiter = outcome.get(_WAITER)
     if waiter is None:
@@ -143,9 +158,14 @@ async def wait_outcome(outcome: BatchOutcome) -> None:
 
 def outcome_for(outcome: BatchOutcome, event_id: str | None) -> Outcome:
     """The :class:`Outcome` of one event of the batch (the outcome must be final)."""
-    status, reason, error, attempts, http_status = outcome[_FINAL]
+    get = outcome.get
     return Outcome(
-        status, event_id, reason=reason, error=error, attempts=attempts, http_status=http_status
+        outcome[_STATUS],
+        event_id,
+        reason=get(_REASON),
+        error=get(_ERROR),
+        attempts=get(_ATTEMPTS, 0),
+        http_status=get(_HTTP_STATUS),
     )
 
 
@@ -174,12 +194,12 @@ class Receipt:
 
     def done(self) -> bool:
         """Whether the outcome is final."""
-        return _FINAL in self._holder
+        return _STATUS in self._holder
 
     @property
     def outcome(self) -> Outcome | None:
         """The final outcome, or ``None`` while the event is still on its way."""
-        if _FINAL not in self._holder:
+        if _STATUS not in self._holder:
             return None
         return outcome_for(self._holder, self.event_id)
 
@@ -192,6 +212,5 @@ class Receipt:
         return self.wait().__await__()
 
     def __repr__(self) -> str:
-        final = self._holder.get(_FINAL)
-        state = "pending" if final is None else final[0]
+        state = self._holder.get(_STATUS, "pending")
         return f"<Receipt event_id={self.event_id!r} {state}>"
