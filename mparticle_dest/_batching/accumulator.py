@@ -295,10 +295,10 @@ class Accumulator:
         slot = self._slots.get(key)
         return -1 if slot is None else self._bytes[slot]
 
-    def batch_events(self, key: Hashable) -> int:
-        """The events in the open batch of ``key`` (``0``: none)."""
-        slot = self._slots.get(key)
-        return 0 if slot is None else self._counts[slot]
+    def batch_events_of(self, keys: list[Hashable]) -> list[int]:
+        """The events in the open batch of each of ``keys`` (``0``: none), in one call."""
+        slots, counts = self._slots, self._counts
+        return [0 if (slot := slots.get(key)) is None else counts[slot] for key in keys]
 
     def eligible_since(self, key: Hashable) -> float | None:
         """Since when the open batch of ``key`` is eligible (``None``: no open batch, or

@@ -26,7 +26,6 @@ and a request is never filled by cutting batches short.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections import deque
@@ -240,8 +239,17 @@ class Scheduler:
                 break
             out.append(key)
             overdue += 1
-        window = itertools.islice(eligible, overdue, SCAN)
-        out.extend(heapq.nlargest(want, window, key=self._events))
+        window = list(itertools.islice(eligible, overdue, SCAN))
+        events = self.acc.batch_events_of(window)
+        lanes = self._lanes
+        if lanes:
+            for i, key in enumerate(window):
+                lane = lanes.get(key)
+                if lane:
+                    events[i] = lane[0].event_count
+        # The fullest first; a stable sort keeps the longest-eligible first among equals.
+        fullest = sorted(range(len(window)), key=events.__getitem__, reverse=True)
+        out.extend([window[i] for i in fullest[:want]])
         return out
 
     def _size(self, key: Hashable) -> int:
@@ -250,12 +258,6 @@ class Scheduler:
         if lane:
             return len(lane[0].body)
         return self.acc.batch_bytes(key)
-
-    def _events(self, key: Hashable) -> int:
-        lane = self._lanes.get(key)
-        if lane:
-            return lane[0].event_count
-        return self.acc.batch_events(key)
 
     def _pop(self, key: Hashable) -> SealedBatch:
         self._eligible.pop(key, None)
