@@ -51,6 +51,7 @@ __all__ = [
     "endpoint",
     "key_fragments",
     "source_request_id_fragment",
+    "source_request_id_length",
     "user_attributes_fragment",
 ]
 
@@ -166,43 +167,58 @@ _TAILS: dict[tuple[Any, ...], bytes] = {}
 _PARTS_CACHED = 256
 
 
+# The items after ``user_identities`` of a key that has only those two (the usual key).
+_NOTHING_ELSE: Final = (None,) * 7
+_NOTHING_ELSE_LIST: Final = [None] * 7
+
+
 def compact_key(key: BatchKey) -> bytes:
-    """The batch key as compact JSON bytes (an array of its nine items): equal for equal
-    keys, different for keys with a different envelope, and never tracked by the garbage
-    collector, unlike a (named) tuple of tuples. :func:`key_fragments` reads it back."""
+    """The batch key as compact bytes: its nine items as JSON without the array's brackets
+    and the trailing nulls (absent fields). Equal for equal keys, different for keys with
+    a different envelope, small, and never tracked by the garbage collector, unlike a
+    (named) tuple of tuples. :func:`compact_fragments` gives the envelope back."""
     try:
-        return _orjson_dumps(key[:])
+        # The usual key has nothing after its identities: encoding two items is faster.
+        text = _orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
     except TypeError:  # an integer beyond 64 bits
-        return _stdlib_bytes(list(key))
+        text = _stdlib_bytes(list(key))
+    # Slicing also copies: orjson's own bytes object keeps its larger buffer.
+    return text[1:-1].rstrip(b",nul")
+
+
+def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
+    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
+    items: list[Any] = orjson.loads(b"[" + compact + b"]")
+    items += [None] * (len(BatchKey._fields) - len(items))
+    return key_fragments(items)
+
+
+def _environment_head(environment: str) -> bytes:
+    head = b'],"environment":' + encode_json(environment)
+    if len(_HEADS) < _PARTS_CACHED:
+        _HEADS[environment] = head
+    return head
 
 
 def key_fragments(key: Sequence[Any]) -> tuple[bytes, bytes, bytes]:
     """The envelope bytes around a batch's per-batch parts, for a :class:`BatchKey` (or
-    its items as a sequence, e.g. :func:`compact_key` decoded).
+    its nine items as a sequence).
 
     Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
     ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail`` holds
     ``batch_context`` to ``consent_state`` and closes the object. ``user_attributes``
     goes between head and middle, ``source_request_id`` between middle and tail.
     """
-    (
-        environment,
-        user_identities,
-        ip,
-        consent_state,
-        _source_request_id,
-        mpid,
-        device_info,
-        application_info,
-        batch_context,
-    ) = key
+    environment, user_identities = key[0], key[1]
     head = _HEADS.get(environment)
     if head is None:
-        head = b'],"environment":' + encode_json(environment)
-        if len(_HEADS) < _PARTS_CACHED:
-            _HEADS[environment] = head
+        head = _environment_head(environment)
     if user_identities:
         head += b',"user_identities":' + encode_json(dict(user_identities))
+    rest = key[2:]
+    if rest == _NOTHING_ELSE or rest == _NOTHING_ELSE_LIST:
+        return head, b"", b"}"
+    ip, consent_state, _source_request_id, mpid, device_info, application_info, batch_context = rest
     middle = b',"ip":' + encode_json(ip) if ip else b""
     parts = (batch_context, device_info, application_info, mpid, consent_state)
     tail = _TAILS.get(parts)
@@ -236,6 +252,23 @@ def source_request_id_fragment(source_request_id: str | None) -> bytes:
     if not source_request_id:
         return b""
     return b',"source_request_id":' + encode_json(source_request_id)
+
+
+_SRID_FIELD_LEN: Final = len(b',"source_request_id":""')
+
+
+def source_request_id_length(source_request_id: str | None) -> int:
+    """``len(source_request_id_fragment(source_request_id))``, mostly without encoding."""
+    if not source_request_id:
+        return 0
+    if (
+        source_request_id.isascii()
+        and source_request_id.isprintable()
+        and '"' not in source_request_id
+        and "\\" not in source_request_id
+    ):
+        return _SRID_FIELD_LEN + len(source_request_id)  # nothing to escape
+    return len(source_request_id_fragment(source_request_id))
 
 
 def encode_batch(

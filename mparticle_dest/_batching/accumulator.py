@@ -15,17 +15,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
 from attrs import frozen
 
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, Receipt, new_outcome
 from .._wire import (
+    compact_fragments,
     compact_key,
     encode_joined_batch,
     key_fragments,
-    source_request_id_fragment,
+    source_request_id_length,
     user_attributes_fragment,
 )
 
@@ -113,8 +113,9 @@ _INF = float("inf")
 _SRID_MEMORY = 65_536
 # What add() returns when it sealed nothing (never mutated).
 _NONE_SEALED: list[SealedBatch] = []
-# Receipts of the fast path are made without running Receipt.__init__ (a Python call).
-_new_receipt = object.__new__
+# Receipts of the fast path and sealed batches are made without running their Python
+# __init__.
+_new_receipt = _new_sealed = object.__new__
 # A free slot's events (never appended to).
 _NO_EVENTS = b""
 # '{"events":[' before the events of a batch.
@@ -230,6 +231,8 @@ class Accumulator:
         # An event without a hint brings the default size: a batch whose limit an earlier
         # hint set above it takes the general path, which lowers the limit to it.
         self._size = _NO_SIZE_LIMIT if limits.size is None else limits.size
+        # New batches without a hint take a short path unless every batch has a debounce.
+        self._plain_open = limits.wait is None
         # Called with every new deadline an open batch gets, and with the time a batch
         # became eligible (the engine wakes its idle senders when it is earlier than the
         # time they sleep until).
@@ -380,7 +383,53 @@ class Accumulator:
                     if age_deadline <= now and eligible_at == _INF:
                         self._mark(slot, now)
                     return receipt, _NONE_SEALED
+        if slot is None and self._plain_open and built.batch is None and not built.user_attributes:
+            return self._open_plain(built, now, key)
         return self._add_general(built, now, key, slot)
+
+    def _open_plain(
+        self, built: BuiltEventLike, now: float, key: bytes
+    ) -> tuple[Receipt, list[SealedBatch]]:
+        """:meth:`_add_general` for an event without user attributes or a rule hint that
+        opens a batch, with default limits without ``wait`` (most new batches)."""
+        body = built.body
+        base = built.source_request_id
+        srid, next_suffix = self._choose_srid(base)
+        head, middle, tail = key_fragments(built.key)
+        size = (
+            _EVENTS_OPEN_LEN
+            + len(body)
+            + len(head)
+            + len(middle)
+            + source_request_id_length(srid)
+            + len(tail)
+        )
+        if size > self._max_bytes:
+            return self._add_general(built, now, key, None)  # it refuses the event
+        slot = self._open_batch(key, base, srid, next_suffix, now, body)
+        self._bytes[slot] = size
+        self._events_total += 1
+        receipt = _new_receipt(Receipt)
+        receipt._holder = self._outcomes[slot]  # type: ignore[assignment]
+        receipt.event_id = built.event_id
+        size_limit = self._size_limits[slot] = self._size
+        if size_limit <= 1:  # the size asked for: sealed, eligible at once
+            return receipt, [self._seal(slot, now)]
+        deadline = self._age_deadlines[slot] = now + self._age
+        if deadline <= now:
+            self._mark(slot, now)
+            return receipt, _NONE_SEALED
+        self._deadlines[slot] = deadline
+        if deadline >= self._fifo_last:
+            self._fifo_slots.append(slot)
+            self._fifo_ids.append(self._ids[slot])
+            self._fifo_last = deadline
+            self._in_fifo[slot] = 1
+        else:
+            heapq.heappush(self._heap, (deadline, self._ids[slot], slot))
+        if self.on_deadline is not None:
+            self.on_deadline(deadline)
+        return receipt, _NONE_SEALED
 
     def _add_general(
         self, built: BuiltEventLike, now: float, key: bytes, slot: int | None
@@ -410,7 +459,7 @@ class Accumulator:
                 + len(head)
                 + len(ua_fragment)
                 + len(middle)
-                + len(source_request_id_fragment(srid))
+                + source_request_id_length(srid)
                 + len(tail)
             )
             if size > self._limits.max_bytes:
@@ -684,19 +733,20 @@ class Accumulator:
         srid = self._srids[slot]
         ua = self._ua.pop(slot, None)
         body = encode_joined_batch(
-            key_fragments(orjson.loads(key)), self._events[slot], b"" if ua is None else ua[1], srid
+            compact_fragments(key), self._events[slot], b"" if ua is None else ua[1], srid
         )
         assert len(body) == self._bytes[slot], (len(body), self._bytes[slot])  # O(1) accounting
-        batch = SealedBatch(
-            key=key,
-            body=body,
-            event_count=count,
-            source_request_id=srid,
-            seq=next(self._seqs),
-            outcome=self._outcomes[slot],
-            eligible_at=eligible_at,
-            opened=self._opened[slot],
-        )
+        # SealedBatch(...) without the keyword parsing of a Python __init__ (one per batch).
+        batch = _new_sealed(SealedBatch)
+        batch.key = key
+        batch.body = body
+        batch.event_count = count
+        batch.source_request_id = srid
+        batch.seq = next(self._seqs)
+        batch.outcome = self._outcomes[slot]  # type: ignore[assignment]
+        batch.eligible_at = eligible_at
+        batch.opened = self._opened[slot]
+        batch.attempts = batch.ambiguous_attempts = 0
         # The slot is free: its deadline entries go stale, its values are let go now.
         self._keys[slot] = None
         self._events[slot] = _NO_EVENTS
