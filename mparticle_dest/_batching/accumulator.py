@@ -39,8 +39,9 @@ class SealedBatch:
     """One closed mParticle batch, ready to be packed into a request.
 
     Attributes:
-        key: The batch key (one user ⇒ one key); at most one request in flight
-            carries a given key, which keeps each user's order.
+        key: The batch key (one user ⇒ one key), for the accumulator's batches as
+            :func:`~mparticle_dest._wire.compact_key` bytes; at most one request in
+            flight carries a given key, which keeps each user's order.
         body: The complete batch JSON (``_wire.encode_batch``); never changes.
         event_count: Number of events in ``body``.
         source_request_id: The batch's ``source_request_id`` (already inside ``body``).
