@@ -465,11 +465,7 @@ def test_an_open_batch_leaves_no_object_the_garbage_collector_tracks() -> None:
             if i == 0:
                 receipts.append(receipt)  # a kept receipt keeps its batch's outcome alive
     del built
-    # The collections the interpreter runs on its own, youngest first: a key's tuples are
-    # untracked by the first that sees them (a full collection alone may visit a tuple
-    # before the tuples inside it, and leave it tracked until the next one).
-    gc.collect(0)
-    gc.collect(1)
+    gc.collect()
     tracked = len(gc.get_objects()) - before - len(receipts) - 1  # the receipts and their list
     assert acc.open_batches == users
     assert tracked / users < 0.01  # none per batch: a few for the tables themselves
