@@ -186,8 +186,12 @@ class Engine:
                 self._wake_senders()
                 await anyio.lowlevel.checkpoint()
             self._wake_senders()
-            for outcome in waits:
-                await outcome.wait()
+            # Latest first: batches leave about in the order they became eligible, so
+            # once the last is final most others are too, and the flush wakes a few
+            # times instead of once per batch.
+            for outcome in reversed(waits):
+                if outcome.status is None:
+                    await outcome.wait()
         finally:
             scheduler.urgent -= 1
 
