@@ -361,7 +361,13 @@ class Deliverer:
         # attempt is already paced (see _post).
         sent: list[int] = [-1 if paid else 0]
         started = time.monotonic()
-        first = await self._attempt(group, body, sent)
+        # Straight to the post once the credentials were tried: one coroutine less to
+        # resume at every await of the request.
+        first = await (
+            self._post(group, body, sent)
+            if self._credentials_tried
+            else self._attempt(group, body, sent)
+        )
         if first.kind != "retry":
             # Most requests settle at once: no retrier is built for them (tenacity's
             # set-up costs more per request than the rest of this module).
@@ -405,8 +411,6 @@ class Deliverer:
         )
 
     async def _attempt(self, group: list[SealedBatch], body: bytes, sent: list[int]) -> _Attempt:
-        if self._credentials_tried:  # the usual case: no probe to wait for
-            return await self._post(group, body, sent)
         probe = await self._claim_probe()
         settled = False
         try:
@@ -464,7 +468,7 @@ class Deliverer:
         try:
             # One deadline for the whole attempt: the per-phase timeouts alone let a
             # server that drips its answer (a byte at a time) hold it open for ever.
-            with anyio.move_on_after(self._timeout) as deadline:
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as deadline:
                 response = await client.send(request, stream=True, follow_redirects=False)
                 try:
                     await _read_some(response, content)
