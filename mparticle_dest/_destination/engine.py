@@ -34,7 +34,6 @@ from .stats import Counters, Stats
 
 if TYPE_CHECKING:
     from .._delivery import BatchResult, Sender
-    from .._payload import BuiltEvent
 
 __all__ = ["Engine"]
 
@@ -105,19 +104,13 @@ class Engine:
 
     # -- admission (the push hot path) ------------------------------------------------------
 
-    def admit(self, built: BuiltEvent, now: float) -> Receipt:
-        """Take one built event into its user's batch (the buffer has room).
-
-        Raises:
-            LimitExceededError: The event alone is over the batch byte limit.
-        """
-        receipt, sealed = self.acc.add(built, now)
-        self.buffered += 1
-        if sealed:  # a hard limit sealed the user's previous batch: eligible at once
-            for batch in sealed:
-                self._enqueue(batch)
-            self._wake_senders()
-        return receipt
+    def queue_sealed(self, sealed: list[SealedBatch]) -> None:
+        """Batches a hard limit sealed while ``push`` added an event (``Destination.push``
+        adds it to the accumulator and counts it in :attr:`buffered` itself: one call
+        less per event): eligible at once."""
+        for batch in sealed:
+            self._enqueue(batch)
+        self._wake_senders()
 
     async def wait_for_room(self, event_id: str) -> Receipt | None:
         """Apply the full-buffer policy; ``None`` means there is room now.
