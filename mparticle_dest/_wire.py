@@ -50,6 +50,7 @@ __all__ = [
     "encode_json",
     "endpoint",
     "key_fragments",
+    "orjson_dumps",
     "source_request_id_fragment",
     "source_request_id_length",
     "user_attributes_fragment",
@@ -75,7 +76,9 @@ _py_encode: Final = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 
-_orjson_dumps: Final = orjson.dumps
+#: orjson's encoder (what :func:`encode_json` tries first); generated build code calls
+#: it directly and hands what it refuses (``TypeError``) to the general build.
+orjson_dumps: Final = orjson.dumps
 _EVENTS_OPEN: Final = b'{"events":['
 _EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
 
@@ -101,7 +104,7 @@ def encode_json(obj: Any) -> bytes:
     A NaN or infinity must not reach this function: orjson would write ``null``.
     """
     try:
-        return _orjson_dumps(obj)
+        return orjson_dumps(obj)
     except TypeError:  # orjson.JSONEncodeError
         return _stdlib_bytes(obj)
 
@@ -179,7 +182,7 @@ def compact_key(key: BatchKey) -> bytes:
     (named) tuple of tuples. :func:`compact_fragments` gives the envelope back."""
     try:
         # The usual key has nothing after its identities: encoding two items is faster.
-        text = _orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
+        text = orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
     except TypeError:  # an integer beyond 64 bits
         text = _stdlib_bytes(list(key))
     # Slicing also copies: orjson's own bytes object keeps its larger buffer.
