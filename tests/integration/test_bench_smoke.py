@@ -265,6 +265,11 @@ def test_start_run_times_imports_and_entering(
     assert r["import_ratio"] == pytest.approx(
         r["import_median_s"]["mparticle_dest"] / r["import_median_s"]["httpx"]
     )
-    assert len(r["entering"]) == r["runs"]
-    assert all(e["enter_stall_ms"] > 0 for e in r["entering"])
+    # Built before the loop runs and inside it, each in its own processes.
+    assert set(r["entering"]) == {"outside", "inside"}
+    for built, runs in r["entering"].items():
+        assert len(runs) == r["runs"]
+        assert all(e["enter_stall_ms"] > 0 for e in runs)
+        assert r["enter_stall_ms"][built]["max"] == max(e["enter_stall_ms"] for e in runs)
+        assert f"built {built} the loop" in stdout
     assert "import mparticle_dest" in stdout
