@@ -339,6 +339,11 @@ class Destination:
         self._counters = Counters()
         options = self.options
         acc = Accumulator(BatchLimits().override(self.config.batch))
+        pacer = Pacer(
+            options.pacing,
+            batches_per_second=options.batches_per_second,
+            quota=options.quota_gate,
+        )
         self._engine = Engine(
             acc,
             Scheduler(
@@ -346,14 +351,13 @@ class Destination:
                 max_batches=options.max_batches_per_request,
                 linger=options.linger,
                 max_delay=options.max_delay,
+                # Young batches are held back only under a declared quota (see Scheduler).
+                quota_rate=None if batches_per_second is None else (lambda: pacer.rate),
+                max_events=options.max_buffered_events,
             ),
             options,
             self._counters,
-            Pacer(
-                options.pacing,
-                batches_per_second=options.batches_per_second,
-                quota=options.quota_gate,
-            ),
+            pacer,
             is_open=self._is_open,
             closed_error=self._closed_error,
             on_broken=self._stop_accepting,
