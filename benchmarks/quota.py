@@ -69,6 +69,8 @@ class QuotaParams:
         batch_age: walkerOS ``batch.age`` in ms.
         options: Further ``Destination`` keyword options (JSON values).
         sample: Seconds between counter samples.
+        keep_samples: Keep each client's samples in the report (time, delivered
+            batches, buffered, delivered events, quota_limited, throttled, send_rate).
     """
 
     processes: int = 1
@@ -84,6 +86,7 @@ class QuotaParams:
     batch_age: int = 1_000
     options: dict[str, Any] = field(default_factory=dict)
     sample: float = 0.25
+    keep_samples: bool = False
 
 
 SMOKE = QuotaParams(users=200, rate=2_000, duration=1.0, limit=1_000, burst=200, warmup=0.3)
@@ -264,8 +267,9 @@ def summarize(
     failed: Counter[str] = Counter()
     for c in clients:
         failed.update(c["failed_by_reason"])
-    for c in clients:
-        del c["samples"]  # kept out of the JSON report: a few thousand rows per client
+    if not p.keep_samples:
+        for c in clients:
+            del c["samples"]  # a few thousand rows per client
     return {
         "params": asdict(p),
         "offered": offered,
@@ -383,6 +387,9 @@ def main(argv: list[str]) -> int:
         help="another Destination keyword option, e.g. max_in_flight=8; repeatable",
     )
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    ap.add_argument(
+        "--samples", action="store_true", help="keep each client's 0.25 s samples in the JSON"
+    )
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
     overrides = {
@@ -405,7 +412,9 @@ def main(argv: list[str]) -> int:
     options = dict(args.option)
     if args.max_buffered_events is not None:
         options["max_buffered_events"] = args.max_buffered_events
-    params = QuotaParams(**{**asdict(base), **overrides, "options": options})
+    params = QuotaParams(
+        **{**asdict(base), **overrides, "options": options, "keep_samples": args.samples}
+    )
     report = run_quota(params)
     report["smoke"] = args.smoke
     print(format_quota(report))
