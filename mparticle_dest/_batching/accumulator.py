@@ -304,6 +304,11 @@ class Accumulator:
         slots, counts = self._slots, self._counts
         return [0 if (slot := slots.get(key)) is None else counts[slot] for key in keys]
 
+    def batch_opened(self, key: Hashable) -> float | None:
+        """When the open batch of ``key`` got its first event (``None``: no open batch)."""
+        slot = self._slots.get(key)
+        return None if slot is None else self._opened[slot]
+
     def eligible_since(self, key: Hashable) -> float | None:
         """Since when the open batch of ``key`` is eligible (``None``: no open batch, or
         not eligible yet)."""
