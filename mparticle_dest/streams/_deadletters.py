@@ -20,9 +20,7 @@ from ._scripts import ACK
 __all__ = ["acknowledge", "dead_letter", "replay"]
 
 
-def _clear(
-    pipe: Pipeline, keys: Keys, group: str, entries: list[bytes], srids: list[str]
-) -> None:
+def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[bytes], srids: list[str]) -> None:
     """Queue on ``pipe``: acknowledge and delete ``entries``, and forget their records."""
     execute = pipe.execute_command
     execute("XACK", keys.stream, group, *entries)

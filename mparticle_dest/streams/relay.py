@@ -95,16 +95,16 @@ class _Counters:
 
 
 class _Tracked:
-    """A batch on its way: its entries (ids as Redis sends them), and its ledger record
-    once written."""
+    """A batch on its way: its entries (ids as Redis sends them), its ledger record once
+    written, and whether a finisher watches it (from its first attempt on)."""
 
-    __slots__ = ("body", "entries", "recorded", "srid")
+    __slots__ = ("body", "entries", "srid", "watched")
 
     def __init__(self, entries: list[bytes], srid: str | None = None, body: bytes = b"") -> None:
         self.entries = entries
         self.srid = srid
         self.body = body  # the engine's own bytes object: no copy
-        self.recorded = srid is not None
+        self.watched = srid is not None  # a resent batch: watched from its resend on
 
 
 def _holder(receipt: Receipt) -> BatchOutcome:
@@ -257,7 +257,7 @@ class Relay:
                 self.config,
                 full_policy="wait",
                 quota_gate=quota,
-                before_send=lambda batches: self._record(ledger, batches),
+                before_send=lambda batches: self._record(client, ledger, batches),
                 **self._destination_options,
             )
             self._dest = dest
@@ -272,6 +272,7 @@ class Relay:
                         tg.start_soon(self._reclaim, client, ledger, dest)
                         await self._consume(client, dest)
                 await dest.aclose()
+            self._count_unsent()
             return self.stats
         finally:
             self._work = None
@@ -347,7 +348,6 @@ class Relay:
             tracked = tracked_by.get(holder)
             if tracked is None:
                 tracked = tracked_by[holder] = _Tracked([])
-                self._finals.start_soon(self._finish, client, holder, tracked)
             tracked.entries.append(entry)
         await self._ack_skipped(client, skipped)
 
@@ -358,14 +358,20 @@ class Relay:
 
     # -- the ledger hook and the outcome of each batch ---------------------------------
 
-    async def _record(self, ledger: Ledger, batches: Sequence[SealedBatch]) -> None:
-        """Before a batch's first attempt: record its composition (before_send hook)."""
+    async def _record(self, client: Client, ledger: Ledger, batches: Sequence[SealedBatch]) -> None:
+        """Before a request's first attempt (the ``before_send`` hook): record its new
+        batches' composition, and watch them until they are final.
+
+        One finisher per request, not one task per batch: a task costs more than the
+        ledger record of the batch (profiled); a request's batches settle together.
+        """
         records: list[RecordedBatch] = []
         fresh: list[tuple[_Tracked, SealedBatch]] = []
         for batch in batches:
             tracked = self._tracked.get(batch.outcome)
-            if tracked is None or tracked.recorded:
-                continue  # a resent batch is recorded already
+            if tracked is None or tracked.watched:
+                continue  # a resent batch is recorded and watched already
+            tracked.watched = True
             fresh.append((tracked, batch))
             records.append(
                 RecordedBatch(
@@ -375,20 +381,40 @@ class Relay:
                     entries=tuple(tracked.entries),
                 )
             )
-        if records:
-            try:
-                await ledger.record(records, group=self.group, consumer=self.consumer)
-            except LeaseLostError as exc:
-                self._counters.leases_lost += len(exc.entries)
-                logger.warning("mparticle_dest relay: %s", exc)
-                raise
-            for tracked, batch in fresh:
-                tracked.srid, tracked.body = batch.source_request_id, batch.body
-                tracked.recorded = True
-                self._by_srid[batch.source_request_id] = tracked
+        if not records:
+            return
+        # Also when the record is refused below: those batches then fail, and their
+        # finisher leaves the entries pending.
+        self._finals.start_soon(
+            self._finish, client, [(batch.outcome, tracked) for tracked, batch in fresh]
+        )
+        try:
+            await ledger.record(records, group=self.group, consumer=self.consumer)
+        except LeaseLostError as exc:
+            self._counters.leases_lost += len(exc.entries)
+            logger.warning("mparticle_dest relay: %s", exc)
+            raise
+        for tracked, batch in fresh:
+            tracked.srid, tracked.body = batch.source_request_id, batch.body
+            self._by_srid[batch.source_request_id] = tracked
 
-    async def _finish(self, client: Client, holder: BatchOutcome, tracked: _Tracked) -> None:
-        await holder.wait()
+    async def _finish(self, client: Client, batches: list[tuple[BatchOutcome, _Tracked]]) -> None:
+        """Settle each batch once final: acknowledge, dead-letter, or leave pending.
+
+        A request's answer makes all its batches final at once, except throttled ones
+        (429: sent again later); each wake-up settles every batch final by then.
+        """
+        while batches:
+            await batches[0][0].wait()
+            waiting = []
+            for holder, tracked in batches:
+                if holder.status is None:
+                    waiting.append((holder, tracked))
+                else:
+                    await self._settle(client, holder, tracked)
+            batches = waiting
+
+    async def _settle(self, client: Client, holder: BatchOutcome, tracked: _Tracked) -> None:
         del self._tracked[holder]
         if tracked.srid is not None:
             self._by_srid.pop(tracked.srid, None)
@@ -416,6 +442,13 @@ class Relay:
         except Exception:
             logger.exception("mparticle_dest relay: settling %d entries failed", len(entries))
             counters.left_pending += len(entries)
+
+    def _count_unsent(self) -> None:
+        """After the close: batches that never reached an attempt stay pending."""
+        for tracked in self._tracked.values():
+            if not tracked.watched:
+                self._counters.left_pending += len(tracked.entries)
+        self._tracked.clear()
 
     async def _flush_acks(self, client: Client) -> None:
         """Acknowledge every batch delivered since the last flush, in one transaction.
@@ -522,7 +555,7 @@ class Relay:
         self._tracked[holder] = tracked
         self._by_srid[record.source_request_id] = tracked
         self._counters.resent_batches += 1
-        self._finals.start_soon(self._finish, client, holder, tracked)
+        self._finals.start_soon(self._finish, client, [(holder, tracked)])
 
     async def _keep_leases(self, client: Client) -> None:
         """Every third of ``claim_idle``: reset the idle time of the entries held."""
