@@ -291,6 +291,7 @@ def bench_cpu(events: int, users: int) -> dict[str, Any]:
             config = write_config(Path(d), age_ms=1000, size=100)
             inproc = Child([PY, "-c", IN_PROCESS, str(config), url, str(events), str(users)])
             base = json.loads(inproc.popen.communicate(timeout=600)[0])
+            fake_after_in_process = fake_stats(url)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             idle_relay = relay(config, redis_url, url, "idle")
             time.sleep(2.0)
@@ -307,6 +308,7 @@ def bench_cpu(events: int, users: int) -> dict[str, Any]:
             busy.popen.send_signal(signal.SIGCONT)
             _drained(redis_url)
             window = _process_cpu(busy.popen.pid) - started
+            fake_after_relay = fake_stats(url)
             busy.stop()
             after_busy = resource.getrusage(resource.RUSAGE_CHILDREN)
             # (Children's CPU since the idle relay, less the producer's.)
@@ -323,6 +325,15 @@ def bench_cpu(events: int, users: int) -> dict[str, Any]:
         "relay_minus_idle_us_per_event": round((whole - idle) / events * 1e6, 1),
         "ratio_minus_idle": round((whole - idle) / base["cpu_s"], 2),
         "relay_startup_cpu_s": round(idle, 2),
+        # The same work on both sides: requests and batches the fake accepted.
+        "in_process_requests_batches": [
+            fake_after_in_process["requests"],
+            fake_after_in_process["batches"],
+        ],
+        "relay_requests_batches": [
+            fake_after_relay["requests"] - fake_after_in_process["requests"],
+            fake_after_relay["batches"] - fake_after_in_process["batches"],
+        ],
         "note": "relay: CPU from a full stream to the last acknowledgement (Redis included)",
     }
 

@@ -35,7 +35,7 @@ from .._batching import SealedBatch
 from .._config import DestinationConfig
 from .._destination import Destination, QuotaGate, Stats
 from .._exceptions import InvalidEventError
-from .._receipt import BatchOutcome, Receipt
+from .._receipt import Outcome, Receipt
 from . import _deadletters
 from ._ledger import LeaseLostError, Ledger, RecordedBatch
 from ._redis import Client, Keys, call, connect, ensure_group, text
@@ -95,21 +95,26 @@ class _Counters:
 
 
 class _Tracked:
-    """A batch on its way: its entries (ids as Redis sends them), its ledger record once
-    written, and whether a finisher watches it (from its first attempt on)."""
+    """A batch on its way: a receipt of it, its entries (ids as Redis sends them), its
+    ledger record once written, and whether a finisher watches it (from its first
+    attempt on)."""
 
-    __slots__ = ("body", "entries", "srid", "watched")
+    __slots__ = ("body", "entries", "receipt", "srid", "watched")
 
-    def __init__(self, entries: list[bytes], srid: str | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self, receipt: Receipt, entries: list[bytes], srid: str | None = None, body: bytes = b""
+    ) -> None:
+        self.receipt = receipt
         self.entries = entries
         self.srid = srid
         self.body = body  # the engine's own bytes object: no copy
         self.watched = srid is not None  # a resent batch: watched from its resend on
 
 
-def _holder(receipt: Receipt) -> BatchOutcome:
-    # The outcome object shared by a batch's events: the relay's handle on the batch.
-    return receipt._holder
+def _batch_of(receipt: Receipt) -> int:
+    """The batch an event's receipt belongs to: the identity of the outcome object its
+    batch's events share (kept alive by the ``_Tracked`` holding the receipt)."""
+    return id(receipt._holder)
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
@@ -196,7 +201,7 @@ class Relay:
         self._client = client
         self._counters = _Counters()
         self._dest: Destination | None = None
-        self._tracked: dict[BatchOutcome, _Tracked] = {}
+        self._tracked: dict[int, _Tracked] = {}  # by _batch_of()
         self._by_srid: dict[str, _Tracked] = {}
         # Entries this relay holds (read or claimed, not settled): their leases are renewed.
         # Entry ids stay the bytes Redis sent: no decoding per entry on the hot path.
@@ -340,14 +345,14 @@ class Relay:
                 self._held.discard(entry)
                 await self._dead_letter(client, [entry], "invalid", None, str(exc), None, b"")
                 continue
-            holder = receipt._holder
-            if holder.status is not None:  # skipped by the mapping (the relay never drops)
+            if receipt.done():  # skipped by the mapping (the relay never drops)
                 self._held.discard(entry)
                 skipped.append(entry)
                 continue
-            tracked = tracked_by.get(holder)
+            batch = id(receipt._holder)  # _batch_of(receipt), inlined
+            tracked = tracked_by.get(batch)
             if tracked is None:
-                tracked = tracked_by[holder] = _Tracked([])
+                tracked = tracked_by[batch] = _Tracked(receipt, [])
             tracked.entries.append(entry)
         await self._ack_skipped(client, skipped)
 
@@ -368,7 +373,7 @@ class Relay:
         records: list[RecordedBatch] = []
         fresh: list[tuple[_Tracked, SealedBatch]] = []
         for batch in batches:
-            tracked = self._tracked.get(batch.outcome)
+            tracked = self._tracked.get(id(batch.outcome))
             if tracked is None or tracked.watched:
                 continue  # a resent batch is recorded and watched already
             tracked.watched = True
@@ -385,9 +390,7 @@ class Relay:
             return
         # Also when the record is refused below: those batches then fail, and their
         # finisher leaves the entries pending.
-        self._finals.start_soon(
-            self._finish, client, [(batch.outcome, tracked) for tracked, batch in fresh]
-        )
+        self._finals.start_soon(self._finish, client, [tracked for tracked, _ in fresh])
         try:
             await ledger.record(records, group=self.group, consumer=self.consumer)
         except LeaseLostError as exc:
@@ -398,42 +401,43 @@ class Relay:
             tracked.srid, tracked.body = batch.source_request_id, batch.body
             self._by_srid[batch.source_request_id] = tracked
 
-    async def _finish(self, client: Client, batches: list[tuple[BatchOutcome, _Tracked]]) -> None:
+    async def _finish(self, client: Client, batches: list[_Tracked]) -> None:
         """Settle each batch once final: acknowledge, dead-letter, or leave pending.
 
         A request's answer makes all its batches final at once, except throttled ones
         (429: sent again later); each wake-up settles every batch final by then.
         """
         while batches:
-            await batches[0][0].wait()
+            await batches[0].receipt.wait()
             waiting = []
-            for holder, tracked in batches:
-                if holder.status is None:
-                    waiting.append((holder, tracked))
+            for tracked in batches:
+                outcome = tracked.receipt.outcome
+                if outcome is None:
+                    waiting.append(tracked)
                 else:
-                    await self._settle(client, holder, tracked)
+                    await self._settle(client, outcome, tracked)
             batches = waiting
 
-    async def _settle(self, client: Client, holder: BatchOutcome, tracked: _Tracked) -> None:
-        del self._tracked[holder]
+    async def _settle(self, client: Client, outcome: Outcome, tracked: _Tracked) -> None:
+        del self._tracked[_batch_of(tracked.receipt)]
         if tracked.srid is not None:
             self._by_srid.pop(tracked.srid, None)
         entries = tracked.entries
         self._held.difference_update(entries)  # renewed no more: pending ones lapse
         counters = self._counters
         try:
-            if holder.status == "delivered":
+            if outcome.status == "delivered":
                 self._acks.append(tracked)
                 if not self._ack_scheduled:  # one transaction for what settles together
                     self._ack_scheduled = True
                     self._finals.start_soon(self._flush_acks, client)
-            elif holder.reason in DEAD_LETTER_REASONS:
+            elif outcome.reason in DEAD_LETTER_REASONS:
                 await self._dead_letter(
                     client,
                     entries,
-                    holder.reason or "error",
-                    holder.http_status,
-                    str(holder.error),
+                    outcome.reason or "error",
+                    outcome.http_status,
+                    str(outcome.error),
                     tracked.srid,
                     tracked.body,
                 )
@@ -550,12 +554,11 @@ class Relay:
             record.body, source_request_id=record.source_request_id, event_count=record.event_count
         )
         # Every entry of the batch is acknowledged with it, also those another relay claimed.
-        tracked = _Tracked(list(record.entries), record.source_request_id, record.body)
-        holder = _holder(receipt)
-        self._tracked[holder] = tracked
+        tracked = _Tracked(receipt, list(record.entries), record.source_request_id, record.body)
+        self._tracked[_batch_of(receipt)] = tracked
         self._by_srid[record.source_request_id] = tracked
         self._counters.resent_batches += 1
-        self._finals.start_soon(self._finish, client, [(holder, tracked)])
+        self._finals.start_soon(self._finish, client, [tracked])
 
     async def _keep_leases(self, client: Client) -> None:
         """Every third of ``claim_idle``: reset the idle time of the entries held."""

@@ -146,3 +146,33 @@ async def test_batches_given_up_for_now_stay_pending_and_are_reclaimed(redis_url
         assert sorted(e.source_message_id for e in server.events) == [e["id"] for e in events]
         assert relay.stats.resent_batches >= 1  # the recorded batch, byte for byte
         assert server.stats.repeated_events == 0
+
+
+async def test_batches_never_sent_by_the_close_timeout_are_counted_and_stay_pending(redis_url):
+    from mparticle_dest.testing import Fault, FaultPlan
+
+    # The first request is held by the server; until it is answered no other leaves, so
+    # the later user's batch never reaches an attempt before the close timeout.
+    with FakeMparticle(faults=FaultPlan.always(Fault.stall())) as server:
+        relay = make_relay(make_config(server), redis_url, server.url, close_timeout=0.3)
+        try:
+            async with running(relay):
+                await produce(redis_url, [walker("first", n) for n in range(3)])
+
+                async def held() -> bool:
+                    return server.held > 0
+
+                await wait_for(held)
+                await produce(redis_url, [walker("later", n) for n in range(4)])
+
+                async def read() -> bool:
+                    return relay.stats.read == 7
+
+                await wait_for(read)
+        finally:
+            server.release_stalled()
+    stats = relay.stats
+    assert (stats.delivered, stats.left_pending, stats.dead_lettered) == (0, 7, 0)
+    assert stats.destination is not None
+    assert stats.destination.undelivered_at_close == 7
+    assert (await status(redis_url)).pending == 7  # for another relay to reclaim
