@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -33,7 +34,8 @@ from redis.exceptions import RedisError
 
 from .._batching import SealedBatch
 from .._config import DestinationConfig
-from .._destination import Destination, QuotaGate, Stats
+from .._destination import Destination, QuotaGate, Stats, take_decoded_events
+from .._event import DECODED_WALK_FREE_BYTES
 from .._exceptions import InvalidEventError
 from .._receipt import Outcome, Receipt
 from . import _deadletters
@@ -265,6 +267,8 @@ class Relay:
                 before_send=lambda batches: self._record(client, ledger, batches),
                 **self._destination_options,
             )
+            # Only the relay pushes to it, and only what orjson.loads just returned.
+            take_decoded_events(dest)
             self._dest = dest
             async with dest, anyio.create_task_group() as finals:
                 self._finals = finals
@@ -326,6 +330,9 @@ class Relay:
 
         Every event read runs through this loop: it makes no call per entry beyond
         decoding and pushing (profiled: per-entry helpers cost as much as the ledger).
+        The destination checks a decoded event without walking it for values JSON
+        cannot carry (decoding rules them out); a larger entry than that covers is
+        pushed as a read-only view, which it validates in full, as any mapping.
         """
         push = dest.push
         loads = orjson.loads
@@ -340,7 +347,10 @@ class Relay:
             try:
                 if payload is None:
                     raise InvalidEventError("entry: no event (field 'e')", field=None)
-                receipt = await push(loads(payload))
+                event = loads(payload)
+                if len(payload) >= DECODED_WALK_FREE_BYTES and type(event) is dict:
+                    event = MappingProxyType(event)
+                receipt = await push(event)
             except (InvalidEventError, orjson.JSONDecodeError) as exc:
                 self._held.discard(entry)
                 await self._dead_letter(client, [entry], "invalid", None, str(exc), None, b"")
