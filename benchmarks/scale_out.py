@@ -10,7 +10,8 @@ directory, the fake mParticle server (``python -m mparticle_dest.testing serve``
 - ``quota``: 4 relays sharing a Redis token bucket against a fake limited to 200
   batches/s: accepted batches/s while the backlog lasts, share of requests answered 429.
 - ``cpu``: CPU per event of one relay process vs an in-process ``Destination`` pushing
-  the same events (both to the fake in its own process).
+  the same events (both to the fake in its own process), in one run; the relay's is
+  measured over its delivery window (see ``bench_cpu``).
 - ``push``: ``EventStream.push`` latency percentiles on the local Redis.
 """
 
