@@ -2,11 +2,10 @@
 
 ``prepare_event`` (``normalize_event`` without the copy when nothing needs filling)
 runs on every ``push``, on the caller's task, so it is written for speed: one pass
-over the top-level keys that also checks the items of top-level dicts, then an
-iterative walk over any deeper containers; both test the common JSON types by
-identity and track no path. Only when that fast
-pass finds something does a slower recursive pass run to name the offending
-value's dotted path.
+over the top-level keys that also checks the items of top-level dicts (and of the
+lists in them), then an iterative walk over any deeper containers; both test the
+common JSON types by identity and track no path. Only when that fast pass finds
+something does a slower recursive pass run to name the offending value's dotted path.
 
 JSON-able here means what strict JSON can carry: ``dict`` (string keys), ``list``,
 ``str``, ``int``, finite ``float``, ``bool`` and ``None`` (subclasses such as
@@ -57,9 +56,10 @@ _MISSING: Any = object()
 _NUMBER = (int, float)
 _TIMING = (float, int)  # same check as _NUMBER; float first, as timings usually are
 
-# Expected type of every known walkerOS v4 field. ``name`` is checked on its own;
-# unknown top-level keys only have to be JSON-able.
+# Expected type of every known walkerOS v4 field (``name`` is also checked on its own,
+# before: it must read "entity action"); unknown top-level keys only have to be JSON-able.
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
     "data": (dict,),
     "context": (dict,),
     "globals": (dict,),
@@ -80,6 +80,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 # The exact type that passes the field check without a closer look (the common case).
 _EXACT: dict[str, type] = {key: types[0] for key, types in _FIELD_TYPES.items()}
+_isascii = str.isascii
 
 _TYPE_WORDS = {
     dict: "an object (dict)",
@@ -335,6 +336,8 @@ def _explain(event: Mapping[str, Any]) -> None:
         if not (key.isascii() or text_ok(key)):
             where = escape_text(key)
             raise InvalidEventError(f"{where}: the key {surrogate_problem(key)}", field=where)
+        if value is None:  # null is JSON (_check_other judges container items and leaves)
+            continue
         try:
             _check_other(value, 0)
         except _NotJSON as exc:
@@ -345,8 +348,10 @@ def _explain(event: Mapping[str, Any]) -> None:
 def _validate(event: Mapping[str, Any]) -> None:
     """Validate every key of ``event`` (raises ``InvalidEventError`` naming the field).
 
-    The top-level dicts' items are checked in the same loop (most events nest no
-    deeper); deeper containers go to :func:`_is_json`, and the slow pass explains.
+    The top-level dicts' items, and the items of lists inside them, are checked in the
+    same loop (most events nest no deeper); deeper containers go to :func:`_is_json`,
+    and the slow pass explains. A known field of its expected type needs no key check
+    (its key is a known ASCII name).
     """
     name = event.get("name", _MISSING)
     if name is _MISSING:
@@ -358,39 +363,77 @@ def _validate(event: Mapping[str, Any]) -> None:
     else:
         _split_name(name)
     exact = _EXACT
+    is_ascii = _isascii
     deeper: list[Any] = []
     ok = True
-    for key, value in event.items():
-        t = type(value)
-        want = exact.get(key)
-        if want is not None and t is not want:
-            _check_field(key, value)
-        if key.__class__ is not str or not (want or key.isascii() or text_ok(key)):
-            ok = False
-        elif t is str:
-            if not (value.isascii() or text_ok(value)):
-                ok = False
-        elif t is dict:
-            for inner, item in value.items():
-                t = type(item)
-                if inner.__class__ is not str or not (inner.isascii() or text_ok(inner)):
+    try:
+        for key, value in event.items():
+            t = type(value)
+            want = exact.get(key)
+            if t is not want:
+                if want is not None:
+                    _check_field(key, value)
+                if key.__class__ is not str or not (want or key.isascii() or text_ok(key)):
                     ok = False
-                elif t is str:
-                    if not (item.isascii() or text_ok(item)):
-                        ok = False
-                elif t is int or t is bool or item is None:
                     continue
-                elif t is dict or t is list:
-                    deeper.append(item)
-                elif not (t is float and item - item == 0.0):
+            if t is dict:
+                for inner, item in value.items():
+                    # str.isascii itself: a key that is no str raises TypeError (below).
+                    if not is_ascii(inner) and not text_ok(inner):
+                        ok = False
+                    t = type(item)
+                    if t is str:
+                        if not item.isascii() and not text_ok(item):
+                            ok = False
+                    elif t is int or t is bool or item is None:
+                        pass
+                    elif t is float:
+                        if item - item != 0.0:  # NaN or ±inf
+                            ok = False
+                    elif t is list:
+                        for element in item:
+                            t = type(element)
+                            if t is str:
+                                if not element.isascii() and not text_ok(element):
+                                    ok = False
+                            elif t is int or t is bool or element is None:
+                                pass
+                            elif t is float:
+                                if element - element != 0.0:
+                                    ok = False
+                            elif t is dict or t is list:
+                                deeper.append(element)
+                            else:
+                                ok = False
+                    elif t is dict:
+                        deeper.append(item)
+                    else:
+                        ok = False
+            elif t is str:
+                if not value.isascii() and not text_ok(value):
                     ok = False
-        elif t is list:
-            deeper.append(value)
-        elif not (t is int or t is bool or value is None or (t is float and value - value == 0.0)):
-            ok = False
+            elif t is list:
+                deeper.append(value)
+            elif not (
+                t is int or t is bool or value is None or (t is float and value - value == 0.0)
+            ):
+                ok = False
+    except TypeError:  # a key that is not a string: the known fields' types still come first
+        for key, value in event.items():
+            want = exact.get(key)
+            if want is not None and type(value) is not want:
+                _check_field(key, value)
+        ok = False
     if not (ok and (not deeper or _is_json(deeper))):
         _explain(event)
-    _check_extras(event)
+    # _check_extras, with its common case inline.
+    if event.get("id", True) == "" or "nested" in event:
+        _check_extras(event)
+    consent = event.get("consent")
+    if consent:
+        for granted in consent.values():
+            if type(granted) is not bool:
+                _check_extras(event)  # raises, naming the group
 
 
 def normalize_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
@@ -485,7 +528,14 @@ def prepare_decoded_event(event: Any) -> dict[str, Any]:
         want = exact.get(key)
         if want is not None and type(value) is not want:
             _check_field(key, value)
-    _check_extras(event)
+    # _check_extras, with its common case inline (as in _validate).
+    if event.get("id", True) == "" or "nested" in event:
+        _check_extras(event)
+    consent = event.get("consent")
+    if consent:
+        for granted in consent.values():
+            if type(granted) is not bool:
+                _check_extras(event)  # raises, naming the group
     return event
 
 

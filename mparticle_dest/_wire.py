@@ -48,6 +48,7 @@ __all__ = [
     "encode_joined_batch",
     "encode_json",
     "endpoint",
+    "orjson_dumps",
     "source_request_id_fragment",
     "user_attributes_fragment",
 ]
@@ -72,7 +73,9 @@ _py_encode: Final = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 
-_orjson_dumps: Final = orjson.dumps
+#: orjson's encoder (what :func:`encode_json` tries first); generated build code calls
+#: it directly and hands what it refuses (``TypeError``) to the general build.
+orjson_dumps: Final = orjson.dumps
 _EVENTS_OPEN: Final = b'{"events":['
 _EVENTS_OPEN_LEN: Final = len(_EVENTS_OPEN)
 
@@ -98,7 +101,7 @@ def encode_json(obj: Any) -> bytes:
     A NaN or infinity must not reach this function: orjson would write ``null``.
     """
     try:
-        return _orjson_dumps(obj)
+        return orjson_dumps(obj)
     except TypeError:  # orjson.JSONEncodeError
         return _stdlib_bytes(obj)
 

@@ -37,11 +37,10 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import anyio
 import httpx
-from attrs import evolve, frozen
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from .._batching import SealedBatch
@@ -55,7 +54,7 @@ from .._mparticle import MAX_BATCHES_PER_REQUEST
 from .._version import __version__
 from .._wire import encode_bulk
 from .observe import NO_OBSERVER, AttemptObserver
-from .pacing import Pacer
+from .pacing import RETRY_AFTER_HEADER, USAGE_HEADER, Pacer
 from .results import BatchResult, DeliveryCounters
 from .retry import RetryPolicy, parse_retry_after
 
@@ -77,6 +76,11 @@ _SPLIT_STATUSES: Final = frozenset({400, 413})
 _UNSENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Transport errors that a retry cannot fix (a bad URL scheme, an invalid header).
 _FATAL_ERRORS: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# The answer's headers that pacing and telemetry read (lower case, raw).
+_READ_HEADERS: Final = {
+    RETRY_AFTER_HEADER.encode(): RETRY_AFTER_HEADER,
+    USAGE_HEADER.encode(): USAGE_HEADER,
+}
 
 _Kind = Literal["delivered", "retry", "throttle", "auth", "reject", "fail"]
 
@@ -120,9 +124,9 @@ def make_client(
     )
 
 
-@frozen
-class _Attempt:
-    """What one HTTP attempt (or the last of a retried request) came to."""
+class _Attempt(NamedTuple):
+    """What one HTTP attempt (or the last of a retried request) came to (a named tuple:
+    one is made per attempt)."""
 
     kind: _Kind
     status: int | None = None
@@ -233,16 +237,20 @@ class Deliverer:
         Raises:
             ValueError: More than 100 batches.
         """
-        if len(batches) > MAX_BATCHES_PER_REQUEST:
+        count = len(batches)
+        if count > MAX_BATCHES_PER_REQUEST:
             raise ValueError(f"at most {MAX_BATCHES_PER_REQUEST} batches per request")
-        results: list[BatchResult | None] = [None] * len(batches)
-        if batches:
-            await self._send_group(
-                batches, list(range(len(batches))), results, paid=self._scheduled
-            )
-        done = [r for r in results if r is not None]
-        assert len(done) == len(batches)
-        return done
+        if not count:
+            return []
+        group = batches if type(batches) is list else list(batches)
+        result = await self._request(group, paid=self._scheduled)
+        if result.kind == "reject" and count > 1 and result.status in _SPLIT_STATUSES:
+            results: list[BatchResult | None] = [None] * count
+            await self._isolate(batches, list(range(count)), result, results)
+            done = [r for r in results if r is not None]
+            assert len(done) == count
+            return done
+        return self._results(group, result)
 
     # -- splitting -------------------------------------------------------------------------
 
@@ -251,10 +259,8 @@ class Deliverer:
         batches: Sequence[SealedBatch],
         group: list[int],
         out: list[BatchResult | None],
-        *,
-        paid: bool = False,
     ) -> None:
-        result = await self._request([batches[i] for i in group], paid=paid)
+        result = await self._request([batches[i] for i in group])
         if result.kind == "reject" and len(group) > 1 and result.status in _SPLIT_STATUSES:
             await self._isolate(batches, group, result, out)
         else:
@@ -296,20 +302,22 @@ class Deliverer:
         result: _Attempt,
         out: list[BatchResult | None],
     ) -> None:
+        settled = self._results([batches[i] for i in group], result)
+        for i, one in zip(group, settled, strict=True):
+            out[i] = one
+
+    def _results(self, group: list[SealedBatch], result: _Attempt) -> list[BatchResult]:
+        """One result per batch of ``group``, which ``result`` settled."""
         status = result.status
-        if result.kind == "delivered":
-            for i in group:
-                batch = batches[i]
-                out[i] = BatchResult(batch, status, batch.attempts)
-            return
-        if result.kind == "throttle":
-            for i in group:
-                batch = batches[i]
-                out[i] = BatchResult(batch, status, batch.attempts, None, True)
-            return
-        for i in group:
-            batch = batches[i]
-            out[i] = BatchResult(batch, status, batch.attempts, self._error(result, batch))
+        kind = result.kind
+        if kind == "delivered":
+            return [BatchResult(batch, status, batch.attempts) for batch in group]
+        if kind == "throttle":
+            return [BatchResult(batch, status, batch.attempts, None, True) for batch in group]
+        return [
+            BatchResult(batch, status, batch.attempts, self._error(result, batch))
+            for batch in group
+        ]
 
     def _error(self, result: _Attempt, batch: SealedBatch) -> DeliveryError:
         status = result.status
@@ -353,7 +361,13 @@ class Deliverer:
         # attempt is already paced (see _post).
         sent: list[int] = [-1 if paid else 0]
         started = time.monotonic()
-        first = await self._attempt(group, body, sent)
+        # Straight to the post once the credentials were tried: one coroutine less to
+        # resume at every await of the request.
+        first = await (
+            self._post(group, body, sent)
+            if self._credentials_tried
+            else self._attempt(group, body, sent)
+        )
         if first.kind != "retry":
             # Most requests settle at once: no retrier is built for them (tenacity's
             # set-up costs more per request than the rest of this module).
@@ -379,7 +393,7 @@ class Deliverer:
         result: _Attempt = await retrying(attempt)
         if result.kind == "retry":
             attempts = retrying.statistics.get("attempt_number", 1)
-            result = evolve(result, message=f"{attempts} attempts, last: {result.message}")
+            result = result._replace(message=f"{attempts} attempts, last: {result.message}")
             self._log.warning(
                 "mParticle request of %d batches gave up (%s)", len(group), result.message
             )
@@ -454,15 +468,16 @@ class Deliverer:
         try:
             # One deadline for the whole attempt: the per-phase timeouts alone let a
             # server that drips its answer (a byte at a time) hold it open for ever.
-            with anyio.move_on_after(self._timeout) as deadline:
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as deadline:
                 response = await client.send(request, stream=True, follow_redirects=False)
                 try:
                     await _read_some(response, content)
                 except (httpx.HTTPError, httpx.StreamError):
                     pass  # the status is in; a body cut short only shortens the message
                 finally:
-                    with anyio.CancelScope(shield=True):
-                        await response.aclose()  # closes the connection if body is left
+                    if not response.is_closed:  # (a body read to its end closed it)
+                        with anyio.CancelScope(shield=True):
+                            await response.aclose()  # closes the connection with the rest
         except _FATAL_ERRORS as exc:
             watch.end(None, error=exc)
             if debug:
@@ -499,8 +514,9 @@ class Deliverer:
                 response.status_code,
                 self._timeout,
             )
-        watch.end(response.status_code, response.headers)
-        return self._classify(response, b"".join(content), group)
+        headers = _read_headers(response)
+        watch.end(response.status_code, headers)
+        return self._classify(response, headers, content, group)
 
     def _debug_request(
         self, group: list[SealedBatch], size: int, started: float, result: str
@@ -521,10 +537,15 @@ class Deliverer:
         )
 
     def _classify(
-        self, response: httpx.Response, content: bytes, group: list[SealedBatch]
+        self,
+        response: httpx.Response,
+        headers: dict[str, str],
+        content: list[bytes],
+        group: list[SealedBatch],
     ) -> _Attempt:
+        """The attempt's outcome from its answer; ``headers``: :func:`_read_headers`,
+        ``content``: the start of the body, in chunks."""
         status = response.status_code
-        headers = response.headers
         self._pacer.on_response(status, headers, len(group))
         if 200 <= status < 300:
             return _Attempt("delivered", status)
@@ -536,7 +557,7 @@ class Deliverer:
                     " no more requests will be sent by this destination",
                     status,
                 )
-            return _Attempt("auth", status, self._server_message(response, content))
+            return _Attempt("auth", status, self._server_message(response, b"".join(content)))
         if status == 429 or status >= 500 or status in _RETRY_STATUSES:
             if status == 429:
                 self.counters.throttled += 1
@@ -550,12 +571,12 @@ class Deliverer:
                 "retry",
                 status,
                 f"HTTP {status}",
-                retry_after=parse_retry_after(headers.get("retry-after")),
+                retry_after=parse_retry_after(headers.get(RETRY_AFTER_HEADER)),
                 ambiguous=ambiguous,
             )
         if 300 <= status < 400:
             return _Attempt("reject", status, f"HTTP {status} redirect not followed")
-        return _Attempt("reject", status, self._server_message(response, content))
+        return _Attempt("reject", status, self._server_message(response, b"".join(content)))
 
     def _server_message(self, response: httpx.Response, content: bytes) -> str:
         """The server's error text: ``code: message`` items of ``{"errors": [...]}``, else text.
@@ -598,6 +619,19 @@ class Deliverer:
         but a protocol error may quote what the server sent: masked)."""
         text = self._mask(str(exc))
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read_headers(response: httpx.Response) -> dict[str, str]:
+    """The headers pacing and telemetry read, by lower-case name: one pass over the raw
+    list (each lookup in ``httpx.Headers`` decodes and scans them all); repeated ones
+    joined with ``", "`` as ``httpx.Headers`` does."""
+    found: dict[str, str] = {}
+    for key, value in response.headers.raw:
+        name = _READ_HEADERS.get(key.lower())
+        if name is not None:
+            text = value.decode("latin-1")
+            found[name] = f"{found[name]}, {text}" if name in found else text
+    return found
 
 
 async def _read_some(response: httpx.Response, into: list[bytes]) -> None:

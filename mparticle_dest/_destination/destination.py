@@ -2,7 +2,7 @@
 
 Structure::
 
-    push ── build (caller's task) ── Engine.admit ── the user's open batch (grows until taken)
+    push ── build (caller's task) ── Accumulator.add ── the user's open batch (grows until taken)
                                                        │ eligible: age or size reached
                                                        ▼
     background: max_in_flight senders ── Scheduler.take (seals) ── Pacer (batches/s)
@@ -652,11 +652,16 @@ class Destination:
             if dropped is not None:
                 return dropped
         try:
-            return engine.admit(built, self._now())
+            # Engine.admit, inline: this runs for every event.
+            receipt, sealed = engine.acc.add(built, self._now())
         except InvalidEventError:  # the event alone is over the batch byte limit
             counters.mapped -= 1
             counters.invalid += 1
             raise
+        engine.buffered += 1
+        if sealed:  # a hard limit sealed the user's previous batch
+            engine.queue_sealed(sealed)
+        return receipt
 
     async def resend(self, body: bytes, *, source_request_id: str, event_count: int) -> Receipt:
         """Queue a batch sealed earlier, byte for byte, as one more batch to deliver.

@@ -34,7 +34,6 @@ from .stats import Counters, Stats
 
 if TYPE_CHECKING:
     from .._delivery import BatchResult, Sender
-    from .._payload import BuiltEvent
 
 __all__ = ["Engine"]
 
@@ -105,19 +104,13 @@ class Engine:
 
     # -- admission (the push hot path) ------------------------------------------------------
 
-    def admit(self, built: BuiltEvent, now: float) -> Receipt:
-        """Take one built event into its user's batch (the buffer has room).
-
-        Raises:
-            LimitExceededError: The event alone is over the batch byte limit.
-        """
-        receipt, sealed = self.acc.add(built, now)
-        self.buffered += 1
-        if sealed:  # a hard limit sealed the user's previous batch: eligible at once
-            for batch in sealed:
-                self._enqueue(batch)
-            self._wake_senders()
-        return receipt
+    def queue_sealed(self, sealed: list[SealedBatch]) -> None:
+        """Batches a hard limit sealed while ``push`` added an event (``Destination.push``
+        adds it to the accumulator and counts it in :attr:`buffered` itself: one call
+        less per event): eligible at once."""
+        for batch in sealed:
+            self._enqueue(batch)
+        self._wake_senders()
 
     async def wait_for_room(self, event_id: str) -> Receipt | None:
         """Apply the full-buffer policy; ``None`` means there is room now.
@@ -186,8 +179,12 @@ class Engine:
                 self._wake_senders()
                 await anyio.lowlevel.checkpoint()
             self._wake_senders()
-            for outcome in waits:
-                await outcome.wait()
+            # Latest first: batches leave about in the order they became eligible, so
+            # once the last is final most others are too, and the flush wakes a few
+            # times instead of once per batch.
+            for outcome in reversed(waits):
+                if outcome.status is None:
+                    await outcome.wait()
         finally:
             scheduler.urgent -= 1
 
@@ -294,6 +291,7 @@ class Engine:
             self._done.set()
 
     async def _sender_loop(self) -> None:
+        options, pacer = self.options, self.pacer
         while True:
             batches = await self._next_request()
             sender = self.sender
@@ -301,10 +299,12 @@ class Engine:
             results: list[BatchResult] | None
             self.in_flight += 1
             try:
-                if not await self._before_send(batches):
+                # (The hooks are awaited only when there are some: no coroutine per request.)
+                if options.before_send is not None and not await self._before_send(batches):
                     results = None
                 else:
-                    await self.pacer.admit(len(batches))
+                    if options.quota_gate is not None:
+                        await pacer.admit(len(batches))
                     results = await sender.send(batches)
             except Exception:
                 logger.exception("mparticle_dest: sending a request failed on an internal error")
@@ -446,17 +446,25 @@ class Engine:
             assert self._first is not None
             self._first.set()
         throttled: list[SealedBatch] = []
+        # Every batch not throttled has its final outcome once handled here (or had it
+        # before): _forget() for the whole request, waking the room once at the end
+        # (nothing runs in between, so that is the same as after each batch).
+        unresolved = self._unresolved
+        freed = 0
         if results is None:
             error = DeliveryError("not sent: internal error in the delivery engine (see the log)")
             for batch in batches:
                 self._fail(batch, error, "error")
+                if unresolved.pop(batch.seq, None) is not None:
+                    freed += batch.event_count
         else:
             counters = self.counters
             for result in results:
                 batch = result.batch
                 if result.throttled:
                     throttled.append(batch)  # "not yet": back to the front of the line
-                elif result.error is None:
+                    continue
+                if result.error is None:
                     if batch.outcome.resolve("delivered", result.attempts, result.status):
                         counters.delivered_events += batch.event_count
                         counters.delivered_batches += 1
@@ -464,13 +472,8 @@ class Engine:
                             counters.duplicates_suspected += batch.event_count
                 else:
                     self._fail(batch, result.error, result.reason or "error")
-        # _forget() for the whole request: nothing runs in between, so waking the room
-        # once at the end is the same as after each batch.
-        unresolved = self._unresolved
-        freed = 0
-        for batch in batches:
-            if batch.outcome.resolved and unresolved.pop(batch.seq, None) is not None:
-                freed += batch.event_count
+                if unresolved.pop(batch.seq, None) is not None:
+                    freed += batch.event_count
         if freed:
             self.buffered -= freed
             if self.buffered < self.cap:

@@ -31,9 +31,10 @@ builds it from scratch: whenever a required consent is not granted by a ``True``
 flag (the general path skips the event), a container on a path is not a plain ``dict``, a
 value is not a plain scalar (a list, a dict, NaN, an enum, a bool or float identity,
 a custom attribute string over 4,096 characters), the name is over 256 characters,
-the timestamp is not a non-zero int, the id not a non-empty string, or the event may
-come near the 128 KB batch limit. So every limit, error, truncation note and
-coercion stays in one place, the general path. :func:`fast_source` shows the source.
+the timestamp is not a non-zero int, the id not a non-empty string, orjson refuses
+its data (an int beyond 64 bits) or the event may come near the 128 KB batch limit. So
+every limit, error, truncation note and coercion stays in one place, the general path.
+:func:`fast_source` shows the source.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .._mparticle import (
     MAX_CUSTOM_ATTRIBUTES,
     MAX_EVENT_NAME_LENGTH,
 )
-from .._wire import JSON_GROWTH, BatchKey, encode_json
+from .._wire import JSON_GROWTH, BatchKey, orjson_dumps
 from ..mapping._plain import PlainMap, PlainValue
 from ..mapping._rules import PlainMatch
 from .built import BuiltEvent
@@ -313,7 +314,13 @@ def fast_source(spec: FastSpec) -> str | None:
             w.emit("data['custom_attributes'] = ca")
     w.emit("data['timestamp_unixtime_ms'] = ts")
     w.emit("data['source_message_id'] = eid")
-    w.emit(f"body = {spec.prefix!r} + encode_json(data) + b'}}'")
+    # orjson itself (not encode_json's wrapper): what it refuses (an int beyond 64 bits)
+    # goes to the general path, whose encoder takes it.
+    with w.block("try:"):
+        w.emit("enc = dumps(data)")
+    with w.block("except TypeError:"):
+        w.emit("return None")
+    w.emit(f"body = {spec.prefix!r} + enc + b'}}'")
     # Near 128 KB the general path computes the exact size (and may refuse the event).
     bound = spec.envelope_bound
     w.decline_if(f"len(body) + {JSON_GROWTH} * (text + len(eid)) > {MAX_BATCH_BYTES - bound}")
@@ -339,7 +346,7 @@ def compile_fast(spec: FastSpec) -> FastBuild | None:
         "BatchKey": BatchKey,
         "BuiltEvent": BuiltEvent,
         "batch": spec.batch,
-        "encode_json": encode_json,
+        "dumps": orjson_dumps,
         # Builds the named tuples in C (their own __new__ is a Python function).
         "new_tuple": tuple.__new__,
     }

@@ -258,6 +258,24 @@ def test_non_json_values_are_rejected_naming_the_dotted_path(
     assert str(error).startswith(f"{path}: {problem}")
 
 
+def test_a_top_level_null_is_json_also_when_another_value_is_not() -> None:
+    # The slow pass that names the offending value took a top-level null for one.
+    error = rejection({"name": "page view", "note": None, "data": {"x": math.nan}})
+    assert error.field == "data.x"
+
+    class Key(str):
+        pass
+
+    kept = normalize_event({"name": "page view", "note": None, "data": {Key("k"): 1}})
+    assert kept["note"] is None
+
+
+def test_a_wrong_known_field_is_named_before_a_non_string_key_inside_a_later_dict() -> None:
+    error = rejection({"name": "page view", "data": {1: "x"}, "id": 5})
+    assert error.field == "id"
+    assert str(error) == "id: expected a string, got int"
+
+
 def test_a_non_string_top_level_key_is_rejected() -> None:
     error = rejection({"name": "page view", 3: "x"})
     assert str(error) == "event key 3 is not a string"
