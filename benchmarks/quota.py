@@ -10,9 +10,12 @@ Measured:
 
 - events pushed / offered, and how long ``push`` held the producer;
 - **quota used while a backlog exists**: batches the sink accepted per second ÷ the
-  limit, over the window from ``--warmup`` seconds after the start until the first
-  client has delivered everything and closed (with this offered load the clients
-  hold more eligible batches than the quota lets through all along);
+  limit, over the time every client reported ``stats.quota_limited`` (its pacer held
+  a request back within the last second: it had batches due that the quota did not
+  let through), between ``--warmup`` seconds after the start and the first client's
+  close end; and, for comparison, over that whole window (``quota used from the
+  warm-up on``), which also counts the seconds when the clients had nothing due: at
+  the start of a burst the library holds young batches back under a binding quota;
 - the share of requests answered 429, events per delivered batch (over the run, and
   in the window, where the close's last partial batches do not count), batches per
   accepted request, failed events (by reason), the close duration;
@@ -66,6 +69,8 @@ class QuotaParams:
         batch_age: walkerOS ``batch.age`` in ms.
         options: Further ``Destination`` keyword options (JSON values).
         sample: Seconds between counter samples.
+        keep_samples: Keep each client's samples in the report (time, delivered
+            batches, buffered, delivered events, quota_limited, throttled, send_rate).
     """
 
     processes: int = 1
@@ -81,6 +86,7 @@ class QuotaParams:
     batch_age: int = 1_000
     options: dict[str, Any] = field(default_factory=dict)
     sample: float = 0.25
+    keep_samples: bool = False
 
 
 SMOKE = QuotaParams(users=200, rate=2_000, duration=1.0, limit=1_000, burst=200, warmup=0.3)
@@ -108,12 +114,22 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         **p.options,
     )
     traffic = Traffic(p.users, seed=1000 + index, id_prefix=index)
-    samples: list[tuple[float, int, int, int]] = []
+    samples: list[tuple[float, int, int, int, bool, int, float | None]] = []
 
     async def sample() -> None:
         while True:
             s = dest.stats
-            samples.append((time.monotonic(), s.delivered_batches, s.buffered, s.delivered_events))
+            samples.append(
+                (
+                    time.monotonic(),
+                    s.delivered_batches,
+                    s.buffered,
+                    s.delivered_events,
+                    s.quota_limited,
+                    s.throttled,
+                    s.send_rate,
+                )
+            )
             await anyio.sleep(p.sample)
 
     await anyio.sleep(max(0.0, spec["start_at"] - time.monotonic()))
@@ -129,7 +145,9 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         cpu_s = time.process_time() - cpu0
         tg.cancel_scope.cancel()
     s = dest.stats
-    samples.append((close_end, s.delivered_batches, s.buffered, s.delivered_events))
+    samples.append(
+        (close_end, s.delivered_batches, s.buffered, s.delivered_events, True, s.throttled, None)
+    )
     return {
         "index": index,
         **asdict(produced),
@@ -163,6 +181,35 @@ def _at(samples: list[tuple[float, float]], t: float) -> float:
         return samples[-1][1]
     (t0, v0), (t1, v1) = samples[i - 1], samples[i]
     return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+
+
+def _limited_at(samples: list[list[Any]], t: float) -> bool:
+    """A client's ``quota_limited`` at time ``t``: its last sample at or before ``t``."""
+    times = [row[0] for row in samples]
+    i = bisect_left(times, t)
+    if i < len(samples) and times[i] == t:
+        return bool(samples[i][4])
+    return bool(samples[i - 1][4]) if i > 0 else False
+
+
+def _backlogged(
+    p: QuotaParams,
+    clients: list[dict[str, Any]],
+    batch_samples: list[tuple[float, float]],
+    start: float,
+    end: float,
+) -> tuple[float, float]:
+    """Seconds in ``[start, end)`` every client was held back by the quota, and the
+    batches the sink accepted in them (steps of ``p.sample``)."""
+    seconds = batches = 0.0
+    t = start
+    while t < end:
+        t1 = min(t + p.sample, end)
+        if all(_limited_at(c["samples"], t) and _limited_at(c["samples"], t1) for c in clients):
+            seconds += t1 - t
+            batches += _at(batch_samples, t1) - _at(batch_samples, t)
+        t = t1
+    return seconds, batches
 
 
 def run_quota(p: QuotaParams) -> dict[str, Any]:
@@ -212,6 +259,7 @@ def summarize(
         per_process.append(_at(delivered, window_end) - _at(delivered, window_start))
         events = [(row[0], float(row[3])) for row in c["samples"]]
         window_events += _at(events, window_end) - _at(events, window_start)
+    backlog_s, backlog_batches = _backlogged(p, clients, batch_samples, window_start, window_end)
     accepted_requests = by_status.get("202", 0)
     offered = sum(c["offered"] for c in clients)
     delivered_events = sum(c["delivered_events"] for c in clients)
@@ -219,8 +267,9 @@ def summarize(
     failed: Counter[str] = Counter()
     for c in clients:
         failed.update(c["failed_by_reason"])
-    for c in clients:
-        del c["samples"]  # kept out of the JSON report: a few thousand rows per client
+    if not p.keep_samples:
+        for c in clients:
+            del c["samples"]  # a few thousand rows per client
     return {
         "params": asdict(p),
         "offered": offered,
@@ -229,7 +278,10 @@ def summarize(
         "blocked_s": max(c["blocked_s"] for c in clients),
         "window_s": window,
         "window_batches": window_batches,
-        "quota_used": window_batches / window / p.limit if window > 0 else 0.0,
+        "window_quota_used": window_batches / window / p.limit if window > 0 else 0.0,
+        "backlog_s": backlog_s,
+        "backlog_batches": backlog_batches,
+        "quota_used": backlog_batches / backlog_s / p.limit if backlog_s > 0 else 0.0,
         "requests": final["requests"],
         "throttled": by_status.get("429", 0),
         "throttled_share": by_status.get("429", 0) / final["requests"] if final["requests"] else 0,
@@ -262,6 +314,8 @@ def format_quota(r: dict[str, Any]) -> str:
         f"events pushed / offered        {r['pushed']:,} / {r['offered']:,} "
         f"(producer blocked {r['blocked_s']:.1f} s of {p['duration']:g} s)",
         f"quota used while backlogged    {r['quota_used']:.1%} "
+        f"({r['backlog_batches']:,.0f} batches in {r['backlog_s']:.1f} s)",
+        f"quota used from the warm-up on {r['window_quota_used']:.1%} "
         f"({r['window_batches']:,.0f} batches in {r['window_s']:.1f} s)",
         f"requests answered 429          {r['throttled_share']:.1%} "
         f"({r['throttled']:,} of {r['requests']:,})",
@@ -333,6 +387,9 @@ def main(argv: list[str]) -> int:
         help="another Destination keyword option, e.g. max_in_flight=8; repeatable",
     )
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    ap.add_argument(
+        "--samples", action="store_true", help="keep each client's 0.25 s samples in the JSON"
+    )
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
     overrides = {
@@ -355,7 +412,9 @@ def main(argv: list[str]) -> int:
     options = dict(args.option)
     if args.max_buffered_events is not None:
         options["max_buffered_events"] = args.max_buffered_events
-    params = QuotaParams(**{**asdict(base), **overrides, "options": options})
+    params = QuotaParams(
+        **{**asdict(base), **overrides, "options": options, "keep_samples": args.samples}
+    )
     report = run_quota(params)
     report["smoke"] = args.smoke
     print(format_quota(report))

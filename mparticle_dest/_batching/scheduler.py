@@ -16,6 +16,17 @@ growing while it waits for the quota. The policy:
   is the bottleneck), the rest are the ones with the most events per quota token among
   the :data:`SCAN` longest-eligible; otherwise every eligible batch, in the order they
   became eligible.
+* **Tokens are not spent on young batches.** When the quota binds and its rate is
+  declared (``quota_rate``), each user's batch leaves about once per *cycle*
+  (eligible batches ÷ batches per second) whatever happens, so a batch open for less
+  than :data:`HOLD_SHARE` of a cycle (at most ``max_delay``) is held back: in steady
+  state no batch is that young when its turn comes, but at the start of a burst the
+  first tokens would otherwise go to batches of a few events each, every one of them
+  a token that a full batch needs later (and the close sends one batch per user
+  anyway). Batches sealed by a limit or throttled, a flush or the close, and a buffer
+  three quarters full (``max_events``) are never held. A learned rate does not count:
+  tokens one process leaves unused go to the others sharing the workspace, whose
+  learned rates grow and keep the lead (decreases are multiplicative).
 * **Order per user.** At most one request in flight carries a key (the key is *muted*
   until its request is over, retries included), sealed batches of a key wait in its
   lane in order, and a throttled batch goes back to the front of its lane.
@@ -30,12 +41,12 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from .._mparticle import MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
 from .accumulator import Accumulator, SealedBatch
 
-__all__ = ["DEFAULT_LINGER", "DEFAULT_MAX_DELAY", "SCAN", "Scheduler"]
+__all__ = ["DEFAULT_LINGER", "DEFAULT_MAX_DELAY", "HOLD_SHARE", "SCAN", "Scheduler"]
 
 #: Seconds a request waits for more eligible batches before it leaves not full.
 DEFAULT_LINGER = 0.05
@@ -45,6 +56,9 @@ DEFAULT_MAX_DELAY = 10.0
 SCAN = 1024
 #: Batches in a row that may be passed over for not fitting a request's last bytes.
 _MAX_SKIPS = 32
+#: Under a binding quota, the share of a cycle a batch must have been open to take a token.
+HOLD_SHARE = 0.75
+_NEVER = -math.inf  # the opening time of a batch that is never held (sealed, throttled)
 
 
 class Scheduler:
@@ -57,7 +71,12 @@ class Scheduler:
         max_bytes: Most bytes in one ``/v2/bulkevents`` body (mParticle: 256 KB).
         linger: Seconds a request that is not full waits after its oldest batch
             became eligible.
-        max_delay: Seconds after which an eligible batch goes before fuller ones.
+        max_delay: Seconds after which an eligible batch goes before fuller ones; also
+            the longest a batch is held back for being young.
+        quota_rate: The declared quota's current rate in batches per second (``None``:
+            no declared quota, nothing is held back).
+        max_events: The buffer's cap in events: from three quarters of it in open
+            batches on, nothing is held back (room matters more then).
     """
 
     def __init__(
@@ -68,12 +87,16 @@ class Scheduler:
         max_bytes: int = MAX_REQUEST_BYTES,
         linger: float = DEFAULT_LINGER,
         max_delay: float = DEFAULT_MAX_DELAY,
+        quota_rate: Callable[[], float | None] | None = None,
+        max_events: int | None = None,
     ) -> None:
         self.acc = acc
         self.max_batches = max_batches
         self.max_bytes = max_bytes
         self.linger = linger
         self.max_delay = max_delay
+        self._quota_rate = quota_rate
+        self._max_events = max_events
         self._eligible = acc.eligible
         self._muted = acc.muted
         # Sealed batches waiting, per key, in order: sealed by a hard limit, or throttled
@@ -119,6 +142,9 @@ class Scheduler:
             return now
         if not eligible:
             return None
+        hold = self.hold()
+        if hold:
+            return self._ripe_at(now, hold)
         if len(eligible) >= self.max_batches:
             return now
         at = next(iter(eligible.values())) + self.linger
@@ -129,6 +155,24 @@ class Scheduler:
         for key in eligible:
             total += self._size(key)
         return now if total >= self.max_bytes else at
+
+    def hold(self) -> float:
+        """Seconds a batch must have been open before it takes a quota token (``0.0``:
+        none; see the module docstring)."""
+        eligible = len(self._eligible)
+        if (
+            self._quota_rate is None
+            or self.urgent
+            or eligible <= self.max_batches + _MAX_SKIPS  # the quota does not bind
+        ):
+            return 0.0
+        rate = self._quota_rate()
+        if rate is None or rate <= 0.0:
+            return 0.0
+        if self._max_events is not None and self.acc.open_events * 4 >= self._max_events * 3:
+            return 0.0
+        cycle = eligible / rate
+        return min(self.max_delay, HOLD_SHARE * cycle)
 
     def take(self, now: float, max_batches: int | None = None) -> list[SealedBatch]:
         """Seal and take the batches of one request and mute their keys.
@@ -240,9 +284,40 @@ class Scheduler:
                 break
             out.append(key)
             overdue += 1
-        window = itertools.islice(eligible, overdue, SCAN)
+        window: Iterable[Hashable] = itertools.islice(eligible, overdue, SCAN)
+        hold = self.hold()
+        if hold:
+            young = now - hold
+            window = [key for key in window if self._opened(key) <= young]
         out.extend(heapq.nlargest(want, window, key=self._events))
         return out
+
+    def _ripe_at(self, now: float, hold: float) -> float:
+        """:meth:`ready_at` while young batches are held: now when the batches old
+        enough fill a request, else when the first of them has lingered."""
+        batches = 0
+        total = 1  # "[" ... "]" and the commas
+        first = math.inf
+        for key, since in itertools.islice(self._eligible.items(), SCAN):
+            ripe = self._opened(key) + hold
+            if ripe < since:
+                ripe = since
+            if ripe < first:
+                first = ripe
+            if ripe <= now:
+                batches += 1
+                total += self._size(key) + 1
+                if batches >= self.max_batches or total >= self.max_bytes:
+                    return now
+        at = first + self.linger
+        return now if at <= now else at
+
+    def _opened(self, key: Hashable) -> float:
+        """When the key's next batch was opened (:data:`_NEVER` for a sealed one)."""
+        if self._lanes.get(key):
+            return _NEVER
+        ob = self.acc.get(key)
+        return _NEVER if ob is None else ob.opened
 
     def _size(self, key: Hashable) -> int:
         """Bytes of the key's next batch (``-1``: the key has none)."""

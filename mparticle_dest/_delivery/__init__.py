@@ -21,8 +21,10 @@ if TYPE_CHECKING:
         DEFAULT_ATTEMPT_TIMEOUT,
         MAX_RESPONSE_BYTES,
         Deliverer,
+        load_client_modules,
         make_client,
         parse_url,
+        tls_context,
     )
 
 __all__ = [
@@ -39,9 +41,11 @@ __all__ = [
     "QuotaGate",
     "RetryPolicy",
     "Sender",
+    "load_client_modules",
     "make_client",
     "parse_retry_after",
     "parse_url",
+    "tls_context",
 ]
 
 _LAZY = frozenset(
@@ -49,8 +53,10 @@ _LAZY = frozenset(
         "DEFAULT_ATTEMPT_TIMEOUT",
         "MAX_RESPONSE_BYTES",
         "Deliverer",
+        "load_client_modules",
         "make_client",
         "parse_url",
+        "tls_context",
     }
 )
 

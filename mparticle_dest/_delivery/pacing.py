@@ -253,6 +253,16 @@ class Pacer:
     def charge(self, cost: int) -> None:
         """Spend ``cost`` batches of the rate (a request of that many is about to start)."""
         now = self._clock()
+        if (
+            now - self._last_sample > _WINDOW
+            and now - self._limited_at > _WINDOW
+            and now - self._gate > _WINDOW
+        ):
+            # After a lull (for a second no answer, and neither the rate nor a 429 held
+            # a request back: nothing to send), the next answer speaks for the time since
+            # this request left: a high usage then lowers the rate for that time, not
+            # for the lull (e.g. young batches held back, a quiet night).
+            self._last_sample = now
         self._sent.append((now, cost))
         self._sent_count = _trim(self._sent, self._sent_count + cost, now)
         if self._rate is not None:

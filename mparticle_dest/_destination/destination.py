@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,6 +40,7 @@ from .._payload import EventBuilder, Skipped
 from .._receipt import Receipt
 from .._telemetry import Telemetry
 from .._telemetry import check as check_telemetry
+from .._telemetry import prepare as prepare_telemetry
 from .._telemetry import start as start_telemetry
 from .._wire import basic_auth_header, check_base_url, endpoint
 from .dry_run import DryRunSender
@@ -131,10 +134,56 @@ def _loop_probe() -> tuple[Callable[[], object], Callable[[], float]]:
     return asyncio.get_running_loop, loop.time
 
 
+def _in_event_loop() -> bool:
+    """Whether this thread is running an event loop (asyncio's or trio's)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        if trio is None:
+            return False
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+    return True
+
+
+def _prepare_http(options: DeliveryOptions, telemetry: Telemetry | bool, own_client: bool) -> None:
+    """Import httpx, httpcore (and opentelemetry, when on) and load the shared TLS context.
+
+    The costly part of a process's first destination (100-300 ms of CPU, most of it
+    with the GIL held), idempotent: run where it holds no event loop.
+    """
+    if options.send is not True:
+        return  # a dry run sends nothing: no client, no telemetry
+    from .._delivery import deliverer
+
+    if own_client:
+        deliverer.load_client_modules()
+    prepare_telemetry(telemetry)
+
+
+def _prepare_before_loop(
+    options: DeliveryOptions, telemetry: Telemetry | bool, own_client: bool
+) -> None:
+    """:func:`_prepare_http` for a destination built before its event loop runs.
+
+    The imports add tens of thousands of long-lived objects, enough to make a full
+    garbage collection due (20-30 ms, the whole heap); collected here, once per
+    process, it is not paid inside the loop soon after.
+    """
+    fresh = "httpcore" not in sys.modules
+    _prepare_http(options, telemetry, own_client)
+    if fresh and "httpcore" in sys.modules:
+        gc.collect()
+
+
 def _http_side(
-    options: DeliveryOptions, client: httpx.AsyncClient | None
+    options: DeliveryOptions, telemetry: Telemetry | bool, client: httpx.AsyncClient | None
 ) -> tuple[type[Deliverer], httpx.AsyncClient]:
     """The deliverer class and the HTTP client (built when the caller gave none)."""
+    _prepare_http(options, telemetry, client is None)
     from .._delivery.deliverer import Deliverer, make_client
 
     if client is None:
@@ -299,6 +348,11 @@ class Destination:
         self._counters = Counters()
         options = self.options
         acc = Accumulator(BatchLimits().override(self.config.batch))
+        pacer = Pacer(
+            options.pacing,
+            batches_per_second=options.batches_per_second,
+            quota=options.quota_gate,
+        )
         self._engine = Engine(
             acc,
             Scheduler(
@@ -306,14 +360,13 @@ class Destination:
                 max_batches=options.max_batches_per_request,
                 linger=options.linger,
                 max_delay=options.max_delay,
+                # Young batches are held back only under a declared quota (see Scheduler).
+                quota_rate=None if batches_per_second is None else (lambda: pacer.rate),
+                max_events=options.max_buffered_events,
             ),
             options,
             self._counters,
-            Pacer(
-                options.pacing,
-                batches_per_second=options.batches_per_second,
-                quota=options.quota_gate,
-            ),
+            pacer,
             is_open=self._is_open,
             closed_error=self._closed_error,
             on_broken=self._stop_accepting,
@@ -338,6 +391,10 @@ class Destination:
         self._closed: anyio.Event | None = None
         self._close_report: CloseReport | None = None
         self._lifespan_cm: AbstractAsyncContextManager[Destination] | None = None
+        if not _in_event_loop():
+            # Built before the event loop runs (module level, an app factory): the
+            # imports and the TLS context cost no loop time now, and entering is cheap.
+            _prepare_before_loop(self.options, telemetry, http_client is None)
 
     def __repr__(self) -> str:
         return (
@@ -486,9 +543,12 @@ class Destination:
             return
         client = self._http_client
         owns_client = client is None
-        # Importing httpx and building a client (its TLS context) takes 50-150 ms: done
-        # in a worker thread, so entering does not hold the caller's event loop.
-        Deliverer, http = await anyio.to_thread.run_sync(_http_side, self.options, client)
+        # Importing httpx (and opentelemetry) and loading the TLS context take 100-250 ms
+        # unless the destination was built outside the loop: in a worker thread, so
+        # entering does not hold the caller's event loop.
+        Deliverer, http = await anyio.to_thread.run_sync(
+            _http_side, self.options, self._telemetry, client
+        )
         from .._delivery.deliverer import DEFAULT_ATTEMPT_TIMEOUT  # imported by now
 
         self._client_to_close = http if owns_client else None

@@ -21,7 +21,7 @@ from .options import Telemetry
 if TYPE_CHECKING:
     from .metrics import Reporter
 
-__all__ = ["Figures", "StatsView", "Telemetry", "check", "start"]
+__all__ = ["Figures", "StatsView", "Telemetry", "check", "prepare", "start"]
 
 _HINT = "telemetry needs opentelemetry-api: pip install 'mparticle-dest[otel]'"
 
@@ -45,6 +45,19 @@ def check(setting: Telemetry | bool) -> None:
             raise ImportError(_HINT)
     elif not isinstance(setting, bool):
         raise TypeError(f"telemetry must be a bool or a Telemetry, got {type(setting).__name__}")
+
+
+def prepare(setting: Telemetry | bool) -> None:
+    """Import what :func:`start` needs (``opentelemetry``, the instruments' modules).
+
+    :func:`start` runs on the caller's event loop, where an import of
+    ``opentelemetry`` would hold the loop for about 10 ms: the destination calls this
+    first where an import is free (when built outside an event loop, or in the worker
+    thread that builds its HTTP client). Idempotent; nothing when telemetry is off.
+    """
+    if setting is False or (setting is True and not _installed()):
+        return
+    from . import observer  # noqa: F401  (metrics, traces and opentelemetry with it)
 
 
 def start(

@@ -197,10 +197,17 @@ def test_quota_run_accounts_for_every_event_and_agrees_with_the_sink(
     assert r["throttled_share"] == pytest.approx(r["throttled"] / r["requests"])
     assert r["events_per_batch"] == pytest.approx(r["delivered_events"] / r["delivered_batches"])
     assert r["window_events_per_batch"] > 0
-    assert r["window_s"] > 0 and 0 < r["quota_used"]
-    assert r["quota_used"] == pytest.approx(
+    assert r["window_s"] > 0 and 0 < r["window_quota_used"]
+    assert r["window_quota_used"] == pytest.approx(
         r["window_batches"] / r["window_s"] / r["params"]["limit"]
     )
+    # The backlog is the part of the window in which every client was held back.
+    assert 0 <= r["backlog_s"] <= r["window_s"] + 1e-9
+    assert 0 <= r["backlog_batches"] <= r["window_batches"] + 1e-9
+    if r["backlog_s"] > 0:
+        assert r["quota_used"] == pytest.approx(
+            r["backlog_batches"] / r["backlog_s"] / r["params"]["limit"]
+        )
     assert len(r["per_process_window_batches"]) == len(clients)
     assert "quota used while backlogged" in stdout and "max/min" in stdout
 
@@ -265,6 +272,11 @@ def test_start_run_times_imports_and_entering(
     assert r["import_ratio"] == pytest.approx(
         r["import_median_s"]["mparticle_dest"] / r["import_median_s"]["httpx"]
     )
-    assert len(r["entering"]) == r["runs"]
-    assert all(e["enter_stall_ms"] > 0 for e in r["entering"])
+    # Built before the loop runs and inside it, each in its own processes.
+    assert set(r["entering"]) == {"outside", "inside"}
+    for built, runs in r["entering"].items():
+        assert len(runs) == r["runs"]
+        assert all(e["enter_stall_ms"] > 0 for e in runs)
+        assert r["enter_stall_ms"][built]["max"] == max(e["enter_stall_ms"] for e in runs)
+        assert f"built {built} the loop" in stdout
     assert "import mparticle_dest" in stdout

@@ -81,6 +81,7 @@ class Process:
     pad: int = 200
     policy: PacingPolicy = field(default_factory=PacingPolicy)
     batches_per_second: float | None = None
+    max_delay: float = 10.0
     seed_offset: int = 0
     # results
     pushed: int = 0
@@ -97,9 +98,16 @@ class Process:
 
     def __post_init__(self) -> None:
         self.acc = Accumulator(BatchLimits(age=self.age))
-        self.scheduler = Scheduler(self.acc)
         self.pacer = Pacer(
             self.policy, batches_per_second=self.batches_per_second, clock=self.clock
+        )
+        pacer = self.pacer
+        self.scheduler = Scheduler(
+            self.acc,
+            max_delay=self.max_delay,
+            # As the destination wires it: the rate counts only when the quota is declared.
+            quota_rate=None if self.batches_per_second is None else (lambda: pacer.rate),
+            max_events=self.cap,
         )
         self.buffered = 0
         self.max_buffered = 0

@@ -108,6 +108,19 @@ def test_high_usage_decreases_in_proportion_to_the_time_it_stays_high() -> None:
     assert pacer.rate == pytest.approx(36.0)  # nothing held back: no increase either
 
 
+def test_after_a_lull_high_usage_counts_from_the_request_not_from_the_last_answer() -> None:
+    pacer, clock = _pacer(bps=100.0)
+    pacer.charge(10)
+    clock.now += 0.05
+    pacer.on_response(202, {}, 10)
+    clock.now += 10.0  # nothing sent for 10 s (a hold, a quiet night)
+    pacer.charge(10)
+    clock.now += 0.05  # its answer, 50 ms later, says usage is high
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95"}, 10)
+    # 50 ms of high usage: a fifth of a decrease_interval, not a full one for the lull.
+    assert pacer.rate == pytest.approx(100.0 * 0.6 ** (0.05 / 0.25))
+
+
 def test_the_rate_is_a_token_bucket_in_batches_that_may_go_into_debt() -> None:
     pacer, clock = _pacer(bps=50.0)
     assert pacer.delay() == 0.0

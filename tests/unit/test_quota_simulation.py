@@ -13,6 +13,8 @@ import math
 import pytest
 from support.quota_sim import Process, Quota, VirtualClock, quota_used, run
 
+from mparticle_dest._batching.scheduler import HOLD_SHARE
+
 QUOTA = 270.0  # mParticle's default, batches per second
 USERS = 2700
 OFFERED = 5400.0  # events per second: 2 per user
@@ -102,4 +104,66 @@ def test_a_declared_quota_starts_right_without_any_429() -> None:
     run([p], seconds=SECONDS)
     assert_everything_delivered_once_in_order([p])
     assert quota.throttled == 0
-    assert quota_used(quota, 3.0, SECONDS) >= 0.9
+    # Under the declared quota, batches younger than 3/4 of a cycle (users ÷ rate) are
+    # held back: the backlog begins when the first ones are that old.
+    hold = HOLD_SHARE * USERS / (QUOTA * 0.95)
+    assert hold < p.scheduler.max_delay
+    assert quota_used(quota, hold + 1.0, SECONDS) >= 0.9
+
+
+# -- a 20-second burst, as the quota benchmark offers it (scaled down 5x) ------------------
+BURST_USERS = 1000
+BURST_QUOTA = 54.0  # batches/s: a cycle of 1,000 users takes 18.5 s, as 5,000 at 270/s
+BURST_OFFERED = 4000.0  # events/s: 4 per user per second
+BURST_SECONDS = 20.0
+#: The buffer as docs/delivery.md sizes it for this traffic.
+BURST_BUFFER = int(BURST_OFFERED * BURST_USERS / BURST_QUOTA * 1.25)
+
+
+def burst(declared: float | None) -> tuple[Process, Quota]:
+    clock = VirtualClock()
+    quota = Quota(clock, BURST_QUOTA, burst=10.0)
+    p = Process(
+        "b",
+        clock,
+        quota,
+        BURST_USERS,
+        BURST_OFFERED,
+        BURST_BUFFER,
+        age=1.0,
+        batches_per_second=declared,
+    )
+    run([p], seconds=BURST_SECONDS, drain=200.0)
+    return p, quota
+
+
+def events_per_batch(p: Process) -> float:
+    return p.delivered_events / p.delivered_batches
+
+
+def test_a_burst_under_a_declared_quota_spends_its_tokens_on_batches_worth_them() -> None:
+    p, quota = burst(declared=BURST_QUOTA)
+    assert_everything_delivered_once_in_order([p])
+    assert p.blocked_ticks == 0 and quota.throttled <= 0.02 * quota.requests
+    # The close must send a batch for each user, so only a few tokens may go before it:
+    # ≥ 50 events per batch means at most 1,600 batches for these 80,000 events.
+    assert events_per_batch(p) >= 50
+    # Held back for 3/4 of a cycle (18.5 s), at most max_delay (10 s) after opening: only
+    # the first few eligible batches (before the quota binds) leave earlier.
+    max_delay = p.scheduler.max_delay
+    early = [entry for entry in p.delivered_log if entry[0] < max_delay]
+    assert len(early) <= 0.02 * p.delivered_batches
+    # From then on the quota is used (the close included).
+    assert quota_used(quota, max_delay + 1.0, p.delivered_log[-1][0]) >= 0.9
+    # The latency bound holds: no batch waited max_delay past eligibility and more
+    # than the time to send the batches that became overdue with it.
+    assert max(waited for _, _, waited in p.delivered_log) <= BURST_SECONDS + 20.0
+
+
+def test_without_a_declared_quota_the_same_burst_sends_young_batches() -> None:
+    # The learned rate does not hold anything back (it would cost the fairness of
+    # processes sharing a workspace): tokens go to batches as soon as they are eligible.
+    p, _ = burst(declared=None)
+    assert_everything_delivered_once_in_order([p])
+    assert p.delivered_log[0][0] < 2.0
+    assert events_per_batch(p) < 45

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.quota_sim import Built
@@ -205,3 +206,67 @@ def test_property_every_event_leaves_once_in_order_within_limits(
     for batch in sched.drain():
         delivered.setdefault(users([batch])[0], []).extend(ids(batch))
     assert {u: v for u, v in delivered.items() if v} == pushed
+
+
+# -- under a declared quota, young batches are held back -------------------------------------
+# max_batches 2: more than 2 + 32 eligible batches means the quota binds.
+_MANY = 40
+
+
+def binding(rate: float | None = 10.0, **kw: Any) -> tuple[Accumulator, Scheduler]:
+    """``_MANY`` users, each with one event opened at 0 and eligible at 1 (age 1 s)."""
+    acc, sched = make(age=1.0, max_batches=2, max_delay=30.0, quota_rate=lambda: rate, **kw)
+    for u in range(_MANY):
+        push(acc, sched, f"u{u}", 0, 0.0)
+    acc.due(1.0)
+    return acc, sched
+
+
+def test_under_a_declared_binding_quota_a_batch_is_held_until_it_is_part_of_a_cycle_old() -> None:
+    acc, sched = binding(rate=10.0)
+    # A cycle: 40 eligible batches at 10 per second = 4 s; held below 3/4 of it.
+    assert sched.hold() == 0.75 * _MANY / 10.0 == 3.0
+    assert sched.take(2.0) == []  # opened 2 s ago: too young to spend a token on
+    assert sched.ready_at(2.0) == 3.0 + sched.linger  # when the oldest is old enough
+    push(acc, sched, "late", 0, 2.5)  # opened later: not old enough at 3.1 s
+    acc.due(3.5)
+    assert sched.hold() == pytest.approx(0.75 * (_MANY + 1) / 10.0)  # 3.075 s
+    taken = sched.take(3.1)
+    assert len(taken) == 2 and "late" not in users(taken)
+    assert sched.ready_at(3.1) == 3.1  # the others are old enough too: no linger
+
+
+def test_nothing_is_held_without_a_declared_quota_or_when_the_quota_does_not_bind() -> None:
+    _, sched = binding(rate=None)  # rate unknown
+    assert sched.hold() == 0.0 and len(sched.take(1.0)) == 2
+    acc, sched = make(age=1.0, max_batches=2, quota_rate=lambda: 10.0)
+    for u in range(5):  # fewer eligible batches than a request and its skips
+        push(acc, sched, f"u{u}", 0, 0.0)
+    acc.due(1.0)
+    assert sched.hold() == 0.0 and len(sched.take(1.0)) == 2
+
+
+def test_the_hold_is_at_most_max_delay_and_lifts_for_a_flush_or_a_filling_buffer() -> None:
+    _, sched = binding(rate=1.0)  # a 40 s cycle
+    assert sched.hold() == sched.max_delay == 30.0
+    sched.urgent += 1  # a flush (or the close) is waiting: everything goes
+    assert sched.hold() == 0.0 and len(sched.take(1.0)) == 2
+    sched.urgent -= 1
+    # 40 events in open batches (38 after the take): at 3/4 of a 50-event cap, room matters more.
+    _, full = binding(rate=1.0, max_events=50)
+    assert full.hold() == 0.0
+    _, roomy = binding(rate=1.0, max_events=54)
+    assert roomy.hold() == 30.0
+
+
+def test_a_batch_sealed_by_its_size_is_never_held() -> None:
+    acc = Accumulator(BatchLimits(age=1.0, size=3))
+    sched = Scheduler(acc, max_batches=2, max_delay=30.0, quota_rate=lambda: 10.0)
+    for u in range(_MANY):
+        push(acc, sched, f"u{u}", 0, 0.0)
+    for n in range(3):  # full at 3 events: sealed and eligible at once
+        push(acc, sched, "busy", n, 0.5)
+    acc.due(1.0)
+    assert sched.hold() > 0.0
+    assert sched.ready_at(1.0) == 1.0  # eligible since 0.5: it has lingered enough
+    assert users(sched.take(1.0)) == ["busy"]  # the only batch worth a token yet
