@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import sys
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -111,6 +109,7 @@ class SealedBatch:
 DEFAULT_BATCH_AGE = 2.0  # seconds; fewer, fuller batches spare the ≈270 batches/s limit
 _INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
+# Each id is remembered until this many later ones were recorded.
 _SRID_MEMORY = 65_536
 # What add() returns when it sealed nothing (never mutated).
 _NONE_SEALED: list[SealedBatch] = []
@@ -121,8 +120,9 @@ _new_receipt = _new_sealed = object.__new__
 _NO_EVENTS = b""
 # '{"events":[' before the events of a batch.
 _EVENTS_OPEN_LEN = len(b'{"events":[')
-# An open batch's size limit when none is set: an int, so the hot path skips a None test.
-_NO_SIZE_LIMIT = sys.maxsize
+# An open batch's size limit when none is set: an int, so the hot path skips a None test
+# (the largest a 4-byte column holds; no batch holds that many events).
+_NO_SIZE_LIMIT = 2**31 - 1
 
 
 class BatchHint(Protocol):
@@ -231,7 +231,7 @@ class Accumulator:
         self._age = limits.age
         # An event without a hint brings the default size: a batch whose limit an earlier
         # hint set above it takes the general path, which lowers the limit to it.
-        self._size = _NO_SIZE_LIMIT if limits.size is None else limits.size
+        self._size = _NO_SIZE_LIMIT if limits.size is None else min(limits.size, _NO_SIZE_LIMIT)
         # New batches without a hint take a short path unless every batch has a debounce.
         self._plain_open = limits.wait is None
         # Called with every new deadline an open batch gets, and with the time a batch
@@ -246,9 +246,11 @@ class Accumulator:
         self._events: list[bytes | bytearray] = []  # the events' JSON, comma-separated
         self._srids: list[str] = []  # the batch's source_request_id
         self._outcomes: list[BatchOutcome | None] = []  # shared by the batch's receipts
-        self._counts = array("q")  # events in the batch
-        self._bytes = array("q")  # exact length of the batch JSON with the events so far
-        self._size_limits = array("q")  # seal at this many events
+        # Counts and sizes in 4 bytes (a batch is at most mParticle's 128 KB): a column
+        # costs its item size per open batch, and a service may hold one per user.
+        self._counts = array("i")  # events in the batch
+        self._bytes = array("i")  # exact length of the batch JSON with the events so far
+        self._size_limits = array("i")  # seal at this many events
         self._opened = array("d")  # when the first event came
         self._age_deadlines = array("d")
         self._deadlines = array("d")  # min(age deadline, last event + wait); _INF: none
@@ -269,14 +271,20 @@ class Accumulator:
         # ``wait``, a deadline that moved or a clock that stepped back) in a heap of
         # (deadline, batch id, slot). Entries go stale when a batch is sealed, becomes
         # eligible or its deadline moves.
-        self._fifo_slots = array("q")
+        self._fifo_slots = array("i")
         self._fifo_ids = array("q")
         self._fifo_head = 0  # entries before it were taken
         self._fifo_last = -_INF  # the deadline last appended to the FIFO
         self._heap: list[tuple[float, int, int]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
-        self._srid_memory: OrderedDict[str, int] = OrderedDict()
+        # The source_request_ids recorded last -> the next suffix to try for it as a base,
+        # and the same ids in a ring in the order they were recorded: the oldest is
+        # forgotten when the ring is full. A plain dict and a list of the same strings:
+        # about a third of an OrderedDict's bytes per id (#13).
+        self._srid_memory: dict[str, int] = {}
+        self._srid_ring: list[str] = []
+        self._srid_next = 0  # the ring's oldest entry once it is full
         self._events_total = 0
 
     @property
@@ -681,18 +689,33 @@ class Accumulator:
             if candidate not in self._srid_memory:
                 return candidate, suffix
 
+    def _remember(self, srid: str) -> None:
+        """Put ``srid`` (not remembered yet) in the ring, forgetting the oldest id when
+        the ring is full. An id is forgotten the number of ids the ring holds after it
+        was recorded, whether or not its suffix counter was used since: what matters is
+        that no batch takes an id one of the last ids recorded took."""
+        ring = self._srid_ring
+        if len(ring) < _SRID_MEMORY:
+            ring.append(srid)
+            return
+        at = self._srid_next
+        del self._srid_memory[ring[at]]
+        ring[at] = srid
+        self._srid_next = at + 1 if at + 1 < _SRID_MEMORY else 0
+
     def _open_batch(
         self, key: bytes, base: str, srid: str, next_suffix: int, now: float, body: bytes
     ) -> int:
         """A slot for the new batch of ``key`` (its :func:`compact_key`) holding its first
         event, ``body``."""
         memory = self._srid_memory
-        memory[base] = next_suffix
-        memory.move_to_end(base)
-        if srid != base:
+        if srid == base:  # a new base: remembered from now on
+            self._remember(base)
+            memory[base] = next_suffix
+        else:  # a remembered base (its next suffix), then its new id (which may forget it)
+            memory[base] = next_suffix
+            self._remember(srid)
             memory[srid] = 2
-        while len(memory) > _SRID_MEMORY:
-            memory.popitem(last=False)
         if self._free:
             slot = self._free.pop()
         else:
