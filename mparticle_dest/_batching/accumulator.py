@@ -120,6 +120,10 @@ _new_receipt = _new_sealed = object.__new__
 _NO_EVENTS = b""
 # '{"events":[' before the events of a batch.
 _EVENTS_OPEN_LEN = len(b'{"events":[')
+# What the first event's JSON ends with when its id is the batch's source_request_id:
+# '"source_message_id":"' + the id + '"}}' (the builders put the id last).
+_SMID = b'"source_message_id":"'
+_SMID_END = b'"}}'
 # An open batch's size limit when none is set: an int, so the hot path skips a None test
 # (the largest a 4-byte column holds; no batch holds that many events).
 _NO_SIZE_LIMIT = 2**31 - 1
@@ -244,7 +248,7 @@ class Accumulator:
         # One row per slot. A free slot has key None and batch id -1.
         self._keys: list[bytes | None] = []
         self._events: list[bytes | bytearray] = []  # the events' JSON, comma-separated
-        self._srids: list[str] = []  # the batch's source_request_id
+        self._first_lens = array("i")  # the length of the first event's JSON
         self._outcomes: list[BatchOutcome | None] = []  # shared by the batch's receipts
         # Counts and sizes in 4 bytes (a batch is at most mParticle's 128 KB): a column
         # costs its item size per open batch, and a service may hold one per user.
@@ -261,6 +265,10 @@ class Accumulator:
         self._free: list[int] = []
         # slot -> (merged user attributes, their fragment), for batches that have some
         self._ua: dict[int, tuple[dict[str, Any], bytes]] = {}
+        # slot -> source_request_id, for batches whose id cannot be read back from their
+        # first event at seal (a mapped or suffixed id; most batches take the first
+        # event's own id, kept only in its JSON: a string per open batch is 65 bytes).
+        self._srids: dict[int, str] = {}
         # Keys with something eligible to leave -> since when, in the order they became
         # eligible. Keys in :attr:`muted` (a request in flight) are left out; the
         # scheduler puts them back when their request is over.
@@ -420,7 +428,7 @@ class Accumulator:
         )
         if size > self._max_bytes:
             return self._add_general(built, now, key, None)  # it refuses the event
-        slot = self._open_batch(key, base, srid, next_suffix, now, body)
+        slot = self._open_batch(key, base, srid, next_suffix, now, body, built.event_id)
         self._bytes[slot] = size
         self._events_total += 1
         receipt = _new_receipt(Receipt)
@@ -486,7 +494,7 @@ class Accumulator:
                 # A hard limit: this batch cannot grow, so it is eligible from now on.
                 eligible_at = self._eligible_at[slot]
                 sealed.append(self._seal(slot, eligible_at if eligible_at < now else now))
-            slot = self._open_batch(key, base, srid, next_suffix, now, body)
+            slot = self._open_batch(key, base, srid, next_suffix, now, body, built.event_id)
             if new_ua:
                 self._ua[slot] = (dict(new_ua), ua_fragment)
         else:
@@ -704,7 +712,14 @@ class Accumulator:
         self._srid_next = at + 1 if at + 1 < _SRID_MEMORY else 0
 
     def _open_batch(
-        self, key: bytes, base: str, srid: str, next_suffix: int, now: float, body: bytes
+        self,
+        key: bytes,
+        base: str,
+        srid: str,
+        next_suffix: int,
+        now: float,
+        body: bytes,
+        event_id: str,
     ) -> int:
         """A slot for the new batch of ``key`` (its :func:`compact_key`) holding its first
         event, ``body``."""
@@ -722,10 +737,10 @@ class Accumulator:
             slot = len(self._keys)
             self._keys.append(None)
             self._events.append(_NO_EVENTS)
-            self._srids.append("")
             self._outcomes.append(None)
-            for column in (self._counts, self._bytes, self._size_limits, self._ids):
+            for column in (self._counts, self._bytes, self._size_limits, self._first_lens):
                 column.append(0)
+            self._ids.append(0)
             for times in (
                 self._opened,
                 self._age_deadlines,
@@ -740,7 +755,9 @@ class Accumulator:
         self._slots[key] = slot
         self._keys[slot] = key
         self._events[slot] = body
-        self._srids[slot] = srid
+        self._first_lens[slot] = len(body)
+        if srid != event_id or not body.endswith(_SMID + event_id.encode() + _SMID_END):
+            self._srids[slot] = srid
         self._outcomes[slot] = new_outcome()
         self._counts[slot] = 1
         self._size_limits[slot] = _NO_SIZE_LIMIT
@@ -759,10 +776,14 @@ class Accumulator:
         del self._slots[key]
         count = self._counts[slot]
         self._events_total -= count
-        srid = self._srids[slot]
+        srid = self._srids.pop(slot, None)
+        events = self._events[slot]
+        if srid is None:  # the first event's id, read back from its JSON
+            end = self._first_lens[slot] - len(_SMID_END)
+            srid = events[events.rindex(_SMID, 0, end) + len(_SMID) : end].decode()
         ua = self._ua.pop(slot, None)
         body = encode_joined_batch(
-            compact_fragments(key), self._events[slot], b"" if ua is None else ua[1], srid
+            compact_fragments(key), events, b"" if ua is None else ua[1], srid
         )
         assert len(body) == self._bytes[slot], (len(body), self._bytes[slot])  # O(1) accounting
         # SealedBatch(...) without the keyword parsing of a Python __init__ (one per batch).
@@ -779,7 +800,6 @@ class Accumulator:
         # The slot is free: its deadline entries go stale, its values are let go now.
         self._keys[slot] = None
         self._events[slot] = _NO_EVENTS
-        self._srids[slot] = ""
         self._outcomes[slot] = None
         self._ids[slot] = -1
         self._free.append(slot)
