@@ -286,12 +286,13 @@ class Accumulator:
         self._heap: list[tuple[float, int, int]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
-        # The source_request_ids recorded last -> the next suffix to try for it as a base,
-        # and the same ids in a ring in the order they were recorded: the oldest is
-        # forgotten when the ring is full. A plain dict and a list of the same strings:
-        # about a third of an OrderedDict's bytes per id (#13).
-        self._srid_memory: dict[str, int] = {}
-        self._srid_ring: list[str] = []
+        # The source_request_ids recorded last, by their hash -> the next suffix to try
+        # for it as a base, and the same hashes in a ring in the order they were
+        # recorded: the oldest is forgotten when the ring is full. Hashes, not the ids:
+        # the memory keeps no string alive (most batches keep none either, see
+        # _srids); two ids with one hash only make a batch take a suffix it did not need.
+        self._srid_memory: dict[int, int] = {}
+        self._srid_ring = array("q")
         self._srid_next = 0  # the ring's oldest entry once it is full
         self._events_total = 0
 
@@ -688,17 +689,17 @@ class Accumulator:
         """The next batch's ``source_request_id``: ``base`` (the mapped id, else the first
         event's id), suffixed ``-2``, ``-3``... when a recent batch already used it
         (mParticle de-duplicates on it, so two batches must never share one)."""
-        suffix = self._srid_memory.get(base)
+        suffix = self._srid_memory.get(hash(base))
         if suffix is None:
             return base, 2
         while True:
             candidate = f"{base}-{suffix}"
             suffix += 1
-            if candidate not in self._srid_memory:
+            if hash(candidate) not in self._srid_memory:
                 return candidate, suffix
 
-    def _remember(self, srid: str) -> None:
-        """Put ``srid`` (not remembered yet) in the ring, forgetting the oldest id when
+    def _remember(self, srid: int) -> None:
+        """Put the hash ``srid`` (not remembered yet) in the ring, forgetting the oldest id when
         the ring is full. An id is forgotten the number of ids the ring holds after it
         was recorded, whether or not its suffix counter was used since: what matters is
         that no batch takes an id one of the last ids recorded took."""
@@ -725,12 +726,14 @@ class Accumulator:
         event, ``body``."""
         memory = self._srid_memory
         if srid == base:  # a new base: remembered from now on
-            self._remember(base)
-            memory[base] = next_suffix
+            base_hash = hash(base)
+            self._remember(base_hash)
+            memory[base_hash] = next_suffix
         else:  # a remembered base (its next suffix), then its new id (which may forget it)
-            memory[base] = next_suffix
-            self._remember(srid)
-            memory[srid] = 2
+            memory[hash(base)] = next_suffix
+            srid_hash = hash(srid)
+            self._remember(srid_hash)
+            memory[srid_hash] = 2
         if self._free:
             slot = self._free.pop()
         else:
