@@ -698,20 +698,6 @@ class Accumulator:
             if hash(candidate) not in self._srid_memory:
                 return candidate, suffix
 
-    def _remember(self, srid: int) -> None:
-        """Put the hash ``srid`` (not remembered yet) in the ring, forgetting the oldest id when
-        the ring is full. An id is forgotten the number of ids the ring holds after it
-        was recorded, whether or not its suffix counter was used since: what matters is
-        that no batch takes an id one of the last ids recorded took."""
-        ring = self._srid_ring
-        if len(ring) < _SRID_MEMORY:
-            ring.append(srid)
-            return
-        at = self._srid_next
-        del self._srid_memory[ring[at]]
-        ring[at] = srid
-        self._srid_next = at + 1 if at + 1 < _SRID_MEMORY else 0
-
     def _open_batch(
         self,
         key: bytes,
@@ -725,15 +711,22 @@ class Accumulator:
         """A slot for the new batch of ``key`` (its :func:`compact_key`) holding its first
         event, ``body``."""
         memory = self._srid_memory
-        if srid == base:  # a new base: remembered from now on
-            base_hash = hash(base)
-            self._remember(base_hash)
-            memory[base_hash] = next_suffix
-        else:  # a remembered base (its next suffix), then its new id (which may forget it)
+        if srid != base:  # a remembered base: its next suffix; then its new id
             memory[hash(base)] = next_suffix
-            srid_hash = hash(srid)
-            self._remember(srid_hash)
-            memory[srid_hash] = 2
+            next_suffix = 2
+        # The new id goes into the ring; when the ring is full, the oldest id is forgotten
+        # (perhaps the base just updated): an id is remembered until _SRID_MEMORY later
+        # ids were recorded, whether or not its suffix counter was used since.
+        new = hash(srid)
+        ring = self._srid_ring
+        if len(ring) < _SRID_MEMORY:
+            ring.append(new)
+        else:
+            at = self._srid_next
+            del memory[ring[at]]
+            ring[at] = new
+            self._srid_next = at + 1 if at + 1 < _SRID_MEMORY else 0
+        memory[new] = next_suffix
         if self._free:
             slot = self._free.pop()
         else:
@@ -782,8 +775,9 @@ class Accumulator:
         srid = self._srids.pop(slot, None)
         events = self._events[slot]
         if srid is None:  # the first event's id, read back from its JSON
+            # Its id holds no '"' (JSON would have escaped it and the check at open failed).
             end = self._first_lens[slot] - len(_SMID_END)
-            srid = events[events.rindex(_SMID, 0, end) + len(_SMID) : end].decode()
+            srid = events[events.rindex(b'"', 0, end) + 1 : end].decode()
         ua = self._ua.pop(slot, None)
         body = encode_joined_batch(
             compact_fragments(key), events, b"" if ua is None else ua[1], srid
