@@ -220,9 +220,11 @@ class Accumulator:
     numbers (``array``) and lists of untracked values: the key as compact JSON bytes
     (:func:`~mparticle_dest._wire.compact_key`, also the key of the scheduler's tables),
     the events' JSON (the first event's own bytes, then one
-    ``bytearray`` of comma-separated events), the ``source_request_id`` and the outcome
-    (an exact dict, empty until resolved). Only batches whose events carried user
-    attributes keep a tracked object (the merged attributes). Freed slots are reused.
+    ``bytearray`` of comma-separated events) and the outcome (an exact dict, empty until
+    resolved). The ``source_request_id`` is read back from the first event's JSON at seal
+    when it is that event's id (the usual case), else kept in a dict by slot. Only
+    batches whose events carried user attributes keep a tracked object (the merged
+    attributes). Freed slots are reused.
 
     Args:
         limits: Default limits; an event's rule-level ``batch`` hint overrides them
@@ -752,6 +754,7 @@ class Accumulator:
         self._keys[slot] = key
         self._events[slot] = body
         self._first_lens[slot] = len(body)
+        # An id the JSON escapes never matches: it is kept.
         if srid != event_id or not body.endswith(_SMID + event_id.encode() + _SMID_END):
             self._srids[slot] = srid
         self._outcomes[slot] = new_outcome()
