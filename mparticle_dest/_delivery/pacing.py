@@ -17,16 +17,34 @@ the processes still settle at fair shares just under the quota (AIMD, as TCP doe
   or on a usage at or above :attr:`~PacingPolicy.high_usage`
   (:attr:`~PacingPolicy.usage_factor`), at most once per
   :attr:`~PacingPolicy.decrease_interval`. The first decrease starts from the rate
-  mParticle accepted over the last second.
+  mParticle accepted over the last second (if it accepted nothing yet: from the
+  throttled request's batches per second, times the factor, not from what an unpaced
+  process happened to send: one process starting at ten times the others' rate took
+  ten seconds to come back to its share).
 * **Additive increase** by :attr:`~PacingPolicy.increase` batches/s per second while
   the usage stays below :attr:`~PacingPolicy.hold_usage` and the pacer is what holds
   requests back (a process with little traffic does not inflate its rate).
 
 Every process sees the same usage and the same 429s, so they decrease together by the
 same factor and increase by the same step: their rates converge to equal shares.
-A known quota can be declared (``batches_per_second``): pacing then starts at that
-rate and never exceeds it. A :class:`QuotaGate` can be plugged in to share one token
-bucket between processes (in Redis, say); the pacer awaits it before every request.
+Requests carry at most :attr:`~PacingPolicy.burst` (30 ms) of the rate: small requests
+drain the workspace's bucket in small steps, so the usage each process hears is less
+its own last request's doing, 429s are rarer, and shares stay closer.
+
+A known quota can be declared (``batches_per_second``): pacing starts at that rate and
+never exceeds it. While mParticle accepts at least
+:attr:`~PacingPolicy.declared_share` of it from this process (over the last second,
+and not within a second of a pause), the declaration *holds*: a high usage is this
+process's own doing and changes nothing, and a 429 is a momentary shortage of the
+workspace's bucket: the gate pauses as asked, the rate drops by
+:attr:`~PacingPolicy.declared_factor` and climbs back to the declared rate at
+:attr:`~PacingPolicy.declared_recovery` of it per second (a 429 costs about its pause,
+instead of a halving regained at ``increase`` per second: 2-3 s of the quota). When
+the declaration does not hold (several processes each declared the whole workspace,
+say, and each gets a quarter), the pacer reacts as to a learned quota under the
+declared ceiling, which keeps 429s rare and nothing fails. Declare each process's
+share, or share one bucket: a :class:`QuotaGate` (``RedisQuota`` in
+``mparticle_dest.streams``) is awaited before every request.
 
 The pacer is synchronous apart from :meth:`Pacer.acquire` and :meth:`Pacer.admit`,
 takes an injectable clock, and needs no lock: it runs on one event loop and never

@@ -75,6 +75,18 @@ def test_the_first_429_paces_at_what_mparticle_accepted_over_the_last_second() -
     assert pacer.rate == pytest.approx(150.0)  # throttle_factor 0.5
 
 
+def test_a_first_429_with_nothing_accepted_starts_at_that_requests_size() -> None:
+    pacer, clock = _pacer()
+    for _ in range(10):  # unpaced: ten requests of 100 batches within 0.1 s
+        pacer.charge(100)
+        clock.now += 0.01
+    pacer.on_response(429, {"retry-after": "1"}, 100)
+    # Not half of the 10,000 batches/s this process sent (far above its share, which
+    # it would take many seconds to come back to), but the quota would not take these
+    # 100 batches at once: half of that per second.
+    assert pacer.rate == pytest.approx(50.0)
+
+
 def test_a_burst_of_429s_decreases_once_per_interval() -> None:
     pacer, clock = _pacer(bps=200.0)
     for _ in range(4):  # answers to requests that were already in flight
