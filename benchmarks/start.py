@@ -98,7 +98,7 @@ async def _enter(built: Any) -> dict[str, Any]:
         "enter_stall_ms": ticker.lateness("enter_start", "enter_end", grace=_SETTLE_S)["worst_ms"],
         "exit_stall_ms": ticker.lateness("exit_start", "exit_end", grace=_SETTLE_S)["worst_ms"],
         # Generation-2 collections anywhere in the run (the imports' objects make one due).
-        "gen2_ms": [p * 1e3 for g, p in ticker.gc_pauses if g == 2],
+        "gen2_ms": [p * 1e3 for g, p, _ in ticker.gc_pauses if g == 2],
     }
 
 

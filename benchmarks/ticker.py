@@ -26,7 +26,7 @@ class Ticker:
         self.period = period
         self.ticks: list[tuple[float, float]] = []
         self.marks: dict[str, float] = {}
-        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self.gc_pauses: list[tuple[int, float, float]] = []  # (generation, seconds, start)
         self._gc_start = 0.0
 
     async def run(self) -> None:
@@ -48,7 +48,8 @@ class Ticker:
         if phase == "start":
             self._gc_start = perf_counter()
         else:
-            self.gc_pauses.append((info["generation"], perf_counter() - self._gc_start))
+            start = self._gc_start
+            self.gc_pauses.append((info["generation"], perf_counter() - start, start))
 
     def __enter__(self) -> Ticker:
         gc.callbacks.append(self._on_gc)
@@ -78,15 +79,18 @@ class Ticker:
             "over_10ms": sum(1 for x in late if x > 0.010),
         }
 
-    def gc_summary(self) -> dict[str, Any]:
-        """Collections by generation and the longest pause (ms)."""
+    def gc_summary(self, since: str | None = None) -> dict[str, Any]:
+        """Collections by generation, the longest pause (ms), and when each full
+        collection started (seconds after the mark ``since``, if given)."""
         by_gen = [0, 0, 0]
         worst = [0.0, 0.0, 0.0]
-        for gen, pause in self.gc_pauses:
+        for gen, pause, _ in self.gc_pauses:
             by_gen[gen] += 1
             worst[gen] = max(worst[gen], pause * 1e3)
+        t0 = self.marks[since] if since is not None else 0.0
         return {
             "collections": by_gen,
             "worst_pause_ms": worst,
-            "total_s": sum(p for _, p in self.gc_pauses),
+            "total_s": sum(p for _, p, _ in self.gc_pauses),
+            "full_at_s": [round(start - t0, 3) for gen, _, start in self.gc_pauses if gen == 2],
         }

@@ -35,6 +35,7 @@ __all__ = [
     "escape_text",
     "new_event_id",
     "normalize_event",
+    "prepare_decoded_event",
     "prepare_event",
     "surrogate_path",
     "surrogate_problem",
@@ -45,6 +46,9 @@ __all__ = [
 MAX_DEPTH = 100
 # Containers the fast pass visits before handing over to the depth-checking slow pass.
 _MAX_CONTAINERS = 100_000
+#: JSON shorter than this holds fewer containers than the fast pass visits (each takes
+#: at least 2 bytes): what ``orjson.loads`` makes of it needs no walk for JSON-ness.
+DECODED_WALK_FREE_BYTES = 2 * _MAX_CONTAINERS
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -489,6 +493,50 @@ def prepare_event(event: Mapping[str, Any] | WalkerEvent) -> dict[str, Any]:
     if "timestamp" not in out:
         out["timestamp"] = time.time_ns() // 1_000_000
     return out
+
+
+def prepare_decoded_event(event: Any) -> dict[str, Any]:
+    """:func:`prepare_event` for an event as ``orjson.loads`` returned it from fewer than
+    ``DECODED_WALK_FREE_BYTES`` of JSON (the Redis relay's stream entries).
+
+    Decoding guarantees what :func:`prepare_event` walks the whole event for: string
+    keys, no lone surrogates, finite floats, dicts and lists only, and (under that
+    size) fewer containers than its fast pass visits. The rest is checked as there,
+    in the same order, with the same errors: ``name``, the known fields' types, then
+    ``id``, ``consent`` and ``nested``. Anything else (not a plain dict, or lacking
+    ``entity``, ``action``, ``id`` or ``timestamp``) goes through
+    :func:`prepare_event` itself.
+
+    Raises:
+        InvalidEventError: as :func:`normalize_event`.
+    """
+    if type(event) is not dict or not (
+        "entity" in event and "action" in event and "id" in event and "timestamp" in event
+    ):
+        return prepare_event(event)
+    name = event.get("name", _MISSING)
+    if name is _MISSING:
+        raise InvalidEventError("name: required", field="name")
+    if type(name) is str:
+        entity, _, rest = name.partition(" ")
+        if not (entity and rest and rest[0] != " "):
+            _split_name(name)  # raises, saying what is wrong
+    else:
+        _split_name(name)
+    exact = _EXACT
+    for key, value in event.items():
+        want = exact.get(key)
+        if want is not None and type(value) is not want:
+            _check_field(key, value)
+    # _check_extras, with its common case inline (as in _validate).
+    if event.get("id", True) == "" or "nested" in event:
+        _check_extras(event)
+    consent = event.get("consent")
+    if consent:
+        for granted in consent.values():
+            if type(granted) is not bool:
+                _check_extras(event)  # raises, naming the group
+    return event
 
 
 @define(slots=True, kw_only=True)

@@ -1,8 +1,8 @@
 """Outcomes of pushed events: :class:`Receipt`, :class:`Outcome` and the per-batch holder.
 
 Every event accepted by ``push`` belongs to exactly one batch, and every batch
-has one :class:`BatchOutcome` shared by all its events. A receipt is a tiny
-object (the holder plus the event id), so receipts cost almost nothing when
+has one :data:`BatchOutcome` (a plain dict) shared by all its events. A receipt is
+a tiny object (the outcome plus the event id), so receipts cost almost nothing when
 nobody awaits them: the anyio ``Event`` a waiter needs is created lazily, only
 when someone actually waits on an unresolved batch.
 """
@@ -17,7 +17,18 @@ from attrs import frozen
 
 from ._exceptions import DeliveryError, MparticleDestError
 
-__all__ = ["BatchOutcome", "Outcome", "OutcomeStatus", "Receipt"]
+__all__ = [
+    "BatchOutcome",
+    "Outcome",
+    "OutcomeStatus",
+    "Receipt",
+    "fail_outcome",
+    "new_outcome",
+    "outcome_for",
+    "outcome_is_final",
+    "resolve_outcome",
+    "wait_outcome",
+]
 
 OutcomeStatus = Literal["delivered", "failed", "dropped", "skipped"]
 
@@ -64,77 +75,98 @@ class Outcome:
         return self
 
 
-class BatchOutcome:
-    """The outcome shared by every event of one batch; resolved exactly once."""
+#: The outcome shared by every event of one batch: a plain ``dict``, resolved exactly once.
+#:
+#: Empty while the batch is on its way; resolving stores the final outcome in it (and
+#: sets the waiters' event, if someone waits). A plain dict because a service holds
+#: one per open batch, often for seconds, and the garbage collector leaves an exact dict
+#: of strings and numbers untracked: a class instance would be tracked, promoted to the
+#: oldest generation, and trigger full collections. Use the functions below on it.
+BatchOutcome = dict[str, Any]
 
-    __slots__ = ("_waiter", "attempts", "error", "http_status", "reason", "status")
+# Keys of a batch outcome. Its values stay strings and numbers (an exception only for a
+# failed batch), so the dict stays untracked after it is resolved too: it may be alive,
+# held by its sealed batch, when the interpreter runs a collection.
+_STATUS = "status"  # present once final
+_REASON = "reason"
+_ERROR = "error"
+_ATTEMPTS = "attempts"
+_HTTP_STATUS = "http_status"
+_WAITER = "waiter"  # the anyio.Event of those waiting (made when someone waits)
 
-    def __init__(self) -> None:
-        self.status: OutcomeStatus | None = None
-        self.reason: str | None = None
-        self.error: MparticleDestError | None = None
-        self.attempts = 0
-        self.http_status: int | None = None
-        self._waiter: anyio.Event | None = None
 
-    @property
-    def resolved(self) -> bool:
-        """Whether the outcome is final."""
-        return self.status is not None
+def new_outcome() -> BatchOutcome:
+    """A pending batch outcome (an empty dict: untracked by the garbage collector)."""
+    return {}
 
-    def resolve(
-        self,
-        status: OutcomeStatus,
-        attempts: int = 0,
-        http_status: int | None = None,
-        *,
-        reason: str | None = None,
-        error: MparticleDestError | None = None,
-    ) -> bool:
-        """Record the final outcome and wake the waiters.
 
-        ``attempts`` and ``http_status`` may be passed by position (the engine resolves
-        every delivered batch this way, without keyword parsing).
+def resolve_outcome(
+    outcome: BatchOutcome,
+    status: OutcomeStatus,
+    attempts: int = 0,
+    http_status: int | None = None,
+    *,
+    reason: str | None = None,
+    error: MparticleDestError | None = None,
+) -> bool:
+    """Record the final outcome and wake the waiters.
 
-        Returns:
-            ``False`` (and changes nothing) when the outcome was already final.
-        """
-        if self.status is not None:
-            return False
-        self.status = status
-        self.reason = reason
-        self.error = error
-        self.attempts = attempts
-        self.http_status = http_status
-        if self._waiter is not None:
-            self._waiter.set()
-        return True
+    ``attempts`` and ``http_status`` may be passed by position (the engine resolves
+    every delivered batch this way, without keyword parsing).
 
-    def fail(self, error: DeliveryError, reason: str, *, attempts: int = 0) -> bool:
-        """Shorthand for resolving as failed with ``error``."""
-        return self.resolve(
-            "failed", reason=reason, error=error, attempts=attempts, http_status=error.status
-        )
+    Returns:
+        ``False`` (and changes nothing) when the outcome was already final.
+    """
+    if _STATUS in outcome:
+        return False
+    outcome[_STATUS] = status
+    if attempts:
+        outcome[_ATTEMPTS] = attempts
+    if http_status is not None:
+        outcome[_HTTP_STATUS] = http_status
+    if reason is not None:
+        outcome[_REASON] = reason
+    if error is not None:
+        outcome[_ERROR] = error
+    waiter = outcome.pop(_WAITER, None)
+    if waiter is not None:
+        waiter.set()
+    return True
 
-    async def wait(self) -> None:
-        """Wait until the outcome is final."""
-        if self.status is not None:
-            return
-        if self._waiter is None:
-            self._waiter = anyio.Event()
-        await self._waiter.wait()
 
-    def outcome_for(self, event_id: str | None) -> Outcome:
-        """The :class:`Outcome` of one event of this batch (the batch must be resolved)."""
-        assert self.status is not None
-        return Outcome(
-            self.status,
-            event_id,
-            reason=self.reason,
-            error=self.error,
-            attempts=self.attempts,
-            http_status=self.http_status,
-        )
+def fail_outcome(
+    outcome: BatchOutcome, error: DeliveryError, reason: str, *, attempts: int = 0
+) -> bool:
+    """Shorthand for resolving as failed with ``error``."""
+    return resolve_outcome(outcome, "failed", attempts, error.status, reason=reason, error=error)
+
+
+def outcome_is_final(outcome: BatchOutcome) -> bool:
+    """Whether the outcome is final."""
+    return _STATUS in outcome
+
+
+async def wait_outcome(outcome: BatchOutcome) -> None:
+    """Wait until the outcome is final."""
+    if _STATUS in outcome:
+        return
+    waiter = outcome.get(_WAITER)
+    if waiter is None:
+        waiter = outcome[_WAITER] = anyio.Event()
+    await waiter.wait()
+
+
+def outcome_for(outcome: BatchOutcome, event_id: str | None) -> Outcome:
+    """The :class:`Outcome` of one event of the batch (the outcome must be final)."""
+    get = outcome.get
+    return Outcome(
+        outcome[_STATUS],
+        event_id,
+        reason=get(_REASON),
+        error=get(_ERROR),
+        attempts=get(_ATTEMPTS, 0),
+        http_status=get(_HTTP_STATUS),
+    )
 
 
 class Receipt:
@@ -156,29 +188,29 @@ class Receipt:
     @classmethod
     def resolved(cls, event_id: str | None, status: OutcomeStatus, reason: str) -> Receipt:
         """A receipt that is final at once (skipped or dropped events)."""
-        holder = BatchOutcome()
-        holder.resolve(status, reason=reason)
+        holder = new_outcome()
+        resolve_outcome(holder, status, reason=reason)
         return cls(holder, event_id)
 
     def done(self) -> bool:
         """Whether the outcome is final."""
-        return self._holder.resolved
+        return _STATUS in self._holder
 
     @property
     def outcome(self) -> Outcome | None:
         """The final outcome, or ``None`` while the event is still on its way."""
-        if not self._holder.resolved:
+        if _STATUS not in self._holder:
             return None
-        return self._holder.outcome_for(self.event_id)
+        return outcome_for(self._holder, self.event_id)
 
     async def wait(self) -> Outcome:
         """Wait for and return the final outcome (never raises for delivery failures)."""
-        await self._holder.wait()
-        return self._holder.outcome_for(self.event_id)
+        await wait_outcome(self._holder)
+        return outcome_for(self._holder, self.event_id)
 
     def __await__(self) -> Generator[Any, None, Outcome]:
         return self.wait().__await__()
 
     def __repr__(self) -> str:
-        state = self._holder.status or "pending"
+        state = self._holder.get(_STATUS, "pending")
         return f"<Receipt event_id={self.event_id!r} {state}>"

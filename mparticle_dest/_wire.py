@@ -42,14 +42,17 @@ __all__ = [
     "batch_size",
     "bulk_size",
     "check_base_url",
+    "compact_key",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
     "encode_joined_batch",
     "encode_json",
     "endpoint",
+    "key_fragments",
     "orjson_dumps",
     "source_request_id_fragment",
+    "source_request_id_length",
     "user_attributes_fragment",
 ]
 
@@ -153,33 +156,91 @@ class BatchKey(_BatchKeyFields):
     _fragments: tuple[bytes, bytes, bytes] | None = None
 
     def fragments(self) -> tuple[bytes, bytes, bytes]:
-        """The envelope bytes around the per-batch parts, computed once per key.
-
-        Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
-        ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail``
-        holds ``batch_context`` to ``consent_state`` and closes the object.
-        ``user_attributes`` goes between head and middle, ``source_request_id``
-        between middle and tail.
-        """
+        """:func:`key_fragments` of this key, computed once per key object."""
         cached = self._fragments
         if cached is None:
-            head = b'],"environment":' + encode_json(self.environment)
-            if self.user_identities:
-                head += b',"user_identities":' + encode_json(dict(self.user_identities))
-            middle = b',"ip":' + encode_json(self.ip) if self.ip else b""
-            tail = b""
-            if self.batch_context is not None:
-                tail += b',"context":' + self.batch_context.encode()
-            if self.device_info is not None:
-                tail += b',"device_info":' + self.device_info.encode()
-            if self.application_info is not None:
-                tail += b',"application_info":' + self.application_info.encode()
-            if self.mpid is not None:
-                tail += b',"mpid":' + encode_json(self.mpid)
-            if self.consent_state is not None:
-                tail += b',"consent_state":' + self.consent_state.encode()
-            cached = self._fragments = (head, middle, tail + b"}")
+            cached = self._fragments = key_fragments(self)
         return cached
+
+
+# Envelope parts shared by many keys, kept for the next batch (bounded: a part that varies
+# per user, such as an mpid, stops being cached once the table is full).
+_HEADS: dict[str, bytes] = {}
+_TAILS: dict[tuple[Any, ...], bytes] = {}
+_PARTS_CACHED = 256
+
+
+# The items after ``user_identities`` of a key that has only those two (the usual key).
+_NOTHING_ELSE: Final = (None,) * 7
+_NOTHING_ELSE_LIST: Final = [None] * 7
+
+
+def compact_key(key: BatchKey) -> bytes:
+    """The batch key as compact bytes: its nine items as JSON without the array's brackets
+    and the trailing nulls (absent fields). Equal for equal keys, different for keys with
+    a different envelope, small, and never tracked by the garbage collector, unlike a
+    (named) tuple of tuples. :func:`compact_fragments` gives the envelope back."""
+    try:
+        # The usual key has nothing after its identities: encoding two items is faster.
+        text = orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
+    except TypeError:  # an integer beyond 64 bits
+        text = _stdlib_bytes(list(key))
+    # Slicing also copies: orjson's own bytes object keeps its larger buffer.
+    return text[1:-1].rstrip(b",nul")
+
+
+def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
+    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
+    items: list[Any] = orjson.loads(b"[" + compact + b"]")
+    items += [None] * (len(BatchKey._fields) - len(items))
+    return key_fragments(items)
+
+
+def _environment_head(environment: str) -> bytes:
+    head = b'],"environment":' + encode_json(environment)
+    if len(_HEADS) < _PARTS_CACHED:
+        _HEADS[environment] = head
+    return head
+
+
+def key_fragments(key: Sequence[Any]) -> tuple[bytes, bytes, bytes]:
+    """The envelope bytes around a batch's per-batch parts, for a :class:`BatchKey` (or
+    its nine items as a sequence).
+
+    Returns ``(head, middle, tail)``: ``head`` closes the events array and holds
+    ``environment`` and ``user_identities``; ``middle`` holds ``ip``; ``tail`` holds
+    ``batch_context`` to ``consent_state`` and closes the object. ``user_attributes``
+    goes between head and middle, ``source_request_id`` between middle and tail.
+    """
+    environment, user_identities = key[0], key[1]
+    head = _HEADS.get(environment)
+    if head is None:
+        head = _environment_head(environment)
+    if user_identities:
+        head += b',"user_identities":' + encode_json(dict(user_identities))
+    rest = key[2:]
+    if rest == _NOTHING_ELSE or rest == _NOTHING_ELSE_LIST:
+        return head, b"", b"}"
+    ip, consent_state, _source_request_id, mpid, device_info, application_info, batch_context = rest
+    middle = b',"ip":' + encode_json(ip) if ip else b""
+    parts = (batch_context, device_info, application_info, mpid, consent_state)
+    tail = _TAILS.get(parts)
+    if tail is None:
+        tail = b""
+        if batch_context is not None:
+            tail += b',"context":' + batch_context.encode()
+        if device_info is not None:
+            tail += b',"device_info":' + device_info.encode()
+        if application_info is not None:
+            tail += b',"application_info":' + application_info.encode()
+        if mpid is not None:
+            tail += b',"mpid":' + encode_json(mpid)
+        if consent_state is not None:
+            tail += b',"consent_state":' + consent_state.encode()
+        tail += b"}"
+        if len(_TAILS) < _PARTS_CACHED:
+            _TAILS[parts] = tail
+    return head, middle, tail
 
 
 def user_attributes_fragment(user_attributes: Mapping[str, Any] | None) -> bytes:
@@ -194,6 +255,23 @@ def source_request_id_fragment(source_request_id: str | None) -> bytes:
     if not source_request_id:
         return b""
     return b',"source_request_id":' + encode_json(source_request_id)
+
+
+_SRID_FIELD_LEN: Final = len(b',"source_request_id":""')
+
+
+def source_request_id_length(source_request_id: str | None) -> int:
+    """``len(source_request_id_fragment(source_request_id))``, mostly without encoding."""
+    if not source_request_id:
+        return 0
+    if (
+        source_request_id.isascii()
+        and source_request_id.isprintable()
+        and '"' not in source_request_id
+        and "\\" not in source_request_id
+    ):
+        return _SRID_FIELD_LEN + len(source_request_id)  # nothing to escape
+    return len(source_request_id_fragment(source_request_id))
 
 
 def encode_batch(
@@ -235,11 +313,15 @@ def encode_batch(
 
 
 def encode_joined_batch(
-    key: BatchKey, events: bytes | bytearray, ua_fragment: bytes, source_request_id: str | None
+    fragments: tuple[bytes, bytes, bytes],
+    events: bytes | bytearray,
+    ua_fragment: bytes,
+    source_request_id: str | None,
 ) -> bytes:
     """:func:`encode_batch` of events already joined by commas (``events``, non-empty), with
-    the ``user_attributes`` fragment pre-encoded; the events are copied once."""
-    head, middle, tail = key.fragments()
+    the key's :func:`key_fragments` and the ``user_attributes`` fragment pre-encoded; the
+    events are copied once."""
+    head, middle, tail = fragments
     srid = source_request_id_fragment(source_request_id)
     return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
 

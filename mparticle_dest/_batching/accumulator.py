@@ -10,7 +10,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import sys
-from collections import OrderedDict, deque
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,8 +19,15 @@ from attrs import frozen
 
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
-from .._receipt import BatchOutcome, Receipt
-from .._wire import batch_size, encode_joined_batch, user_attributes_fragment
+from .._receipt import BatchOutcome, Receipt, new_outcome
+from .._wire import (
+    compact_fragments,
+    compact_key,
+    encode_joined_batch,
+    key_fragments,
+    source_request_id_length,
+    user_attributes_fragment,
+)
 
 if TYPE_CHECKING:
     from .._payload import BatchKey
@@ -31,8 +39,9 @@ class SealedBatch:
     """One closed mParticle batch, ready to be packed into a request.
 
     Attributes:
-        key: The batch key (one user ⇒ one key); at most one request in flight
-            carries a given key, which keeps each user's order.
+        key: The batch key (one user ⇒ one key), for the accumulator's batches as
+            :func:`~mparticle_dest._wire.compact_key` bytes; at most one request in
+            flight carries a given key, which keeps each user's order.
         body: The complete batch JSON (``_wire.encode_batch``); never changes.
         event_count: Number of events in ``body``.
         source_request_id: The batch's ``source_request_id`` (already inside ``body``).
@@ -80,7 +89,7 @@ class SealedBatch:
         self.event_count = event_count
         self.source_request_id = source_request_id
         self.seq = seq
-        self.outcome = outcome if outcome is not None else BatchOutcome()
+        self.outcome = outcome if outcome is not None else new_outcome()
         self.eligible_at = eligible_at
         self.opened = opened
         self.attempts = 0
@@ -105,10 +114,13 @@ _INF = float("inf")
 _SRID_MEMORY = 65_536
 # What add() returns when it sealed nothing (never mutated).
 _NONE_SEALED: list[SealedBatch] = []
-# Receipts of the fast path are made without running Receipt.__init__ (a Python call).
-_new_receipt = object.__new__
-# A sealed batch's events (never appended to: a sealed batch takes no event).
-_NO_EVENTS = bytearray()
+# Receipts of the fast path and sealed batches are made without running their Python
+# __init__.
+_new_receipt = _new_sealed = object.__new__
+# A free slot's events (never appended to).
+_NO_EVENTS = b""
+# '{"events":[' before the events of a batch.
+_EVENTS_OPEN_LEN = len(b'{"events":[')
 # An open batch's size limit when none is set: an int, so the hot path skips a None test.
 _NO_SIZE_LIMIT = sys.maxsize
 
@@ -183,53 +195,6 @@ class BatchLimits:
         )
 
 
-class _OpenBatch(BatchOutcome):
-    """A batch still accepting events (internal to the accumulator).
-
-    Few objects the garbage collector tracks per batch, because a service may hold one
-    per user for minutes and every full collection walks them all: the batch is its own
-    outcome (the receipts and the sealed batch share it), its events are one
-    ``bytearray`` of comma-separated JSON (not tracked), the rest numbers, strings and,
-    only when some event carried them, the merged ``user_attributes``.
-    """
-
-    __slots__ = (
-        "age_deadline",
-        "count",
-        "deadline",
-        "debounce",
-        "eligible_at",
-        "events",
-        "id",
-        "in_fifo",
-        "key",
-        "opened",
-        "size",
-        "size_limit",
-        "source_request_id",
-        "ua_fragment",
-        "user_attributes",
-    )
-
-    def __init__(self, key: BatchKey, batch_id: int, source_request_id: str, opened: float) -> None:
-        super().__init__()
-        self.key = key
-        self.id = batch_id
-        self.source_request_id = source_request_id
-        self.opened = opened  # when the first event came
-        self.events = bytearray()  # the events' JSON, comma-separated
-        self.count = 0  # events in the batch
-        self.size = 0  # exact length of the batch JSON with the events so far
-        self.user_attributes: dict[str, Any] | None = None
-        self.ua_fragment = b""
-        self.age_deadline = _INF
-        self.deadline = _INF  # min(age_deadline, last event + wait); in the heap when finite
-        self.size_limit = _NO_SIZE_LIMIT
-        self.debounce: float | None = None  # the ``wait`` limit
-        self.eligible_at = _INF  # when it became eligible to leave (_INF: not yet)
-        self.in_fifo = False  # its deadline entry is in the FIFO, not the heap
-
-
 class Accumulator:
     """Collects built events into one open batch per :class:`BatchKey`.
 
@@ -244,6 +209,17 @@ class Accumulator:
     and 100 user attributes, and a configured ``batch.size`` (a cap the user asked
     for, e.g. one event per batch); ``add`` returns such batches, eligible at once.
 
+    No object the garbage collector tracks per open batch, because a service may hold
+    one per user for seconds or minutes, and every tracked object that lives that long
+    is promoted to the oldest generation and brings the next full collection (a pause of
+    the whole heap) closer. Open batches are *slots*: row numbers into columns of
+    numbers (``array``) and lists of untracked values: the key as compact JSON bytes
+    (:func:`~mparticle_dest._wire.compact_key`, also the key of the scheduler's tables),
+    the events' JSON (the first event's own bytes, then one
+    ``bytearray`` of comma-separated events), the ``source_request_id`` and the outcome
+    (an exact dict, empty until resolved). Only batches whose events carried user
+    attributes keep a tracked object (the merged attributes). Freed slots are reused.
+
     Args:
         limits: Default limits; an event's rule-level ``batch`` hint overrides them
             for the batch it joins (the strictest value wins within a batch).
@@ -256,28 +232,52 @@ class Accumulator:
         # An event without a hint brings the default size: a batch whose limit an earlier
         # hint set above it takes the general path, which lowers the limit to it.
         self._size = _NO_SIZE_LIMIT if limits.size is None else limits.size
+        # New batches without a hint take a short path unless every batch has a debounce.
+        self._plain_open = limits.wait is None
         # Called with every new deadline an open batch gets, and with the time a batch
         # became eligible (the engine wakes its idle senders when it is earlier than the
         # time they sleep until).
         self.on_deadline: Callable[[float], object] | None = None
-        self._open: dict[BatchKey, _OpenBatch] = {}
+        # key (as compact_key bytes: what the scheduler's tables hold too) -> slot, in the
+        # order the batches were opened
+        self._slots: dict[Hashable, int] = {}
+        # One row per slot. A free slot has key None and batch id -1.
+        self._keys: list[bytes | None] = []
+        self._events: list[bytes | bytearray] = []  # the events' JSON, comma-separated
+        self._srids: list[str] = []  # the batch's source_request_id
+        self._outcomes: list[BatchOutcome | None] = []  # shared by the batch's receipts
+        self._counts = array("q")  # events in the batch
+        self._bytes = array("q")  # exact length of the batch JSON with the events so far
+        self._size_limits = array("q")  # seal at this many events
+        self._opened = array("d")  # when the first event came
+        self._age_deadlines = array("d")
+        self._deadlines = array("d")  # min(age deadline, last event + wait); _INF: none
+        self._debounces = array("d")  # the ``wait`` limit; _INF: none
+        self._eligible_at = array("d")  # when it became eligible to leave; _INF: not yet
+        self._ids = array("q")  # unique batch id (deadline entries name it); -1: free
+        self._in_fifo = bytearray()  # its deadline entry is in the FIFO, not the heap
+        self._free: list[int] = []
+        # slot -> (merged user attributes, their fragment), for batches that have some
+        self._ua: dict[int, tuple[dict[str, Any], bytes]] = {}
         # Keys with something eligible to leave -> since when, in the order they became
         # eligible. Keys in :attr:`muted` (a request in flight) are left out; the
         # scheduler puts them back when their request is over.
         self.eligible: dict[Hashable, float] = {}
         self.muted: set[Hashable] = set()
         # Deadlines. Most batches get one, their age, in the order they open: those
-        # wait in a FIFO (no object per batch); the others (rule hints, ``wait``, a
-        # deadline that moved or a clock that stepped back) in a heap of (deadline,
-        # batch id, batch). Entries go stale when a batch is sealed, becomes eligible
-        # or its deadline moves.
-        self._fifo: deque[_OpenBatch] = deque()
+        # wait in a FIFO of (slot, batch id) in two arrays; the others (rule hints,
+        # ``wait``, a deadline that moved or a clock that stepped back) in a heap of
+        # (deadline, batch id, slot). Entries go stale when a batch is sealed, becomes
+        # eligible or its deadline moves.
+        self._fifo_slots = array("q")
+        self._fifo_ids = array("q")
+        self._fifo_head = 0  # entries before it were taken
         self._fifo_last = -_INF  # the deadline last appended to the FIFO
-        self._heap: list[tuple[float, int, _OpenBatch]] = []
+        self._heap: list[tuple[float, int, int]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
-        self._srids: OrderedDict[str, int] = OrderedDict()
-        self._events = 0
+        self._srid_memory: OrderedDict[str, int] = OrderedDict()
+        self._events_total = 0
 
     @property
     def limits(self) -> BatchLimits:
@@ -287,32 +287,54 @@ class Accumulator:
     @property
     def open_events(self) -> int:
         """Events in open (not yet sealed) batches."""
-        return self._events
+        return self._events_total
 
     @property
     def open_batches(self) -> int:
         """Number of open batches."""
-        return len(self._open)
+        return len(self._slots)
 
-    def get(self, key: Hashable) -> _OpenBatch | None:
-        """The open batch of ``key`` (its ``count``, ``size``, ``eligible_at``), if any."""
-        return self._open.get(key)  # type: ignore[call-overload, no-any-return]
+    def batch_bytes(self, key: Hashable) -> int:
+        """The JSON length of the open batch of ``key`` (``-1``: none)."""
+        slot = self._slots.get(key)
+        return -1 if slot is None else self._bytes[slot]
+
+    def batch_events_of(self, keys: list[Hashable]) -> list[int]:
+        """The events in the open batch of each of ``keys`` (``0``: none), in one call."""
+        slots, counts = self._slots, self._counts
+        return [0 if (slot := slots.get(key)) is None else counts[slot] for key in keys]
+
+    def batch_opened(self, key: Hashable) -> float | None:
+        """When the open batch of ``key`` got its first event (``None``: no open batch)."""
+        slot = self._slots.get(key)
+        return None if slot is None else self._opened[slot]
+
+    def eligible_since(self, key: Hashable) -> float | None:
+        """Since when the open batch of ``key`` is eligible (``None``: no open batch, or
+        not eligible yet)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return None
+        since = self._eligible_at[slot]
+        return None if since == _INF else since
 
     def open_figures(self) -> tuple[int, float | None]:
         """The bytes of the open batches' JSON, and when the oldest of them got its
         first event (``None``: no open batch); read by telemetry at collection time,
         possibly from another thread (hence the copy)."""
-        batches = list(self._open.values())
+        slots = list(self._slots.values())
+        sizes = self._bytes
         # Keys keep the order their batch was opened in: the first is the oldest.
-        return sum(ob.size for ob in batches), batches[0].opened if batches else None
+        return sum(sizes[s] for s in slots), self._opened[slots[0]] if slots else None
 
     def open_keys(self) -> Iterator[Hashable]:
         """Keys of the open batches, in the order the batches were opened."""
-        return iter(self._open)
+        return iter(self._slots)
 
     def outcomes(self) -> list[BatchOutcome]:
         """The outcomes of the open batches (what a flush waits for besides sealed ones)."""
-        return list(self._open.values())
+        outcomes = self._outcomes
+        return [outcomes[s] for s in self._slots.values()]  # type: ignore[misc]
 
     def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
         """Append one event to its key's open batch.
@@ -337,117 +359,177 @@ class Accumulator:
             LimitExceededError: The event alone does not fit in a batch (``batch_bytes``);
                 nothing is changed.
         """
-        ob = self._open.get(built.key)
-        if (
-            ob is not None
-            and ob.debounce is None
-            and built.batch is None
-            and not built.user_attributes
-            and ob.size_limit <= self._size
-        ):
-            body = built.body
-            size = ob.size + len(body) + 1  # the event and its comma
-            age_deadline = ob.age_deadline
-            if size <= self._max_bytes and now + self._age >= age_deadline:
-                events = ob.events
-                events += b","
-                events += body
-                count = ob.count = ob.count + 1
-                ob.size = size
-                self._events += 1
-                # Receipt(ob, event_id) without the cost of a Python __init__.
-                receipt = _new_receipt(Receipt)
-                receipt._holder = ob
-                receipt.event_id = built.event_id
-                if count >= ob.size_limit:
-                    return receipt, [
-                        self._seal(ob, now if ob.eligible_at > now else ob.eligible_at)
-                    ]
-                if age_deadline <= now and ob.eligible_at == _INF:
-                    self._mark(ob, now)
-                return receipt, _NONE_SEALED
-        return self._add_general(built, now, ob)
+        key = compact_key(built.key)
+        slot = self._slots.get(key)
+        if slot is not None and built.batch is None and not built.user_attributes:
+            size_limit = self._size_limits[slot]
+            if size_limit <= self._size and self._debounces[slot] == _INF:
+                body = built.body
+                size = self._bytes[slot] + len(body) + 1  # the event and its comma
+                age_deadline = self._age_deadlines[slot]
+                if size <= self._max_bytes and now + self._age >= age_deadline:
+                    events = self._events[slot]
+                    if type(events) is bytes:  # a second event: the batch's own bytearray
+                        events = self._events[slot] = bytearray(events)
+                    events += b","
+                    events += body
+                    counts = self._counts
+                    count = counts[slot] = counts[slot] + 1
+                    self._bytes[slot] = size
+                    self._events_total += 1
+                    # Receipt(outcome, event_id) without the cost of a Python __init__.
+                    receipt = _new_receipt(Receipt)
+                    receipt._holder = self._outcomes[slot]  # type: ignore[assignment]
+                    receipt.event_id = built.event_id
+                    eligible_at = self._eligible_at[slot]
+                    if count >= size_limit:
+                        return receipt, [
+                            self._seal(slot, now if eligible_at > now else eligible_at)
+                        ]
+                    if age_deadline <= now and eligible_at == _INF:
+                        self._mark(slot, now)
+                    return receipt, _NONE_SEALED
+        if slot is None and self._plain_open and built.batch is None and not built.user_attributes:
+            return self._open_plain(built, now, key)
+        return self._add_general(built, now, key, slot)
+
+    def _open_plain(
+        self, built: BuiltEventLike, now: float, key: bytes
+    ) -> tuple[Receipt, list[SealedBatch]]:
+        """:meth:`_add_general` for an event without user attributes or a rule hint that
+        opens a batch, with default limits without ``wait`` (most new batches)."""
+        body = built.body
+        base = built.source_request_id
+        srid, next_suffix = self._choose_srid(base)
+        head, middle, tail = key_fragments(built.key)
+        size = (
+            _EVENTS_OPEN_LEN
+            + len(body)
+            + len(head)
+            + len(middle)
+            + source_request_id_length(srid)
+            + len(tail)
+        )
+        if size > self._max_bytes:
+            return self._add_general(built, now, key, None)  # it refuses the event
+        slot = self._open_batch(key, base, srid, next_suffix, now, body)
+        self._bytes[slot] = size
+        self._events_total += 1
+        receipt = _new_receipt(Receipt)
+        receipt._holder = self._outcomes[slot]  # type: ignore[assignment]
+        receipt.event_id = built.event_id
+        size_limit = self._size_limits[slot] = self._size
+        if size_limit <= 1:  # the size asked for: sealed, eligible at once
+            return receipt, [self._seal(slot, now)]
+        deadline = self._age_deadlines[slot] = now + self._age
+        if deadline <= now:
+            self._mark(slot, now)
+            return receipt, _NONE_SEALED
+        self._deadlines[slot] = deadline
+        if deadline >= self._fifo_last:
+            self._fifo_slots.append(slot)
+            self._fifo_ids.append(self._ids[slot])
+            self._fifo_last = deadline
+            self._in_fifo[slot] = 1
+        else:
+            heapq.heappush(self._heap, (deadline, self._ids[slot], slot))
+        if self.on_deadline is not None:
+            self.on_deadline(deadline)
+        return receipt, _NONE_SEALED
 
     def _add_general(
-        self, built: BuiltEventLike, now: float, ob: _OpenBatch | None
+        self, built: BuiltEventLike, now: float, key: bytes, slot: int | None
     ) -> tuple[Receipt, list[SealedBatch]]:
-        """:meth:`add` for every case; ``ob`` is the key's open batch (``None``: none)."""
-        key = built.key
+        """:meth:`add` for every case; ``key`` is the event's :func:`compact_key`, ``slot``
+        its open batch (``None``: none)."""
         body = built.body
         new_ua = built.user_attributes or None
         sealed: list[SealedBatch] = []
         merged = None
-        if ob is None:
+        if slot is None:
             fits = False
         elif new_ua:
-            merged = self._merge(ob, len(body), new_ua)
+            merged = self._merge(slot, len(body), new_ua)
             fits = merged is not None
         else:
-            size = ob.size + len(body) + 1  # the event and its comma
+            size = self._bytes[slot] + len(body) + 1  # the event and its comma
             fits = size <= self._limits.max_bytes
         if not fits:
             base = built.source_request_id
             srid, next_suffix = self._choose_srid(base)
             ua_fragment = user_attributes_fragment(new_ua)
-            size = batch_size(key, len(body), 1, len(ua_fragment), srid)
+            head, middle, tail = key_fragments(built.key)
+            size = (
+                _EVENTS_OPEN_LEN
+                + len(body)
+                + len(head)
+                + len(ua_fragment)
+                + len(middle)
+                + source_request_id_length(srid)
+                + len(tail)
+            )
             if size > self._limits.max_bytes:
                 raise LimitExceededError(
                     f"event {built.event_id!r} needs a {size}-byte batch; mParticle accepts"
                     f" at most {self._limits.max_bytes} bytes per batch",
                     limit="batch_bytes",
                 )
-            if ob is not None:
+            if slot is not None:
                 # A hard limit: this batch cannot grow, so it is eligible from now on.
-                eligible_at = ob.eligible_at if ob.eligible_at < now else now
-                sealed.append(self._seal(ob, eligible_at))
-            ob = self._open_batch(key, base, srid, next_suffix, now)
+                eligible_at = self._eligible_at[slot]
+                sealed.append(self._seal(slot, eligible_at if eligible_at < now else now))
+            slot = self._open_batch(key, base, srid, next_suffix, now, body)
             if new_ua:
-                ob.user_attributes = dict(new_ua)
-                ob.ua_fragment = ua_fragment
+                self._ua[slot] = (dict(new_ua), ua_fragment)
         else:
-            assert ob is not None
+            assert slot is not None
             if merged is not None:
-                ob.user_attributes, ob.ua_fragment, size = merged
-        events = ob.events
-        if ob.count:
+                ua, fragment, size = merged
+                self._ua[slot] = (ua, fragment)
+            events = self._events[slot]
+            if type(events) is bytes:
+                events = self._events[slot] = bytearray(events)
             events += b","
-        events += body
-        ob.count += 1
-        ob.size = size
-        self._events += 1
-        receipt = Receipt(ob, built.event_id)
+            events += body
+            self._counts[slot] += 1
+        self._bytes[slot] = size
+        self._events_total += 1
+        receipt = Receipt(self._outcomes[slot], built.event_id)  # type: ignore[arg-type]
 
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
         size_limit = limits.size
-        if size_limit is not None and size_limit < ob.size_limit:
-            ob.size_limit = size_limit
-        if ob.count >= ob.size_limit:  # the size asked for: sealed, eligible at once
-            sealed.append(self._seal(ob, now if ob.eligible_at > now else ob.eligible_at))
+        if size_limit is not None and size_limit < self._size_limits[slot]:
+            self._size_limits[slot] = size_limit
+        eligible_at = self._eligible_at[slot]
+        if self._counts[slot] >= self._size_limits[slot]:  # the size asked for: eligible at once
+            sealed.append(self._seal(slot, now if eligible_at > now else eligible_at))
             return receipt, sealed
-        if ob.eligible_at != _INF:
+        if eligible_at != _INF:
             return receipt, sealed  # already eligible: it leaves when the scheduler takes it
         age_deadline = now + limits.age
-        if age_deadline < ob.age_deadline:
-            ob.age_deadline = age_deadline
+        if age_deadline < self._age_deadlines[slot]:
+            self._age_deadlines[slot] = age_deadline
         wait = limits.wait
-        if wait is not None and (ob.debounce is None or wait < ob.debounce):
-            ob.debounce = wait
-        deadline = ob.age_deadline
-        if ob.debounce is not None and now + ob.debounce < deadline:
-            deadline = now + ob.debounce
+        debounce = self._debounces[slot]
+        if wait is not None and wait < debounce:
+            debounce = self._debounces[slot] = wait
+        deadline = self._age_deadlines[slot]
+        if debounce != _INF and now + debounce < deadline:
+            deadline = now + debounce
         if deadline <= now:
-            self._mark(ob, now)
-        elif deadline != ob.deadline:
-            first = ob.deadline == _INF
-            ob.deadline = deadline
+            self._mark(slot, now)
+        elif deadline != self._deadlines[slot]:
+            first = self._deadlines[slot] == _INF
+            self._deadlines[slot] = deadline
             if first and deadline >= self._fifo_last:
-                self._fifo.append(ob)
+                self._fifo_slots.append(slot)
+                self._fifo_ids.append(self._ids[slot])
                 self._fifo_last = deadline
-                ob.in_fifo = True
+                self._in_fifo[slot] = 1
             else:
-                ob.in_fifo = False
-                heapq.heappush(self._heap, (deadline, ob.id, ob))
+                self._in_fifo[slot] = 0
+                heapq.heappush(self._heap, (deadline, self._ids[slot], slot))
             if self.on_deadline is not None:
                 self.on_deadline(deadline)
         return receipt, sealed
@@ -469,44 +551,64 @@ class Accumulator:
         budget = _INF if max_events is None else max_events
         marked = 0
         while marked < budget:
-            ob = self._next_due(limit)
-            if ob is None:
+            slot = self._next_due(limit)
+            if slot < 0:
                 break
-            self._mark(ob, now)
-            marked += ob.count
+            self._mark(slot, now)
+            marked += self._counts[slot]
         return marked
 
     def next_deadline(self) -> float | None:
         """The earliest time at which :meth:`due` will mark a batch (``None``: none will)."""
-        fifo, heap = self._drop_stale()
-        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
-            return fifo[0].deadline
+        fifo_slot, heap = self._drop_stale()
+        if fifo_slot >= 0:
+            at = self._deadlines[fifo_slot]
+            if not heap or at <= heap[0][0]:
+                return at
         return heap[0][0] if heap else None
 
-    def _next_due(self, limit: float) -> _OpenBatch | None:
-        """Remove and return the open batch with the earliest deadline, if ≤ ``limit``."""
-        fifo, heap = self._drop_stale()
-        if fifo and (not heap or fifo[0].deadline <= heap[0][0]):
-            if fifo[0].deadline <= limit:
-                return fifo.popleft()
+    def _next_due(self, limit: float) -> int:
+        """Remove and return the open batch with the earliest deadline, if ≤ ``limit``
+        (``-1``: none)."""
+        fifo_slot, heap = self._drop_stale()
+        if fifo_slot >= 0 and (not heap or self._deadlines[fifo_slot] <= heap[0][0]):
+            if self._deadlines[fifo_slot] <= limit:
+                self._fifo_pop()
+                return fifo_slot
         elif heap and heap[0][0] <= limit:
             return heapq.heappop(heap)[2]
-        return None
+        return -1
 
-    def _drop_stale(self) -> tuple[deque[_OpenBatch], list[tuple[float, int, _OpenBatch]]]:
-        """Drop the stale entries at the front of the FIFO and the heap; return both."""
-        fifo, heap, open_ = self._fifo, self._heap, self._open
-        while fifo:
-            ob = fifo[0]
-            if ob.in_fifo and ob.eligible_at == _INF and open_.get(ob.key) is ob:
+    def _fifo_pop(self) -> None:
+        head = self._fifo_head = self._fifo_head + 1
+        if head >= 4096 and head * 2 >= len(self._fifo_slots):
+            del self._fifo_slots[:head]
+            del self._fifo_ids[:head]
+            self._fifo_head = 0
+
+    def _drop_stale(self) -> tuple[int, list[tuple[float, int, int]]]:
+        """Drop the stale entries at the front of the FIFO and the heap; return the slot
+        at the front of the FIFO (``-1``: empty) and the heap."""
+        fifo_slots, fifo_ids, ids = self._fifo_slots, self._fifo_ids, self._ids
+        in_fifo, eligible_at = self._in_fifo, self._eligible_at
+        front = -1
+        while self._fifo_head < len(fifo_slots):
+            slot = fifo_slots[self._fifo_head]
+            if (
+                ids[slot] == fifo_ids[self._fifo_head]
+                and in_fifo[slot]
+                and eligible_at[slot] == _INF
+            ):
+                front = slot
                 break
-            fifo.popleft()
+            self._fifo_pop()
+        heap, deadlines = self._heap, self._deadlines
         while heap:
-            deadline, _, ob = heap[0]
-            if ob.deadline == deadline and ob.eligible_at == _INF and open_.get(ob.key) is ob:
+            deadline, batch_id, slot = heap[0]
+            if ids[slot] == batch_id and deadlines[slot] == deadline and eligible_at[slot] == _INF:
                 break
             heapq.heappop(heap)  # stale: the batch was sealed, marked or its deadline moved
-        return fifo, heap
+        return front, heap
 
     def seal(self, key: Hashable) -> SealedBatch:
         """Seal the open batch of ``key`` (the scheduler takes it into a request).
@@ -514,8 +616,9 @@ class Accumulator:
         Raises:
             KeyError: ``key`` has no open batch.
         """
-        ob = self._open[key]  # type: ignore[index]
-        return self._seal(ob, ob.eligible_at if ob.eligible_at != _INF else 0.0)
+        slot = self._slots[key]
+        eligible_at = self._eligible_at[slot]
+        return self._seal(slot, eligible_at if eligible_at != _INF else 0.0)
 
     def seal_eligible(self) -> list[SealedBatch]:
         """Seal every eligible open batch, in the order they became eligible (for callers
@@ -523,23 +626,25 @@ class Accumulator:
         out = []
         for key in list(self.eligible):
             del self.eligible[key]
-            if key in self._open:
+            if key in self._slots:
                 out.append(self.seal(key))
         return out
 
     def seal_all(self) -> list[SealedBatch]:
         """Seal every open batch, in the order they were opened (the end of a dry run,
         and what a closed destination could not send)."""
-        out = [self._seal(ob, ob.eligible_at) for ob in list(self._open.values())]
-        self._fifo.clear()
+        eligible_at = self._eligible_at
+        out = [self._seal(slot, eligible_at[slot]) for slot in list(self._slots.values())]
+        del self._fifo_slots[:], self._fifo_ids[:]
+        self._fifo_head = 0
         self._heap.clear()
         return out
 
-    def _mark(self, ob: _OpenBatch, now: float) -> None:
-        """Make ``ob`` eligible: it no longer seals on its own, the scheduler takes it."""
-        ob.eligible_at = now
-        ob.deadline = _INF  # its heap entry goes stale
-        key = ob.key
+    def _mark(self, slot: int, now: float) -> None:
+        """Make ``slot`` eligible: it no longer seals on its own, the scheduler takes it."""
+        self._eligible_at[slot] = now
+        self._deadlines[slot] = _INF  # its deadline entry goes stale
+        key = self._keys[slot]
         if key not in self.muted and key not in self.eligible:
             self.eligible[key] = now
             if self.on_deadline is not None:
@@ -548,15 +653,17 @@ class Accumulator:
     # -- internals ---------------------------------------------------------------------------
 
     def _merge(
-        self, ob: _OpenBatch, body_len: int, new_ua: Mapping[str, Any]
+        self, slot: int, body_len: int, new_ua: Mapping[str, Any]
     ) -> tuple[dict[str, Any], bytes, int] | None:
         """The batch's user attributes, their fragment and its size with the event added;
         ``None`` when the event does not fit (the batch must be sealed first)."""
-        ua = {**ob.user_attributes, **new_ua} if ob.user_attributes else dict(new_ua)
+        current = self._ua.get(slot)
+        ua = {**current[0], **new_ua} if current is not None else dict(new_ua)
         if len(ua) > self._limits.max_user_attributes:
             return None
         fragment = user_attributes_fragment(ua)
-        size = ob.size + body_len + 1 + len(fragment) - len(ob.ua_fragment)
+        old = len(current[1]) if current is not None else 0
+        size = self._bytes[slot] + body_len + 1 + len(fragment) - old
         if size > self._limits.max_bytes:
             return None
         return ua, fragment, size
@@ -565,44 +672,92 @@ class Accumulator:
         """The next batch's ``source_request_id``: ``base`` (the mapped id, else the first
         event's id), suffixed ``-2``, ``-3``... when a recent batch already used it
         (mParticle de-duplicates on it, so two batches must never share one)."""
-        suffix = self._srids.get(base)
+        suffix = self._srid_memory.get(base)
         if suffix is None:
             return base, 2
         while True:
             candidate = f"{base}-{suffix}"
             suffix += 1
-            if candidate not in self._srids:
+            if candidate not in self._srid_memory:
                 return candidate, suffix
 
     def _open_batch(
-        self, key: BatchKey, base: str, srid: str, next_suffix: int, now: float
-    ) -> _OpenBatch:
-        srids = self._srids
-        srids[base] = next_suffix
-        srids.move_to_end(base)
+        self, key: bytes, base: str, srid: str, next_suffix: int, now: float, body: bytes
+    ) -> int:
+        """A slot for the new batch of ``key`` (its :func:`compact_key`) holding its first
+        event, ``body``."""
+        memory = self._srid_memory
+        memory[base] = next_suffix
+        memory.move_to_end(base)
         if srid != base:
-            srids[srid] = 2
-        while len(srids) > _SRID_MEMORY:
-            srids.popitem(last=False)
-        ob = _OpenBatch(key, next(self._batch_ids), srid, now)
-        self._open[key] = ob
-        return ob
+            memory[srid] = 2
+        while len(memory) > _SRID_MEMORY:
+            memory.popitem(last=False)
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = len(self._keys)
+            self._keys.append(None)
+            self._events.append(_NO_EVENTS)
+            self._srids.append("")
+            self._outcomes.append(None)
+            for column in (self._counts, self._bytes, self._size_limits, self._ids):
+                column.append(0)
+            for times in (
+                self._opened,
+                self._age_deadlines,
+                self._deadlines,
+                self._debounces,
+                self._eligible_at,
+            ):
+                times.append(_INF)
+            self._in_fifo.append(0)
+        # Bytes, not the key: a named tuple is always tracked by the collector, and a tuple
+        # of tuples stays tracked until its second collection, long enough to be promoted.
+        self._slots[key] = slot
+        self._keys[slot] = key
+        self._events[slot] = body
+        self._srids[slot] = srid
+        self._outcomes[slot] = new_outcome()
+        self._counts[slot] = 1
+        self._size_limits[slot] = _NO_SIZE_LIMIT
+        self._opened[slot] = now
+        self._age_deadlines[slot] = _INF
+        self._deadlines[slot] = _INF
+        self._debounces[slot] = _INF
+        self._eligible_at[slot] = _INF
+        self._ids[slot] = next(self._batch_ids)
+        self._in_fifo[slot] = 0
+        return slot
 
-    def _seal(self, ob: _OpenBatch, eligible_at: float) -> SealedBatch:
-        del self._open[ob.key]
-        self._events -= ob.count
-        body = encode_joined_batch(ob.key, ob.events, ob.ua_fragment, ob.source_request_id)
-        # Freed now, not when a stale deadline entry or a kept receipt lets go of the batch.
-        ob.events = _NO_EVENTS
-        ob.user_attributes = None
-        assert len(body) == ob.size, (len(body), ob.size)  # the O(1) accounting held
-        return SealedBatch(
-            key=ob.key,
-            body=body,
-            event_count=ob.count,
-            source_request_id=ob.source_request_id,
-            seq=next(self._seqs),
-            outcome=ob,
-            eligible_at=eligible_at,
-            opened=ob.opened,
+    def _seal(self, slot: int, eligible_at: float) -> SealedBatch:
+        key = self._keys[slot]
+        assert key is not None
+        del self._slots[key]
+        count = self._counts[slot]
+        self._events_total -= count
+        srid = self._srids[slot]
+        ua = self._ua.pop(slot, None)
+        body = encode_joined_batch(
+            compact_fragments(key), self._events[slot], b"" if ua is None else ua[1], srid
         )
+        assert len(body) == self._bytes[slot], (len(body), self._bytes[slot])  # O(1) accounting
+        # SealedBatch(...) without the keyword parsing of a Python __init__ (one per batch).
+        batch = _new_sealed(SealedBatch)
+        batch.key = key
+        batch.body = body
+        batch.event_count = count
+        batch.source_request_id = srid
+        batch.seq = next(self._seqs)
+        batch.outcome = self._outcomes[slot]  # type: ignore[assignment]
+        batch.eligible_at = eligible_at
+        batch.opened = self._opened[slot]
+        batch.attempts = batch.ambiguous_attempts = 0
+        # The slot is free: its deadline entries go stale, its values are let go now.
+        self._keys[slot] = None
+        self._events[slot] = _NO_EVENTS
+        self._srids[slot] = ""
+        self._outcomes[slot] = None
+        self._ids[slot] = -1
+        self._free.append(slot)
+        return batch

@@ -14,8 +14,8 @@ growing while it waits for the quota. The policy:
   user's line), then batches eligible for ``max_delay`` seconds or more, oldest first
   (the latency bound). When more batches are eligible than a request holds (the quota
   is the bottleneck), the rest are the ones with the most events per quota token among
-  the :data:`SCAN` longest-eligible; otherwise every eligible batch, in the order they
-  became eligible.
+  the :data:`SCAN` longest-eligible; otherwise, and while a flush or the close waits
+  (every batch goes anyway), in the order they became eligible.
 * **Tokens are not spent on young batches.** When the quota binds and its rate is
   declared (``quota_rate``), each user's batch leaves about once per *cycle*
   (eligible batches ÷ batches per second) whatever happens, so a batch open for less
@@ -37,7 +37,6 @@ and a request is never filled by cutting batches short.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections import deque
@@ -242,9 +241,9 @@ class Scheduler:
             if lane:
                 eligible[key] = lane[0].eligible_at
                 continue
-            ob = acc.get(key)
-            if ob is not None and ob.eligible_at != float("inf"):
-                eligible[key] = ob.eligible_at
+            since = acc.eligible_since(key)
+            if since is not None:
+                eligible[key] = since
 
     def drain(self, limit: int | None = None) -> list[SealedBatch]:
         """Remove and return batches not taken yet: the sealed ones waiting first, then the
@@ -276,6 +275,11 @@ class Scheduler:
         if len(eligible) <= want:
             out.extend(eligible)
             return out
+        if self.urgent:
+            # A flush or the close sends every batch anyway: ranking them would cost a
+            # read of SCAN counts per request and change nothing in the tokens spent.
+            out.extend(itertools.islice(eligible, want))
+            return out
         # The quota binds: more eligible batches than a request holds.
         bound = now - self.max_delay
         overdue = 0
@@ -284,12 +288,21 @@ class Scheduler:
                 break
             out.append(key)
             overdue += 1
-        window: Iterable[Hashable] = itertools.islice(eligible, overdue, SCAN)
+        window = list(itertools.islice(eligible, overdue, SCAN))
         hold = self.hold()
         if hold:
             young = now - hold
             window = [key for key in window if self._opened(key) <= young]
-        out.extend(heapq.nlargest(want, window, key=self._events))
+        events = self.acc.batch_events_of(window)
+        lanes = self._lanes
+        if lanes:
+            for i, key in enumerate(window):
+                lane = lanes.get(key)
+                if lane:
+                    events[i] = lane[0].event_count
+        # The fullest first; a stable sort keeps the longest-eligible first among equals.
+        fullest = sorted(range(len(window)), key=events.__getitem__, reverse=True)
+        out.extend([window[i] for i in fullest[:want]])
         return out
 
     def _ripe_at(self, now: float, hold: float) -> float:
@@ -316,23 +329,15 @@ class Scheduler:
         """When the key's next batch was opened (:data:`_NEVER` for a sealed one)."""
         if self._lanes.get(key):
             return _NEVER
-        ob = self.acc.get(key)
-        return _NEVER if ob is None else ob.opened
+        opened = self.acc.batch_opened(key)
+        return _NEVER if opened is None else opened
 
     def _size(self, key: Hashable) -> int:
         """Bytes of the key's next batch (``-1``: the key has none)."""
         lane = self._lanes.get(key)
         if lane:
             return len(lane[0].body)
-        ob = self.acc.get(key)
-        return -1 if ob is None else ob.size
-
-    def _events(self, key: Hashable) -> int:
-        lane = self._lanes.get(key)
-        if lane:
-            return lane[0].event_count
-        ob = self.acc.get(key)
-        return 0 if ob is None else ob.count
+        return self.acc.batch_bytes(key)
 
     def _pop(self, key: Hashable) -> SealedBatch:
         self._eligible.pop(key, None)

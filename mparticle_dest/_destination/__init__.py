@@ -5,7 +5,7 @@ flusher and senders, ``shelter`` runs the close to its end whatever interrupts i
 caller, ``sync`` the threaded facade for WSGI and scripts.
 """
 
-from .destination import CloseReport, Destination
+from .destination import CloseReport, Destination, take_decoded_events
 from .options import (
     BeforeSend,
     DeliveryOptions,
@@ -29,4 +29,5 @@ __all__ = [
     "Stats",
     "SyncDestination",
     "SyncReceipt",
+    "take_decoded_events",
 ]

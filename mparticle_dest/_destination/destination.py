@@ -208,6 +208,15 @@ def _no_clock() -> float:
     raise DestinationClosedError("the Destination is not open")
 
 
+def take_decoded_events(dest: Destination) -> None:
+    """Make ``dest.push`` take events exactly as ``orjson.loads`` returned them: checked
+    by ``prepare_decoded_event``, without the walk for values JSON cannot carry, which
+    decoding rules out. For the Redis relay, the only caller of its destination's
+    ``push``; a dict from anywhere else must not reach it. Call before the first push.
+    """
+    dest._builder = EventBuilder.from_config(dest.config, decoded=True)
+
+
 class Destination:
     """Delivers walkerOS events to mParticle in per-user batches.
 

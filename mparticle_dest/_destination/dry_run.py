@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from .._batching import SealedBatch
 from .._delivery import BatchResult, DeliveryCounters
+from .._receipt import resolve_outcome
 from .stats import Counters
 
 __all__ = ["DRY_RUN", "DryRunSender"]
@@ -50,7 +51,7 @@ class DryRunSender:
         """Resolve ``batches`` as skipped; the engine then only frees their room."""
         skipped = self._totals.skipped
         for batch in batches:
-            if batch.outcome.resolve("skipped", reason=DRY_RUN):
+            if resolve_outcome(batch.outcome, "skipped", reason=DRY_RUN):
                 skipped[DRY_RUN] = skipped.get(DRY_RUN, 0) + batch.event_count
             if self._on_batch is not None:
                 try:

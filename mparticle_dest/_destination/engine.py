@@ -28,7 +28,14 @@ from anyio.abc import TaskStatus
 from .._batching import Accumulator, Scheduler, SealedBatch
 from .._delivery import Pacer
 from .._exceptions import BufferFullError, DeliveryError
-from .._receipt import BatchOutcome, Receipt
+from .._receipt import (
+    BatchOutcome,
+    Receipt,
+    fail_outcome,
+    outcome_is_final,
+    resolve_outcome,
+    wait_outcome,
+)
 from .options import DeliveryOptions, FailedBatch
 from .stats import Counters, Stats
 
@@ -183,8 +190,8 @@ class Engine:
             # once the last is final most others are too, and the flush wakes a few
             # times instead of once per batch.
             for outcome in reversed(waits):
-                if outcome.status is None:
-                    await outcome.wait()
+                if not outcome_is_final(outcome):
+                    await wait_outcome(outcome)
         finally:
             scheduler.urgent -= 1
 
@@ -465,7 +472,7 @@ class Engine:
                     throttled.append(batch)  # "not yet": back to the front of the line
                     continue
                 if result.error is None:
-                    if batch.outcome.resolve("delivered", result.attempts, result.status):
+                    if resolve_outcome(batch.outcome, "delivered", result.attempts, result.status):
                         counters.delivered_events += batch.event_count
                         counters.delivered_batches += 1
                         if batch.ambiguous_attempts:  # result.possible_duplicate
@@ -483,7 +490,7 @@ class Engine:
         self._wake_senders()
 
     def _fail(self, batch: SealedBatch, error: DeliveryError, reason: str) -> None:
-        if not batch.outcome.fail(error, reason, attempts=batch.attempts):
+        if not fail_outcome(batch.outcome, error, reason, attempts=batch.attempts):
             return
         counters = self.counters
         counters.failed_events += batch.event_count

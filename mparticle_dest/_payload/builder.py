@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .._config import DestinationConfig
-from .._event import prepare_event
+from .._event import prepare_decoded_event, prepare_event
 from .._exceptions import InvalidEventError
 from .._mparticle import MAX_BATCH_BYTES, MAX_EVENT_NAME_LENGTH
 from .._wire import (
@@ -70,15 +70,21 @@ class EventBuilder:
         "_limits",
         "_mapping",
         "_plans",
+        "_prepare",
         "_resolve",
         "_rules",
         "config",
     )
 
-    def __init__(self, config: DestinationConfig) -> None:
+    def __init__(self, config: DestinationConfig, *, decoded: bool = False) -> None:
         """Compile ``config``'s value mappings; prefer :meth:`from_config`, which also
-        accepts a dict. (The config checked them when it was built.)"""
+        accepts a dict. (The config checked them when it was built.)
+
+        ``decoded``: every event comes straight from ``orjson.loads`` (the Redis
+        relay's entries), validated by ``prepare_decoded_event``.
+        """
         self.config = config
+        self._prepare = prepare_decoded_event if decoded else prepare_event
         settings = config.settings
         self._environment: str = settings.environment
         consent = settings.consent
@@ -95,13 +101,15 @@ class EventBuilder:
         self._fast_rules: dict[int, FastBuild | None] = {}
 
     @classmethod
-    def from_config(cls, config: DestinationConfig | Mapping[str, Any]) -> EventBuilder:
+    def from_config(
+        cls, config: DestinationConfig | Mapping[str, Any], *, decoded: bool = False
+    ) -> EventBuilder:
         """Build from a :class:`DestinationConfig` or a walkerOS-shaped config dict.
 
         Raises:
             ConfigError: the config is invalid (every problem listed with its key path).
         """
-        return cls(DestinationConfig.coerce(config))
+        return cls(DestinationConfig.coerce(config), decoded=decoded)
 
     def build(self, event: Any) -> BuiltEvent | Skipped:
         """Map one walkerOS event to its mParticle event bytes and batch key.
@@ -119,7 +127,7 @@ class EventBuilder:
             LimitExceededError: an mParticle limit is broken under the "reject"
                 policy, or the event alone exceeds a 128 KB batch.
         """
-        ev = prepare_event(event)
+        ev = self._prepare(event)
         fast = self._fast.get(ev["name"], _UNKNOWN)
         if fast is _UNKNOWN:
             fast = self._fast_for(ev["name"])

@@ -20,7 +20,7 @@ from ._scripts import ACK
 __all__ = ["acknowledge", "dead_letter", "replay"]
 
 
-def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[str], srids: list[str]) -> None:
+def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[bytes], srids: list[str]) -> None:
     """Queue on ``pipe``: acknowledge and delete ``entries``, and forget their records."""
     execute = pipe.execute_command
     execute("XACK", keys.stream, group, *entries)
@@ -31,14 +31,14 @@ def _clear(pipe: Pipeline, keys: Keys, group: str, entries: list[str], srids: li
 
 
 async def acknowledge(
-    client: Client, keys: Keys, group: str, entries: list[str], srids: list[str] | None = None
+    client: Client, keys: Keys, group: str, entries: list[bytes], srids: list[str] | None = None
 ) -> None:
     """Final success (or skip): acknowledge, delete, and clear the records, atomically."""
     if entries:
         await ACK(
             client,
             [keys.stream, keys.ledger],
-            [group, ",".join(entries), keys.batch_prefix, *(srids or ())],
+            [group, b",".join(entries), keys.batch_prefix, *(srids or ())],
         )
 
 
@@ -46,7 +46,7 @@ async def dead_letter(
     client: Client,
     keys: Keys,
     group: str,
-    entries: list[str],
+    entries: list[bytes],
     *,
     reason: str,
     status: int | None,
@@ -82,7 +82,7 @@ async def dead_letter(
         "body",
         body,
         "entries",
-        orjson.dumps(entries),
+        orjson.dumps([text(entry) for entry in entries]),
         "events",
         orjson.dumps(events),
     )

@@ -39,10 +39,12 @@ class LeaseLostError(RuntimeError):
 
 @frozen
 class RecordedBatch:
+    """A batch's composition; ``entries`` are stream entry ids as Redis sends them."""
+
     source_request_id: str
     body: bytes
     event_count: int
-    entries: tuple[str, ...]
+    entries: tuple[bytes, ...]
 
 
 class Ledger:
@@ -64,7 +66,7 @@ class Ledger:
                 batch.source_request_id,
                 batch.body,
                 batch.event_count,
-                ",".join(batch.entries),
+                b",".join(batch.entries),
             )
         lost = await RECORD(self._client, [keys.stream, keys.ledger], args)
         if lost:
@@ -78,10 +80,10 @@ class Ledger:
             source_request_id=text(srid),
             body=bytes(body),
             event_count=int(count),
-            entries=tuple(text(entries).split(",")),
+            entries=tuple(bytes(entries).split(b",")),
         )
 
-    async def forget(self, entries: list[str]) -> None:
+    async def forget(self, entries: list[bytes]) -> None:
         """Drop index fields whose batch record expired."""
         if entries:
             await call(self._client, "HDEL", self._keys.ledger, *entries)

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -33,9 +34,10 @@ from redis.exceptions import RedisError
 
 from .._batching import SealedBatch
 from .._config import DestinationConfig
-from .._destination import Destination, QuotaGate, Stats
+from .._destination import Destination, QuotaGate, Stats, take_decoded_events
+from .._event import DECODED_WALK_FREE_BYTES
 from .._exceptions import InvalidEventError
-from .._receipt import BatchOutcome, Receipt
+from .._receipt import Outcome, Receipt
 from . import _deadletters
 from ._ledger import LeaseLostError, Ledger, RecordedBatch
 from ._redis import Client, Keys, call, connect, ensure_group, text
@@ -95,20 +97,26 @@ class _Counters:
 
 
 class _Tracked:
-    """A batch on its way: its entries, and its ledger record once written."""
+    """A batch on its way: a receipt of it, its entries (ids as Redis sends them), its
+    ledger record once written, and whether a finisher watches it (from its first
+    attempt on)."""
 
-    __slots__ = ("body", "entries", "recorded", "srid")
+    __slots__ = ("body", "entries", "receipt", "srid", "watched")
 
-    def __init__(self, entries: list[str], srid: str | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self, receipt: Receipt, entries: list[bytes], srid: str | None = None, body: bytes = b""
+    ) -> None:
+        self.receipt = receipt
         self.entries = entries
         self.srid = srid
         self.body = body  # the engine's own bytes object: no copy
-        self.recorded = srid is not None
+        self.watched = srid is not None  # a resent batch: watched from its resend on
 
 
-def _holder(receipt: Receipt) -> BatchOutcome:
-    # The outcome object shared by a batch's events: the relay's handle on the batch.
-    return receipt._holder
+def _batch_of(receipt: Receipt) -> int:
+    """The batch an event's receipt belongs to: the identity of the outcome object its
+    batch's events share (kept alive by the ``_Tracked`` holding the receipt)."""
+    return id(receipt._holder)
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
@@ -116,7 +124,8 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
 
 
 def _event_field(fields: Any) -> bytes | None:
-    """The ``e`` field of an entry as a script returns it: a flat list of field, value."""
+    """The ``e`` field of an entry: from a flat list of field, value (as Redis sends it)
+    or from a dict (a caller's client parsing ``XREADGROUP`` replies)."""
     if isinstance(fields, dict):
         return fields.get(b"e")
     pairs = fields or []
@@ -194,10 +203,11 @@ class Relay:
         self._client = client
         self._counters = _Counters()
         self._dest: Destination | None = None
-        self._tracked: dict[BatchOutcome, _Tracked] = {}
+        self._tracked: dict[int, _Tracked] = {}  # by _batch_of()
         self._by_srid: dict[str, _Tracked] = {}
         # Entries this relay holds (read or claimed, not settled): their leases are renewed.
-        self._held: set[str] = set()
+        # Entry ids stay the bytes Redis sent: no decoding per entry on the hot path.
+        self._held: set[bytes] = set()
         self._acks: list[_Tracked] = []  # delivered, to acknowledge in the next flush
         self._ack_scheduled = False
         self._stopping = False
@@ -254,9 +264,11 @@ class Relay:
                 self.config,
                 full_policy="wait",
                 quota_gate=quota,
-                before_send=lambda batches: self._record(ledger, batches),
+                before_send=lambda batches: self._record(client, ledger, batches),
                 **self._destination_options,
             )
+            # Only the relay pushes to it, and only what orjson.loads just returned.
+            take_decoded_events(dest)
             self._dest = dest
             async with dest, anyio.create_task_group() as finals:
                 self._finals = finals
@@ -269,6 +281,7 @@ class Relay:
                         tg.start_soon(self._reclaim, client, ledger, dest)
                         await self._consume(client, dest)
                 await dest.aclose()
+            self._count_unsent()
             return self.stats
         finally:
             self._work = None
@@ -307,55 +320,73 @@ class Relay:
         # RESP3 answers a map {stream: entries}, RESP2 a list [[stream, entries]].
         entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         self._counters.read += len(entries)
-        self._held.update(text(entry_id) for entry_id, _ in entries)
-        skipped: list[str] = []
-        for entry_id, fields in entries:
-            await self._push(client, dest, text(entry_id), _event_field(fields), skipped)
+        self._held.update([entry[0] for entry in entries])
+        await self._push_all(client, dest, entries)
+
+    async def _push_all(
+        self, client: Client, dest: Destination, entries: Sequence[Sequence[Any]]
+    ) -> None:
+        """Hand each entry's event to the destination and track it with its batch.
+
+        Every event read runs through this loop: it makes no call per entry beyond
+        decoding and pushing (profiled: per-entry helpers cost as much as the ledger).
+        The destination checks a decoded event without walking it for values JSON
+        cannot carry (decoding rules them out); a larger entry than that covers is
+        pushed as a read-only view, which it validates in full, as any mapping.
+        """
+        push = dest.push
+        loads = orjson.loads
+        tracked_by = self._tracked
+        skipped: list[bytes] = []
+        for entry, fields in entries:
+            # As the producer writes it: one field, ``e``, the event's JSON.
+            if fields.__class__ is list and len(fields) == 2 and fields[0] == b"e":
+                payload = fields[1]
+            else:
+                payload = _event_field(fields)
+            try:
+                if payload is None:
+                    raise InvalidEventError("entry: no event (field 'e')", field=None)
+                event = loads(payload)
+                if len(payload) >= DECODED_WALK_FREE_BYTES and type(event) is dict:
+                    event = MappingProxyType(event)
+                receipt = await push(event)
+            except (InvalidEventError, orjson.JSONDecodeError) as exc:
+                self._held.discard(entry)
+                await self._dead_letter(client, [entry], "invalid", None, str(exc), None, b"")
+                continue
+            if receipt.done():  # skipped by the mapping (the relay never drops)
+                self._held.discard(entry)
+                skipped.append(entry)
+                continue
+            batch = id(receipt._holder)  # _batch_of(receipt), inlined
+            tracked = tracked_by.get(batch)
+            if tracked is None:
+                tracked = tracked_by[batch] = _Tracked(receipt, [])
+            tracked.entries.append(entry)
         await self._ack_skipped(client, skipped)
 
-    async def _push(
-        self,
-        client: Client,
-        dest: Destination,
-        entry: str,
-        payload: bytes | None,
-        skipped: list[str],
-    ) -> None:
-        """Hand one entry's event to the destination and track it with its batch."""
-        try:
-            if payload is None:
-                raise InvalidEventError("entry: no event (field 'e')", field=None)
-            receipt = await dest.push(orjson.loads(payload))
-        except (InvalidEventError, orjson.JSONDecodeError) as exc:
-            self._held.discard(entry)
-            await self._dead_letter(client, [entry], "invalid", None, str(exc), None, b"")
-            return
-        if receipt.done():  # skipped by the mapping (the relay never drops)
-            self._held.discard(entry)
-            skipped.append(entry)
-            return
-        holder = _holder(receipt)
-        tracked = self._tracked.get(holder)
-        if tracked is None:
-            tracked = self._tracked[holder] = _Tracked([])
-            self._finals.start_soon(self._finish, client, holder, tracked)
-        tracked.entries.append(entry)
-
-    async def _ack_skipped(self, client: Client, entries: list[str]) -> None:
+    async def _ack_skipped(self, client: Client, entries: list[bytes]) -> None:
         if entries:
             await _deadletters.acknowledge(client, self.keys, self.group, entries)
             self._counters.skipped += len(entries)
 
     # -- the ledger hook and the outcome of each batch ---------------------------------
 
-    async def _record(self, ledger: Ledger, batches: Sequence[SealedBatch]) -> None:
-        """Before a batch's first attempt: record its composition (before_send hook)."""
+    async def _record(self, client: Client, ledger: Ledger, batches: Sequence[SealedBatch]) -> None:
+        """Before a request's first attempt (the ``before_send`` hook): record its new
+        batches' composition, and watch them until they are final.
+
+        One finisher per request, not one task per batch: a task costs more than the
+        ledger record of the batch (profiled); a request's batches settle together.
+        """
         records: list[RecordedBatch] = []
         fresh: list[tuple[_Tracked, SealedBatch]] = []
         for batch in batches:
-            tracked = self._tracked.get(batch.outcome)
-            if tracked is None or tracked.recorded:
-                continue  # a resent batch is recorded already
+            tracked = self._tracked.get(id(batch.outcome))
+            if tracked is None or tracked.watched:
+                continue  # a resent batch is recorded and watched already
+            tracked.watched = True
             fresh.append((tracked, batch))
             records.append(
                 RecordedBatch(
@@ -365,39 +396,58 @@ class Relay:
                     entries=tuple(tracked.entries),
                 )
             )
-        if records:
-            try:
-                await ledger.record(records, group=self.group, consumer=self.consumer)
-            except LeaseLostError as exc:
-                self._counters.leases_lost += len(exc.entries)
-                logger.warning("mparticle_dest relay: %s", exc)
-                raise
-            for tracked, batch in fresh:
-                tracked.srid, tracked.body = batch.source_request_id, batch.body
-                tracked.recorded = True
-                self._by_srid[batch.source_request_id] = tracked
+        if not records:
+            return
+        # Also when the record is refused below: those batches then fail, and their
+        # finisher leaves the entries pending.
+        self._finals.start_soon(self._finish, client, [tracked for tracked, _ in fresh])
+        try:
+            await ledger.record(records, group=self.group, consumer=self.consumer)
+        except LeaseLostError as exc:
+            self._counters.leases_lost += len(exc.entries)
+            logger.warning("mparticle_dest relay: %s", exc)
+            raise
+        for tracked, batch in fresh:
+            tracked.srid, tracked.body = batch.source_request_id, batch.body
+            self._by_srid[batch.source_request_id] = tracked
 
-    async def _finish(self, client: Client, holder: BatchOutcome, tracked: _Tracked) -> None:
-        await holder.wait()
-        del self._tracked[holder]
+    async def _finish(self, client: Client, batches: list[_Tracked]) -> None:
+        """Settle each batch once final: acknowledge, dead-letter, or leave pending.
+
+        A request's answer makes all its batches final at once, except throttled ones
+        (429: sent again later); each wake-up settles every batch final by then.
+        """
+        while batches:
+            await batches[0].receipt.wait()
+            waiting = []
+            for tracked in batches:
+                outcome = tracked.receipt.outcome
+                if outcome is None:
+                    waiting.append(tracked)
+                else:
+                    await self._settle(client, outcome, tracked)
+            batches = waiting
+
+    async def _settle(self, client: Client, outcome: Outcome, tracked: _Tracked) -> None:
+        del self._tracked[_batch_of(tracked.receipt)]
         if tracked.srid is not None:
             self._by_srid.pop(tracked.srid, None)
         entries = tracked.entries
         self._held.difference_update(entries)  # renewed no more: pending ones lapse
         counters = self._counters
         try:
-            if holder.status == "delivered":
+            if outcome.status == "delivered":
                 self._acks.append(tracked)
                 if not self._ack_scheduled:  # one transaction for what settles together
                     self._ack_scheduled = True
                     self._finals.start_soon(self._flush_acks, client)
-            elif holder.reason in DEAD_LETTER_REASONS:
+            elif outcome.reason in DEAD_LETTER_REASONS:
                 await self._dead_letter(
                     client,
                     entries,
-                    holder.reason or "error",
-                    holder.http_status,
-                    str(holder.error),
+                    outcome.reason or "error",
+                    outcome.http_status,
+                    str(outcome.error),
                     tracked.srid,
                     tracked.body,
                 )
@@ -406,6 +456,13 @@ class Relay:
         except Exception:
             logger.exception("mparticle_dest relay: settling %d entries failed", len(entries))
             counters.left_pending += len(entries)
+
+    def _count_unsent(self) -> None:
+        """After the close: batches that never reached an attempt stay pending."""
+        for tracked in self._tracked.values():
+            if not tracked.watched:
+                self._counters.left_pending += len(tracked.entries)
+        self._tracked.clear()
 
     async def _flush_acks(self, client: Client) -> None:
         """Acknowledge every batch delivered since the last flush, in one transaction.
@@ -428,7 +485,7 @@ class Relay:
     async def _dead_letter(
         self,
         client: Client,
-        entries: list[str],
+        entries: list[bytes],
         reason: str,
         status: int | None,
         error: str,
@@ -476,13 +533,12 @@ class Relay:
                 [self.group, self.consumer, min_idle, start, self.read_count, keys.batch_prefix],
             )
             if deleted:
-                await ledger.forget([text(e) for e in deleted])
+                await ledger.forget(deleted)
             recorded = {r.source_request_id: r for r in map(Ledger.parse, records)}
-            resend: dict[str, list[str]] = {}
-            plain: list[tuple[str, bytes | None]] = []
-            expired: list[str] = []
-            for (entry_id, fields), srid in zip(entries, srids, strict=True):
-                entry = text(entry_id)
+            resend: dict[str, list[bytes]] = {}
+            plain: list[tuple[bytes, Any]] = []
+            expired: list[bytes] = []
+            for (entry, fields), srid in zip(entries, srids, strict=True):
                 if entry in self._held:
                     continue  # still ours (a renewal came late)
                 self._held.add(entry)
@@ -492,16 +548,13 @@ class Relay:
                     continue
                 if srid:  # the record expired: mParticle would not de-duplicate it any more
                     expired.append(entry)
-                plain.append((entry, _event_field(fields)))
+                plain.append((entry, fields))
             self._counters.reclaimed += len(entries)
             await ledger.forget(expired)
             for srid in resend:
                 if srid not in self._by_srid:  # else: this relay is delivering it already
                     await self._resend(client, dest, recorded[srid])
-            skipped: list[str] = []
-            for entry, payload in plain:
-                await self._push(client, dest, entry, payload, skipped)
-            await self._ack_skipped(client, skipped)
+            await self._push_all(client, dest, plain)
             start = next_start
             if text(start) == "0-0":
                 return
@@ -511,12 +564,11 @@ class Relay:
             record.body, source_request_id=record.source_request_id, event_count=record.event_count
         )
         # Every entry of the batch is acknowledged with it, also those another relay claimed.
-        tracked = _Tracked(list(record.entries), record.source_request_id, record.body)
-        holder = _holder(receipt)
-        self._tracked[holder] = tracked
+        tracked = _Tracked(receipt, list(record.entries), record.source_request_id, record.body)
+        self._tracked[_batch_of(receipt)] = tracked
         self._by_srid[record.source_request_id] = tracked
         self._counters.resent_batches += 1
-        self._finals.start_soon(self._finish, client, holder, tracked)
+        self._finals.start_soon(self._finish, client, [tracked])
 
     async def _keep_leases(self, client: Client) -> None:
         """Every third of ``claim_idle``: reset the idle time of the entries held."""
@@ -530,7 +582,7 @@ class Relay:
                         [self.keys.stream],
                         [self.group, self.consumer, *held[i : i + _LEASE_CHUNK]],
                     )
-                    lost = [text(e) for e in lost if text(e) in self._held]
+                    lost = [entry for entry in lost if entry in self._held]
                     if lost:
                         self._counters.leases_lost += len(lost)
                         logger.warning(

@@ -226,6 +226,7 @@ def test_loop_run_measures_both_loops_through_the_close(
     assert lib["failed_events"] == 0
     assert lib["closing"]["ticks"] > 0 and lib["enter"]["ticks"] > 0
     assert "entering stalled the loop" in stdout
+    assert r["params"]["built"] == "outside"  # as the delivery docs advise
 
 
 def test_users_sweep_delivers_everything_at_every_user_count(

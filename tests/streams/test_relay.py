@@ -7,6 +7,7 @@ import pytest
 from helpers import make_relay, produce, redis_call, running, status, wait_for, walker
 from support.engine import make_config
 
+from mparticle_dest._event import DECODED_WALK_FREE_BYTES, MAX_DEPTH
 from mparticle_dest.streams import Keys, connect, replay
 from mparticle_dest.testing import FakeMparticle
 
@@ -146,3 +147,59 @@ async def test_batches_given_up_for_now_stay_pending_and_are_reclaimed(redis_url
         assert sorted(e.source_message_id for e in server.events) == [e["id"] for e in events]
         assert relay.stats.resent_batches >= 1  # the recorded batch, byte for byte
         assert server.stats.repeated_events == 0
+
+
+async def test_batches_never_sent_by_the_close_timeout_are_counted_and_stay_pending(redis_url):
+    from mparticle_dest.testing import Fault, FaultPlan
+
+    # The first request is held by the server; until it is answered no other leaves, so
+    # the later user's batch never reaches an attempt before the close timeout.
+    with FakeMparticle(faults=FaultPlan.always(Fault.stall())) as server:
+        relay = make_relay(make_config(server), redis_url, server.url, close_timeout=0.3)
+        try:
+            async with running(relay):
+                await produce(redis_url, [walker("first", n) for n in range(3)])
+
+                async def held() -> bool:
+                    return server.held > 0
+
+                await wait_for(held)
+                await produce(redis_url, [walker("later", n) for n in range(4)])
+
+                async def read() -> bool:
+                    return relay.stats.read == 7
+
+                await wait_for(read)
+        finally:
+            server.release_stalled()
+    stats = relay.stats
+    assert (stats.delivered, stats.left_pending, stats.dead_lettered) == (0, 7, 0)
+    assert stats.destination is not None
+    assert stats.destination.undelivered_at_close == 7
+    assert (await status(redis_url)).pending == 7  # for another relay to reclaim
+
+
+async def test_an_entry_too_large_for_the_decoded_check_is_validated_in_full(redis_url):
+    # Past the validation's container budget a value nested too deep is refused, as
+    # Destination.push refuses it; a small valid entry beside it is delivered.
+    deep: object = 0
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    wide = [[] for _ in range(DECODED_WALK_FREE_BYTES // 2)]
+    complete = {"entity": "page", "action": "view", "timestamp": 1700000000000}  # as produced
+    big = {**walker("big", 0), **complete, "x": {"wide": wide, "deep": deep}}
+    await redis_call(redis_url, "XADD", "s", "*", "e", orjson.dumps(big))
+    await redis_call(redis_url, "XADD", "s", "*", "e", orjson.dumps(walker("small", 0)))
+    with FakeMparticle() as server:
+        relay = make_relay(make_config(server), redis_url, server.url)
+        async with running(relay):
+
+            async def settled() -> bool:
+                s = await status(redis_url)
+                return s.length == 0 and s.dead_letters == 1
+
+            await wait_for(settled)
+        assert [e.source_message_id for e in server.events] == ["small-00000"]
+    ((_, letter),) = await redis_call(redis_url, "XRANGE", "s:dead", "-", "+")
+    assert letter[b"reason"] == b"invalid"
+    assert b"nested deeper than 100 levels" in letter[b"error"]

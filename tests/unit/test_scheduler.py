@@ -137,6 +137,18 @@ def test_when_the_quota_binds_the_fullest_batches_go_first_but_overdue_ones_befo
     assert users(first)[0] == "light"  # eligible for ≥ max_delay: goes first regardless
 
 
+def test_during_a_flush_batches_leave_in_the_order_they_became_eligible() -> None:
+    # Every batch goes anyway: no ranking work per request, oldest first.
+    acc, sched = make(age=1.0, max_batches=2)
+    for u in range(200):
+        for n in range(1 + u % 7):
+            push(acc, sched, f"u{u}", n, 0.5)
+    acc.due(1.6)
+    sched.urgent += 1
+    taken = [users(sched.take(1.6)) for _ in range(3)]
+    assert taken == [["u0", "u1"], ["u2", "u3"], ["u4", "u5"]]
+
+
 def test_drain_returns_everything_not_taken_in_seal_order() -> None:
     acc, sched = make(age=0.0, max_batches=1)
     push(acc, sched, "a", 0, 0.0)
