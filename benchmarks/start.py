@@ -13,11 +13,16 @@
   processes; median and worst. Two ways of building it, each in its own processes:
   **outside** the event loop, before it runs (module level, an app factory: the usual
   case), and **inside** the running loop, just before entering.
+- ``--host-imports fastapi,uvicorn,pydantic``: each entering process first imports
+  these modules, as a real host would have before its lifespan runs (a process with
+  no heap yet runs its first full garbage collection when the destination's imports
+  arrive; a service has run it long before). The modules must be installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import subprocess
@@ -53,6 +58,8 @@ def import_seconds(module: str) -> float:
 
 def enter(spec: dict[str, Any]) -> dict[str, Any]:
     """Build a fresh Destination (outside or inside the loop), enter and leave it."""
+    for module in spec.get("host_imports", ()):
+        importlib.import_module(module)
     from mparticle_dest import Destination
 
     built: Destination | None = None
@@ -102,7 +109,7 @@ async def _enter(built: Any) -> dict[str, Any]:
     }
 
 
-def run_start(runs: int) -> dict[str, Any]:
+def run_start(runs: int, host_imports: tuple[str, ...] = ()) -> dict[str, Any]:
     """Import probes (alternating) and entering probes, ``runs`` of each."""
     imports: dict[str, list[float]] = {"httpx": [], "mparticle_dest": []}
     entering: dict[str, list[dict[str, Any]]] = {"outside": [], "inside": []}
@@ -111,11 +118,15 @@ def run_start(runs: int) -> dict[str, Any]:
             imports[module].append(import_seconds(module))
         for built in entering:
             entering[built].append(
-                procs.run({"kind": "enter", "built": built}, f"enter-{built}/{i}")
+                procs.run(
+                    {"kind": "enter", "built": built, "host_imports": list(host_imports)},
+                    f"enter-{built}/{i}",
+                )
             )
     med = {k: statistics.median(v) for k, v in imports.items()}
     return {
         "runs": runs,
+        "host_imports": list(host_imports),
         "import_s": imports,
         "import_median_s": med,
         "import_ratio": med["mparticle_dest"] / med["httpx"],
@@ -135,7 +146,12 @@ def format_start(r: dict[str, Any]) -> str:
     """The report as text."""
     med = r["import_median_s"]
     lines = [
-        f"start: {r['runs']} fresh processes per figure, medians (range)",
+        f"start: {r['runs']} fresh processes per figure, medians (range)"
+        + (
+            f"; entering in a host that imported {', '.join(r['host_imports'])}"
+            if r.get("host_imports")
+            else ""
+        ),
         "",
         f"import httpx                     {med['httpx'] * 1e3:7.1f} ms",
         f"import mparticle_dest            {med['mparticle_dest'] * 1e3:7.1f} ms "
@@ -170,10 +186,18 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--smoke", action="store_true", help="one run of each (figures not meaningful)")
     ap.add_argument("--runs", type=int, help=f"fresh processes per figure ({RUNS})")
+    ap.add_argument(
+        "--host-imports",
+        type=lambda s: tuple(m for m in s.split(",") if m),
+        default=(),
+        metavar="MODULES",
+        help="comma-separated modules each entering process imports first, as its host "
+        "would (e.g. fastapi,uvicorn,pydantic; they must be installed)",
+    )
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.smoke else RUNS)
-    report = run_start(runs)
+    report = run_start(runs, args.host_imports)
     report["smoke"] = args.smoke
     print(format_start(report))
     if args.json is not None:

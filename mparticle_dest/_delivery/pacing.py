@@ -17,16 +17,34 @@ the processes still settle at fair shares just under the quota (AIMD, as TCP doe
   or on a usage at or above :attr:`~PacingPolicy.high_usage`
   (:attr:`~PacingPolicy.usage_factor`), at most once per
   :attr:`~PacingPolicy.decrease_interval`. The first decrease starts from the rate
-  mParticle accepted over the last second.
+  mParticle accepted over the last second (if it accepted nothing yet: from the
+  throttled request's batches per second, times the factor, not from what an unpaced
+  process happened to send: one process starting at ten times the others' rate took
+  ten seconds to come back to its share).
 * **Additive increase** by :attr:`~PacingPolicy.increase` batches/s per second while
   the usage stays below :attr:`~PacingPolicy.hold_usage` and the pacer is what holds
   requests back (a process with little traffic does not inflate its rate).
 
 Every process sees the same usage and the same 429s, so they decrease together by the
 same factor and increase by the same step: their rates converge to equal shares.
-A known quota can be declared (``batches_per_second``): pacing then starts at that
-rate and never exceeds it. A :class:`QuotaGate` can be plugged in to share one token
-bucket between processes (in Redis, say); the pacer awaits it before every request.
+Requests carry at most :attr:`~PacingPolicy.burst` (30 ms) of the rate: small requests
+drain the workspace's bucket in small steps, so the usage each process hears is less
+its own last request's doing, 429s are rarer, and shares stay closer.
+
+A known quota can be declared (``batches_per_second``): pacing starts at that rate and
+never exceeds it. While mParticle accepts at least
+:attr:`~PacingPolicy.declared_share` of it from this process (over the last second,
+and not within a second of a pause), the declaration *holds*: a high usage is this
+process's own doing and changes nothing, and a 429 is a momentary shortage of the
+workspace's bucket: the gate pauses as asked, the rate drops by
+:attr:`~PacingPolicy.declared_factor` and climbs back to the declared rate at
+:attr:`~PacingPolicy.declared_recovery` of it per second (a 429 costs about its pause,
+instead of a halving regained at ``increase`` per second: 2-3 s of the quota). When
+the declaration does not hold (several processes each declared the whole workspace,
+say, and each gets a quarter), the pacer reacts as to a learned quota under the
+declared ceiling, which keeps 429s rare and nothing fails. Declare each process's
+share, or share one bucket: a :class:`QuotaGate` (``RedisQuota`` in
+``mparticle_dest.streams``) is awaited before every request.
 
 The pacer is synchronous apart from :meth:`Pacer.acquire` and :meth:`Pacer.admit`,
 takes an injectable clock, and needs no lock: it runs on one event loop and never
@@ -93,6 +111,14 @@ class PacingPolicy:
         max_pause: Cap on the gate for any ``Retry-After`` (s).
         decrease_interval: At most one decrease per this many seconds, so the answers
             to requests already in flight count once.
+        declared_share: Under a declared quota, the share of it mParticle must have
+            accepted over the last second for the declaration to hold: then a high
+            usage is expected and a 429 is a momentary shortage (below it, the
+            process reacts as to a learned quota: the workspace gives it less).
+        declared_factor: Rate multiplier on a 429 while the declaration holds.
+        declared_recovery: While the declaration holds, the share of the declared
+            rate regained per second (back from a 429's decrease in about half a
+            second with the default 0.2 and ``declared_factor`` 0.9).
     """
 
     high_usage: float = field(
@@ -107,7 +133,7 @@ class PacingPolicy:
         default=20.0, converter=number, validator=[not_bool, validators.gt(0.0)]
     )
     min_rate: float = field(default=1.0, converter=number, validator=[not_bool, validators.gt(0.0)])
-    burst: float = field(default=0.1, converter=number, validator=[not_bool, validators.gt(0.0)])
+    burst: float = field(default=0.03, converter=number, validator=[not_bool, validators.gt(0.0)])
     throttle_pause: float = field(
         default=1.0, converter=number, validator=[not_bool, validators.ge(0.0)]
     )
@@ -116,6 +142,11 @@ class PacingPolicy:
     )
     decrease_interval: float = field(
         default=0.25, converter=number, validator=[not_bool, validators.ge(0.0)]
+    )
+    declared_share: float = field(default=0.75, converter=number, validator=_factor)
+    declared_factor: float = field(default=0.9, converter=number, validator=_factor)
+    declared_recovery: float = field(
+        default=0.2, converter=number, validator=[not_bool, validators.gt(0.0)]
     )
 
     def __attrs_post_init__(self) -> None:
@@ -296,12 +327,14 @@ class Pacer:
         now = self._clock()
         policy = self._policy
         if status == 429 or (status == 503 and RETRY_AFTER_HEADER in headers):
+            holds = status == 429 and self._declared_holds(now)
             pause = parse_retry_after(headers.get(RETRY_AFTER_HEADER))
             if pause is None:
                 pause = policy.throttle_pause
             self._gate = max(self._gate, now + min(pause, policy.max_pause))
             if status == 429:
-                self._decrease(now, policy.throttle_factor)
+                factor = policy.declared_factor if holds else policy.throttle_factor
+                self._decrease(now, factor, batches)
             return
         if not 200 <= status < 300:
             return
@@ -312,7 +345,14 @@ class Pacer:
         span = min(max(now - self._last_sample, 0.0), _WINDOW)
         self._last_sample = now
         usage = _parse_usage(headers.get(USAGE_HEADER))
-        if usage is not None and usage >= policy.high_usage:
+        if self._ceiling < math.inf and (
+            self._declared_holds(now) or now - self._limited_at > _WINDOW
+        ):
+            # The declared rate is what this process gets: a high usage is its own
+            # doing, expected, and no reason to slow down (nor is it while the rate holds
+            # nothing back). Recover from a 429's decrease.
+            self._increase(now, span)
+        elif usage is not None and usage >= policy.high_usage:
             if self._rate is None:
                 self._decrease(now, policy.usage_factor)
             else:
@@ -325,13 +365,32 @@ class Pacer:
         elif usage is None or usage < policy.hold_usage:
             self._increase(now, span)
 
+    def _declared_holds(self, now: float) -> bool:
+        """Whether mParticle accepts (nearly) the declared rate from this process.
+
+        If not, the declaration overstates this process's share (several processes
+        each declared the whole workspace, say): it then paces as a learned quota
+        would, under the declared ceiling, which keeps 429s rare and shares fair.
+        """
+        ceiling = self._ceiling
+        if ceiling == math.inf or now - self._gate <= _WINDOW:
+            return False  # a pause was asked for within the last second
+        # Accepted since the first request of the last second *left* (an answer comes a
+        # round trip later): at the start of a backlog the first answers already count.
+        self._sent_count = _trim(self._sent, self._sent_count, now)
+        self._accepted_count = _trim(self._accepted, self._accepted_count, now)
+        if not self._sent:
+            return False
+        span = min(max(now - self._sent[0][0], _MIN_SPAN), _WINDOW)
+        return self._accepted_count >= self._policy.declared_share * ceiling * span
+
     def _start(self, rate: float, now: float) -> None:
         self._rate = rate
         self._tokens = 0.0
         self._stamp = now
         self._probing = True
 
-    def _decrease(self, now: float, factor: float) -> None:
+    def _decrease(self, now: float, factor: float, batches: int = 0) -> None:
         if now - self._last_decrease < self._policy.decrease_interval:
             return
         self._last_decrease = now
@@ -339,7 +398,13 @@ class Pacer:
             # What mParticle let through over the last second is this process's
             # share, give or take the burst its bucket allowed at first: start there.
             count = self._accepted_count = _trim(self._accepted, self._accepted_count, now)
-            start = count / _WINDOW or self.observed_rate() * factor
+            if count:
+                start = count / _WINDOW
+            else:
+                # Nothing got through yet: what this process sent is no measure of its
+                # share (unpaced, it may have sent ten times the quota), but the quota
+                # would not take this request's batches at once: about that per second.
+                start = min(self.observed_rate(), batches or math.inf) * factor
             self._start(min(max(start, self._policy.min_rate), self._ceiling), now)
             return
         self._scale(factor)
@@ -356,7 +421,10 @@ class Pacer:
         if rate is None or now - self._limited_at > _WINDOW:
             return  # unpaced, or the rate held nothing back: growing it would mean nothing
         self.delay()  # tokens refilled at the old rate up to now
-        if self._probing:
+        if self._declared_holds(now):
+            # Back to the declared rate fast: a 429 there was a momentary shortage.
+            rate += self._ceiling * self._policy.declared_recovery * span
+        elif self._probing:
             # Until the first decrease after pacing started, the rate doubles per second
             # (slow start): the first estimate may be far below this process's share.
             rate *= 1.0 + span

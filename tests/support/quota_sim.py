@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,8 +47,21 @@ class Built:
 class Quota:
     """mParticle's workspace quota: batches per second, 429 + Retry-After above it."""
 
-    def __init__(self, clock: VirtualClock, rate: float, burst: float | None = None) -> None:
+    def __init__(
+        self,
+        clock: VirtualClock,
+        rate: float,
+        burst: float | None = None,
+        *,
+        usage: str = "bucket",
+    ) -> None:
+        """``usage``: what ``X-mp-rate-limit-percentage-used`` reports, ``"bucket"`` (how
+        full the bucket is, the fake's default) or ``"window"`` (batches of the last
+        second ÷ the rate)."""
         self.bucket = TokenBucket(rate, burst, clock=clock)
+        self._usage = (
+            self.bucket.window_percentage_used if usage == "window" else self.bucket.percentage_used
+        )
         self.requests = 0
         self.throttled = 0
         self.batches = 0
@@ -62,7 +76,12 @@ class Quota:
             return 429, {"retry-after": str(max(1, math.ceil(wait)))}
         self.batches += batches
         self.accepted.append((self._clock.now, batches))
-        return 202, {"x-mp-rate-limit-percentage-used": str(self.bucket.percentage_used())}
+        return 202, {"x-mp-rate-limit-percentage-used": str(self._usage())}
+
+    def drain(self) -> None:
+        """Another client takes every token left (a momentary shortage of the quota)."""
+        while self.bucket.take(1) is None:
+            pass
 
 
 @dataclass
@@ -78,6 +97,8 @@ class Process:
     age: float = 2.0
     max_in_flight: int = 4
     latency: float = 0.03
+    #: Each request's latency varies by up to this much either way (seeded: deterministic).
+    jitter: float = 0.0
     pad: int = 200
     policy: PacingPolicy = field(default_factory=PacingPolicy)
     batches_per_second: float | None = None
@@ -120,6 +141,7 @@ class Process:
         self._n = 0
         self._inflight: list[tuple[float, int, list[SealedBatch], int, dict[str, str]]] = []
         self._seq = 0
+        self._random = random.Random(f"{self.name}-{self.seed_offset}")
 
     # -- traffic ---------------------------------------------------------------------------
 
@@ -171,9 +193,8 @@ class Process:
             status, headers = self.quota.answer(len(batches))
             self.sent_at.append((now, len(batches)))
             self._seq += 1
-            heapq.heappush(
-                self._inflight, (now + self.latency, self._seq, batches, status, headers)
-            )
+            latency = self.latency + self._random.uniform(-self.jitter, self.jitter)
+            heapq.heappush(self._inflight, (now + latency, self._seq, batches, status, headers))
 
     def _answer(self, batches: list[SealedBatch], status: int, headers: dict[str, str]) -> None:
         self.idle += 1

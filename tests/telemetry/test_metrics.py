@@ -57,7 +57,9 @@ async def run_with_faults(otel: Otel, server: FakeMparticle) -> Stats:
         config,
         base_url=server.url,
         retry=FAST_RETRY,
-        pacing=FAST_PACING,
+        # After the 429 the rate must still let one request carry two batches (the
+        # first rate after a 429 with nothing accepted is that request's one batch/s).
+        pacing=attrs.evolve(FAST_PACING, min_rate=100.0),
         max_in_flight=1,
         telemetry=otel.telemetry(name="checkout"),
     ) as dest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from support.engine import FAST_PACING, FAST_RETRY, event, make_config
@@ -21,7 +22,9 @@ async def test_a_retried_request_gives_one_span_per_attempt(otel: Otel) -> None:
             make_config(server, size=2, age=60_000),
             base_url=server.url,
             retry=FAST_RETRY,
-            pacing=FAST_PACING,
+            # After the 429 a request must still carry both batches (a first rate set
+            # with nothing accepted is the throttled request's batches per second).
+            pacing=attrs.evolve(FAST_PACING, min_rate=100.0),
             telemetry=otel.telemetry(name="web"),
         ) as dest:
             for n in range(4):

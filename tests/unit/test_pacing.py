@@ -75,6 +75,18 @@ def test_the_first_429_paces_at_what_mparticle_accepted_over_the_last_second() -
     assert pacer.rate == pytest.approx(150.0)  # throttle_factor 0.5
 
 
+def test_a_first_429_with_nothing_accepted_starts_at_that_requests_size() -> None:
+    pacer, clock = _pacer()
+    for _ in range(10):  # unpaced: ten requests of 100 batches within 0.1 s
+        pacer.charge(100)
+        clock.now += 0.01
+    pacer.on_response(429, {"retry-after": "1"}, 100)
+    # Not half of the 10,000 batches/s this process sent (far above its share, which
+    # it would take many seconds to come back to), but the quota would not take these
+    # 100 batches at once: half of that per second.
+    assert pacer.rate == pytest.approx(50.0)
+
+
 def test_a_burst_of_429s_decreases_once_per_interval() -> None:
     pacer, clock = _pacer(bps=200.0)
     for _ in range(4):  # answers to requests that were already in flight
@@ -93,8 +105,17 @@ def test_rate_never_drops_below_min_rate() -> None:
     assert pacer.rate == pytest.approx(3.0)
 
 
+def _learned(rate: int) -> tuple[Pacer, Clock]:
+    """A pacer that learned ``rate`` batches/s from a 429 (no declared quota)."""
+    pacer, clock = _pacer()
+    _accepted(pacer, clock, rate)
+    pacer.on_response(429, {"retry-after": "0"})
+    assert pacer.rate == pytest.approx(rate)
+    return pacer, clock
+
+
 def test_high_usage_decreases_in_proportion_to_the_time_it_stays_high() -> None:
-    pacer, clock = _pacer(bps=100.0)
+    pacer, clock = _learned(100)
     clock.now += 0.25  # one decrease_interval since the last answer
     pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95%"}, 10)
     assert pacer.rate == pytest.approx(60.0)  # usage_factor 0.6
@@ -109,7 +130,7 @@ def test_high_usage_decreases_in_proportion_to_the_time_it_stays_high() -> None:
 
 
 def test_after_a_lull_high_usage_counts_from_the_request_not_from_the_last_answer() -> None:
-    pacer, clock = _pacer(bps=100.0)
+    pacer, clock = _learned(100)
     pacer.charge(10)
     clock.now += 0.05
     pacer.on_response(202, {}, 10)
@@ -122,7 +143,7 @@ def test_after_a_lull_high_usage_counts_from_the_request_not_from_the_last_answe
 
 
 def test_the_rate_is_a_token_bucket_in_batches_that_may_go_into_debt() -> None:
-    pacer, clock = _pacer(bps=50.0)
+    pacer, clock = _pacer(bps=50.0, burst=0.1)
     assert pacer.delay() == 0.0
     pacer.charge(100)  # a full request is never split: the bucket goes into debt
     assert pacer.delay() == pytest.approx(2.0)
@@ -163,13 +184,59 @@ def test_slow_start_then_additive_increase_only_while_the_rate_holds_requests_ba
 def test_a_declared_quota_starts_paced_and_is_never_exceeded() -> None:
     pacer, clock = _pacer(bps=270.0)
     assert pacer.rate == 270.0
-    assert pacer.request_budget() == int(270 * 0.1)
+    assert pacer.request_budget() == int(270 * PacingPolicy().burst)
     pacer.charge(500)
     assert pacer.delay() > 0
     assert pacer.limited()  # the quota, not the network, holds requests back (stats)
     clock.now += 0.5
     pacer.on_response(202, {}, 100)
     assert pacer.rate == 270.0
+
+
+def _at_declared_rate(pacer: Pacer, clock: Clock, bps: int, usage: str = "100") -> None:
+    """One second of backlog at the declared rate, all of it accepted, at this usage
+    (but the first answer's is low: the workspace's bucket filled up before)."""
+    for i in range(20):
+        pacer.charge(bps // 20)
+        assert pacer.delay() > 0  # the declared rate holds requests back
+        clock.now += 0.05
+        pacer.on_response(202, {"x-mp-rate-limit-percentage-used": usage if i else "10"}, bps // 20)
+
+
+def test_under_a_declared_quota_a_high_usage_at_the_declared_rate_is_expected() -> None:
+    pacer, clock = _pacer(bps=200.0)
+    _at_declared_rate(pacer, clock, 200)
+    # This process alone fills the workspace's bucket: no reason to slow down.
+    assert pacer.rate == 200.0
+
+
+def test_under_a_declared_quota_a_429_costs_a_small_step_regained_fast() -> None:
+    pacer, clock = _pacer(bps=200.0)
+    _at_declared_rate(pacer, clock, 200)
+    pacer.on_response(429, {"retry-after": "1"})
+    # A momentary shortage: pause as asked, then resume just under the declared rate.
+    assert pacer.gate_remaining() == pytest.approx(1.0)
+    assert pacer.rate == pytest.approx(200.0 * 0.9)  # declared_factor
+    clock.now += 1.0
+    # For a second after a pause the answers since could be anyone's share, so the
+    # pacer grows as for a learned quota (the bucket filled up during the pause)...
+    _at_declared_rate(pacer, clock, 180, usage="50")
+    # ...and is back at the declared rate, where a high usage does not lower it.
+    _at_declared_rate(pacer, clock, 200)
+    assert pacer.rate == 200.0
+
+
+def test_a_declared_quota_that_mparticle_does_not_grant_is_paced_as_a_learned_one() -> None:
+    # E.g. each of four processes declared the whole workspace: each gets a quarter.
+    pacer, clock = _pacer(bps=200.0)
+    _accepted(pacer, clock, 50)
+    pacer.charge(200)
+    assert pacer.delay() > 0
+    pacer.on_response(429, {"retry-after": "0"})
+    assert pacer.rate == pytest.approx(100.0)  # throttle_factor 0.5, not declared_factor
+    clock.now += 0.25
+    pacer.on_response(202, {"x-mp-rate-limit-percentage-used": "95"}, 5)
+    assert pacer.rate == pytest.approx(60.0)  # and a high usage lowers it (usage_factor)
 
 
 def test_request_budget_follows_the_rate() -> None:

@@ -9,6 +9,7 @@ several processes, each running the library's own ``Accumulator``, ``Scheduler``
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from support.quota_sim import Process, Quota, VirtualClock, quota_used, run
@@ -64,7 +65,9 @@ def test_one_process_uses_the_quota_with_few_429s_and_full_batches() -> None:
 
 
 def test_processes_sharing_a_workspace_converge_to_shares_without_talking() -> None:
-    procs, quota = processes(4)
+    # Latencies vary: in lock step, the same process would always answer just after
+    # another's request drained the bucket.
+    procs, quota = processes(4, jitter=0.015)
     run(procs, seconds=SECONDS)
     assert_everything_delivered_once_in_order(procs)
     assert quota.throttled <= 0.05 * quota.requests
@@ -167,3 +170,96 @@ def test_without_a_declared_quota_the_same_burst_sends_young_batches() -> None:
     assert_everything_delivered_once_in_order([p])
     assert p.delivered_log[0][0] < 2.0
     assert events_per_batch(p) < 45
+
+
+# -- a declared quota, as the benchmark's sink meters it (a 50-batch bucket) ---------------
+SINK_BURST = 50.0  # batches the benchmark's sink lets through at once
+
+
+def declared(usage: str = "bucket", shortage_at: float | None = None) -> tuple[Process, Quota]:
+    clock = VirtualClock()
+    quota = Quota(clock, QUOTA, burst=SINK_BURST, usage=usage)
+    p = Process(
+        "d", clock, quota, USERS, OFFERED, SIZED_BUFFER, batches_per_second=QUOTA, jitter=0.015
+    )
+
+    def shape(t: float) -> float:
+        if shortage_at is not None and shortage_at <= t < shortage_at + 0.001:
+            quota.drain()
+        return 1.0
+
+    run([p], seconds=SECONDS, tick=0.001, shape=shape)
+    return p, quota
+
+
+def test_a_declared_quota_is_used_though_the_usage_header_reads_full() -> None:
+    # The header reports the last second's batches ÷ the limit: 100 % when this process
+    # runs at the rate it declared. That is expected, not a reason to slow down.
+    p, quota = declared(usage="window")
+    assert_everything_delivered_once_in_order([p])
+    hold = HOLD_SHARE * USERS / QUOTA
+    assert quota_used(quota, hold + 1.0, SECONDS) >= 0.9
+    assert quota.throttled <= 0.02 * quota.requests
+
+
+def test_a_429_under_a_declared_quota_costs_little_more_than_the_pause_it_asks_for() -> None:
+    at = 20.0
+    p, quota = declared(shortage_at=at)
+    assert_everything_delivered_once_in_order([p])
+    assert quota.throttled >= 1  # the shortage was answered 429 (Retry-After: 1)
+    # Over the 5 s from the shortage on: the second the 429 asked for, and hardly more
+    # (resumed just under the declared rate, back at it within a second).
+    lost = QUOTA * 5.0 - sum(n for t, n in quota.accepted if at <= t < at + 5.0)
+    assert lost <= 1.25 * QUOTA, lost
+
+
+def test_processes_that_each_declare_the_whole_quota_stay_safe() -> None:
+    # The wrong declaration (each process should declare its share): each process sees
+    # the workspace grant far less than declared and paces as for a learned quota.
+    clock = VirtualClock()
+    quota = Quota(clock, QUOTA, burst=SINK_BURST)
+    procs = [
+        Process(
+            f"p{i}",
+            clock,
+            quota,
+            USERS // 4,
+            OFFERED / 4,
+            SIZED_BUFFER // 4,
+            batches_per_second=QUOTA,
+            jitter=0.015,
+        )
+        for i in range(4)
+    ]
+    run(procs, seconds=SECONDS, tick=0.002)
+    assert_everything_delivered_once_in_order(procs)
+    assert quota.throttled <= 0.05 * quota.requests
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_four_processes_learning_the_quota_share_it_fairly(seed: int) -> None:
+    # As the benchmark runs them: a 50-batch bucket, each process's users drawn at
+    # random, latencies that vary. Each process converges on its own (AIMD).
+    clock = VirtualClock()
+    quota = Quota(clock, QUOTA, burst=SINK_BURST)
+    procs = [
+        Process(
+            f"p{i}",
+            clock,
+            quota,
+            USERS // 4,
+            OFFERED / 4,
+            SIZED_BUFFER // 4,
+            jitter=0.015,
+            seed_offset=seed,
+        )
+        for i in range(4)
+    ]
+    draws = {p.name: random.Random(f"{p.name}-{seed}") for p in procs}
+    run(procs, seconds=SECONDS, tick=0.002, pick_user=lambda p, n: draws[p.name].randrange(p.users))
+    assert_everything_delivered_once_in_order(procs)
+    assert quota.throttled <= 0.05 * quota.requests
+    assert quota_used(quota, 3.0, SECONDS) >= 0.9
+    shares = [len(traffic(p, 3.0)) for p in procs]
+    assert max(shares) / min(shares) <= 1.2, shares
