@@ -60,7 +60,8 @@ class RecordedRequest:
     """One HTTP request the server received, whatever its outcome.
 
     Attributes:
-        index: Arrival order (0-based) among all recorded requests.
+        index: Recording order (0-based) among all recorded requests: when the answer
+            was complete (a streamed ``huge_body``/``drip`` answer when its stream ended).
         method: The HTTP method.
         path: The request path (``/v2/bulkevents``, ...).
         headers: The request headers (``Authorization`` redacted in reprs).
