@@ -18,18 +18,15 @@ advise (``--built inside``: in the running loop, just before entering).
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from . import procs
+from . import procs, regime_cli
 from .scenario import scenario_config
 from .ticker import Ticker
 from .traffic import Traffic, produce
@@ -203,12 +200,7 @@ def format_loop(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks loop [options]``."""
     d = LoopParams()
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks loop",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
+    ap = regime_cli.parser("loop", __doc__)
     ap.add_argument("--users", type=int, help=f"distinct users ({d.users:,})")
     ap.add_argument("--rate", type=float, help=f"events/s offered ({d.rate:,.0f})")
     ap.add_argument("--duration", type=float, help=f"seconds of traffic ({d.duration:g})")
@@ -223,7 +215,6 @@ def main(argv: list[str]) -> int:
         help="build the destination before the event loop runs (default, as the docs "
         "advise) or inside it, just before entering",
     )
-    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
     overrides = {
@@ -232,12 +223,7 @@ def main(argv: list[str]) -> int:
         if getattr(args, k)
     }
     report = run_loop(LoopParams(**{**asdict(base), **overrides}))
-    report["smoke"] = args.smoke
-    print(format_loop(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return regime_cli.emit(report, format_loop, args)
 
 
 if __name__ == "__main__":

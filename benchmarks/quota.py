@@ -36,12 +36,11 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from . import procs
+from . import procs, regime_cli
 from .scenario import scenario_config
 from .traffic import Traffic, produce
 
@@ -354,12 +353,7 @@ def _option(text: str) -> tuple[str, Any]:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks quota [options]``."""
     d = QuotaParams()
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks quota",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
+    ap = regime_cli.parser("quota", __doc__)
     ap.add_argument("--processes", type=int, help=f"client processes ({d.processes})")
     ap.add_argument("--users", type=int, help=f"users per process ({d.users:,})")
     ap.add_argument("--rate", type=float, help=f"events/s offered in all ({d.rate:,.0f})")
@@ -386,7 +380,6 @@ def main(argv: list[str]) -> int:
         metavar="KEY=JSON",
         help="another Destination keyword option, e.g. max_in_flight=8; repeatable",
     )
-    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ap.add_argument(
         "--samples", action="store_true", help="keep each client's 0.25 s samples in the JSON"
     )
@@ -416,12 +409,7 @@ def main(argv: list[str]) -> int:
         **{**asdict(base), **overrides, "options": options, "keep_samples": args.samples}
     )
     report = run_quota(params)
-    report["smoke"] = args.smoke
-    print(format_quota(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return regime_cli.emit(report, format_quota, args)
 
 
 if __name__ == "__main__":

@@ -21,19 +21,16 @@ The two alternate for ``--rounds`` rounds; medians are reported.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import json
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from . import procs
+from . import procs, regime_cli
 from .baseline_minimal import encode_batch, event_body
 from .scenario import API_KEY, API_SECRET, scenario_config
 from .traffic import Traffic
@@ -178,30 +175,19 @@ def format_request(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks request [options]``."""
     d = RequestParams()
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks request",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
+    ap = regime_cli.parser("request", __doc__)
     ap.add_argument("--requests", type=int, help=f"requests per run ({d.requests:,})")
     ap.add_argument("--rounds", type=int, help=f"alternating rounds ({d.rounds})")
     ap.add_argument(
         "--concurrency", type=int, help=f"requests in flight, both clients ({d.concurrency})"
     )
-    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
     overrides = {
         k: getattr(args, k) for k in ("requests", "rounds", "concurrency") if getattr(args, k)
     }
     report = run_request(RequestParams(**{**asdict(base), **overrides}))
-    report["smoke"] = args.smoke
-    print(format_request(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return regime_cli.emit(report, format_request, args)
 
 
 if __name__ == "__main__":

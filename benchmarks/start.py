@@ -21,19 +21,16 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 import anyio
 
-from . import procs
+from . import procs, regime_cli
 from .scenario import scenario_config
 from .ticker import Ticker
 
@@ -179,12 +176,7 @@ def format_start(r: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m benchmarks start [options]``."""
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks start",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--smoke", action="store_true", help="one run of each (figures not meaningful)")
+    ap = regime_cli.parser("start", __doc__, smoke_help="one run of each (figures not meaningful)")
     ap.add_argument("--runs", type=int, help=f"fresh processes per figure ({RUNS})")
     ap.add_argument(
         "--host-imports",
@@ -194,16 +186,10 @@ def main(argv: list[str]) -> int:
         help="comma-separated modules each entering process imports first, as its host "
         "would (e.g. fastapi,uvicorn,pydantic; they must be installed)",
     )
-    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.smoke else RUNS)
     report = run_start(runs, args.host_imports)
-    report["smoke"] = args.smoke
-    print(format_start(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return regime_cli.emit(report, format_start, args)
 
 
 if __name__ == "__main__":

@@ -16,19 +16,16 @@ For each user count, two fresh processes:
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-from . import procs
+from . import procs, regime_cli
 from .measure import peak_rss_bytes, rss_bytes
 from .scenario import scenario_config
 from .server_proc import StalledServer
@@ -210,29 +207,18 @@ def format_users(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks users [options]``."""
     d = UsersParams()
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks users",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--smoke", action="store_true", help="tiny run for CI (figures not meaningful)")
+    ap = regime_cli.parser("users", __doc__)
     ap.add_argument(
         "--users",
         type=lambda s: tuple(int(x) for x in s.split(",")),
         help=f"comma-separated user counts ({','.join(map(str, d.users))})",
     )
     ap.add_argument("--events", type=int, help=f"events per run ({d.events:,})")
-    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else d
     overrides = {k: getattr(args, k) for k in ("users", "events") if getattr(args, k)}
     report = run_users(UsersParams(**{**asdict(base), **overrides}))
-    report["smoke"] = args.smoke
-    print(format_users(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return regime_cli.emit(report, format_users, args)
 
 
 if __name__ == "__main__":
