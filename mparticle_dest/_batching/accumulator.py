@@ -639,26 +639,6 @@ class Accumulator:
         eligible_at = self._eligible_at[slot]
         return self._seal(slot, eligible_at if eligible_at != _INF else 0.0)
 
-    def seal_eligible(self) -> list[SealedBatch]:
-        """Seal every eligible open batch, in the order they became eligible (for callers
-        without a scheduler, such as the CLI's dry run)."""
-        out = []
-        for key in list(self.eligible):
-            del self.eligible[key]
-            if key in self._slots:
-                out.append(self.seal(key))
-        return out
-
-    def seal_all(self) -> list[SealedBatch]:
-        """Seal every open batch, in the order they were opened (the end of a dry run,
-        and what a closed destination could not send)."""
-        eligible_at = self._eligible_at
-        out = [self._seal(slot, eligible_at[slot]) for slot in list(self._slots.values())]
-        del self._fifo_slots[:], self._fifo_ids[:]
-        self._fifo_head = 0
-        self._heap.clear()
-        return out
-
     def _mark(self, slot: int, now: float) -> None:
         """Make ``slot`` eligible: it no longer seals on its own, the scheduler takes it."""
         self._eligible_at[slot] = now

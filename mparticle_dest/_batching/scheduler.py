@@ -101,7 +101,6 @@ class Scheduler:
         # Sealed batches waiting, per key, in order: sealed by a hard limit, or throttled
         # and put back. Only keys that have some are in it (few: no container per user).
         self._lanes: dict[Hashable, deque[SealedBatch]] = {}
-        self._lane_batches = 0
         # Keys whose throttled batch goes back first, in the order they came back.
         self._front: dict[Hashable, float] = {}
         #: While > 0 (a flush or the close is waiting), requests leave without lingering.
@@ -112,11 +111,6 @@ class Scheduler:
         """Keys with a batch eligible to leave, keys in flight excluded (a throttled key
         may count twice)."""
         return len(self._eligible) + len(self._front)
-
-    @property
-    def sealed_waiting(self) -> int:
-        """Sealed batches waiting for a request (hard-limit seals and throttled batches)."""
-        return self._lane_batches
 
     def waiting_batches(self) -> list[SealedBatch]:
         """The sealed batches waiting, copied (telemetry reads them from its own thread)."""
@@ -129,7 +123,6 @@ class Scheduler:
         if lane is None:
             lane = self._lanes[key] = deque()
         lane.append(batch)
-        self._lane_batches += 1
         if key not in self._muted and key not in self._eligible:
             self._eligible[key] = batch.eligible_at
 
@@ -230,7 +223,6 @@ class Scheduler:
             if lane is None:
                 lane = lanes[batch.key] = deque()
             lane.appendleft(batch)
-            self._lane_batches += 1
             front[batch.key] = batch.eligible_at
         for batch in batches:
             key = batch.key
@@ -254,7 +246,6 @@ class Scheduler:
         lanes = self._lanes
         while lanes and len(out) < budget:
             out.extend(lanes.pop(next(iter(lanes))))
-        self._lane_batches -= len(out)
         keys = self.acc.open_keys()
         if limit is not None:
             keys = itertools.islice(keys, max(limit - len(out), 0))
@@ -346,7 +337,6 @@ class Scheduler:
         lane = self._lanes.get(key)
         if lane:
             batch = lane.popleft()
-            self._lane_batches -= 1
             if not lane:
                 del self._lanes[key]
             return batch

@@ -258,12 +258,6 @@ class Pacer:
         self._sent_count = _trim(self._sent, self._sent_count, now)
         return _rate_of(self._sent, self._sent_count, now)
 
-    def accepted_rate(self) -> float:
-        """Batches per second mParticle accepted over the last second."""
-        now = self._clock()
-        self._accepted_count = _trim(self._accepted, self._accepted_count, now)
-        return _rate_of(self._accepted, self._accepted_count, now)
-
     def delay(self) -> float:
         """Seconds before a request may start: the gate, and the batch rate's debt."""
         now = self._clock()

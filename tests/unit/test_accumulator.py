@@ -13,6 +13,7 @@ import pytest
 from attrs import frozen
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.sealing import seal_all, seal_eligible
 
 from mparticle_dest import LimitExceededError
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits, SealedBatch
@@ -79,7 +80,7 @@ def event(
 def due(acc: Accumulator, now: float) -> list[SealedBatch]:
     """Make the due batches eligible, then seal every eligible one (as a scheduler would)."""
     acc.due(now)
-    return acc.seal_eligible()
+    return seal_eligible(acc)
 
 
 def ids(batch: SealedBatch) -> list[str]:
@@ -95,7 +96,7 @@ def test_events_of_one_user_share_a_batch_in_order() -> None:
         assert receipt.event_id == f"e{i}"
     acc.add(event("u2", "x0"), now=0.0)
     assert (acc.open_batches, acc.open_events) == (2, 4)
-    first, second = acc.seal_all()
+    first, second = seal_all(acc)
     assert ids(first) == ["e0", "e1", "e2"]
     assert ids(second) == ["x0"]
     parsed = json.loads(first.body)
@@ -151,7 +152,7 @@ def test_rule_age_zero_makes_the_users_batch_eligible_now() -> None:
     assert sealed == []  # eligible, not sealed: it may still grow until it is taken
     assert list(acc.eligible) == [ck("u")]  # the other user's batch keeps waiting
     acc.add(event("u", "more"), 0.1)
-    assert [ids(b) for b in acc.seal_eligible()] == [["a", "buy", "more"]]
+    assert [ids(b) for b in seal_eligible(acc)] == [["a", "buy", "more"]]
     assert acc.open_events == 1
 
 
@@ -180,7 +181,7 @@ def test_no_batch_exceeds_128_kb_and_the_overflowing_event_opens_the_next() -> N
     for i in range(10):
         _, sealed = acc.add(event("u", f"e{i}", pad=30_000), 0.0)
         sealed_all += sealed
-    sealed_all += acc.seal_all()
+    sealed_all += seal_all(acc)
     assert [len(ids(b)) for b in sealed_all] == [4, 4, 2]
     assert all(len(b.body) <= MAX_BATCH_BYTES for b in sealed_all)
     assert [i for b in sealed_all for i in ids(b)] == [f"e{i}" for i in range(10)]
@@ -189,7 +190,7 @@ def test_no_batch_exceeds_128_kb_and_the_overflowing_event_opens_the_next() -> N
 def test_byte_accounting_is_exact_at_the_limit() -> None:
     probe = Accumulator()
     probe.add(event("u", "e0", pad=0), 0.0)
-    (one,) = probe.seal_all()
+    (one,) = seal_all(probe)
     overhead = len(one.body) - len(event("u", "e0").body)
     body_len = len(event("u", "e1").body)
     # Two events exactly filling a batch limit fit; one more byte does not.
@@ -197,7 +198,7 @@ def test_byte_accounting_is_exact_at_the_limit() -> None:
     acc = Accumulator(BatchLimits(max_bytes=limit))
     acc.add(event("u", "e0"), 0.0)
     assert acc.add(event("u", "e1"), 0.0)[1] == []
-    (batch,) = acc.seal_all()
+    (batch,) = seal_all(acc)
     assert len(batch.body) == limit
     tight = Accumulator(BatchLimits(max_bytes=limit - 1))
     tight.add(event("u", "e0"), 0.0)
@@ -213,7 +214,7 @@ def test_an_event_too_large_for_any_batch_is_rejected_without_side_effects() -> 
     assert info.value.limit == "batch_bytes"
     assert "huge" in str(info.value)
     assert (acc.open_batches, acc.open_events) == (1, 1)
-    (batch,) = acc.seal_all()
+    (batch,) = seal_all(acc)
     assert ids(batch) == ["small"]
 
 
@@ -222,7 +223,7 @@ def test_user_attributes_merge_last_write_wins() -> None:
     acc.add(event("u", "a", ua={"plan": "free", "age": 30}), 0.0)
     acc.add(event("u", "b"), 0.0)
     acc.add(event("u", "c", ua={"plan": "pro"}), 0.0)
-    (batch,) = acc.seal_all()
+    (batch,) = seal_all(acc)
     assert json.loads(batch.body)["user_attributes"] == {"plan": "pro", "age": 30}
 
 
@@ -231,7 +232,7 @@ def test_a_batch_seals_before_user_attributes_would_exceed_100() -> None:
     acc.add(event("u", "a", ua={f"a{i}": i for i in range(60)}), 0.0)
     _, sealed = acc.add(event("u", "b", ua={f"b{i}": i for i in range(60)}), 0.0)
     assert [ids(b) for b in sealed] == [["a"]]
-    (rest,) = acc.seal_all()
+    (rest,) = seal_all(acc)
     assert len(json.loads(rest.body)["user_attributes"]) == 60
     acc.add(event("u", "c", ua={f"a{i}": i for i in range(MAX_USER_ATTRIBUTES)}), 0.0)
     assert acc.add(event("u", "d", ua={"a0": "updated"}), 0.0)[1] == []  # overwrite: no growth
@@ -254,7 +255,7 @@ def test_a_mapped_source_request_id_is_used_verbatim_in_the_body() -> None:
     acc = Accumulator()
     acc.add(event("u", "e1", srid="req-1"), 0.0)
     acc.add(event("u", "e2", srid="req-1"), 0.0)
-    (batch,) = acc.seal_all()
+    (batch,) = seal_all(acc)
     assert json.loads(batch.body)["source_request_id"] == "req-1"
 
 
@@ -262,7 +263,7 @@ def test_receipts_share_their_batch_outcome() -> None:
     acc = Accumulator()
     r1, _ = acc.add(event("u", "a"), 0.0)
     r2, _ = acc.add(event("u", "b"), 0.0)
-    (batch,) = acc.seal_all()
+    (batch,) = seal_all(acc)
     assert not r1.done()
     resolve_outcome(batch.outcome, "delivered", 1, 202)
     assert r1.outcome is not None and r1.outcome.delivered and r1.outcome.event_id == "a"
@@ -316,7 +317,7 @@ def test_property_no_loss_no_duplication_order_and_limits(
             sealed += due(acc, now)
         deadline = acc.next_deadline()
         assert deadline is None or acc.open_batches > 0
-    sealed += acc.seal_all()
+    sealed += seal_all(acc)
     assert acc.open_events == 0
 
     seen: list[str] = []
@@ -348,7 +349,7 @@ def test_due_until_marks_the_earliest_deadlines_first_in_slices() -> None:
     assert list(acc.eligible) == [ck("u1"), ck("u2")]
     assert acc.due(3.0, until=float("inf")) == 4
     assert acc.next_deadline() is None
-    assert [ids(b) for b in acc.seal_eligible()][2] == ["u3-0", "u3-1", "u3-2", "u3-3"]
+    assert [ids(b) for b in seal_eligible(acc)][2] == ["u3-0", "u3-1", "u3-2", "u3-3"]
 
 
 # -- the fast path of add() against the general one --------------------------------------------
@@ -393,7 +394,7 @@ def _trace(acc: Accumulator, ops: list[Any], back: list[bool]) -> list[Any]:
         if check:
             out.append(("due", sealed_view(due(acc, now))))
         out.append((acc.next_deadline(), acc.open_batches, acc.open_events))
-    out.append(("all", sealed_view(acc.seal_all())))
+    out.append(("all", sealed_view(seal_all(acc))))
     return out
 
 
@@ -425,7 +426,7 @@ def test_fast_path_still_marks_an_overdue_batch_and_seals_a_full_one() -> None:
     acc.add(event("u", "a"), 0.0)
     _, sealed = acc.add(event("u", "b"), 1.5)  # the batch's age ran out before a sender looked
     assert sealed == [] and list(acc.eligible) == [ck("u")]
-    assert [ids(b) for b in acc.seal_eligible()] == [["a", "b"]]
+    assert [ids(b) for b in seal_eligible(acc)] == [["a", "b"]]
     for eid in ("c", "d"):
         assert acc.add(event("u", eid), 2.0)[1] == []
     _, sealed = acc.add(event("u", "e"), 2.0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from attrs import frozen
+from support.sealing import seal_all
 
 from mparticle_dest._batching import accumulator as accumulator_module
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
@@ -113,7 +114,7 @@ def test_a_batch_takes_its_first_events_id_whatever_the_id_or_the_event_holds() 
     acc.add(ev("a", "plain-2"), 0.1)  # a second event: the batch's events grow
     acc.add(ev("c", "c-2"), 0.1)
     acc.add(ev("e", "e-2"), 0.1)
-    sealed = {json.loads(b.body)["user_identities"]["customer_id"]: b for b in acc.seal_all()}
+    sealed = {json.loads(b.body)["user_identities"]["customer_id"]: b for b in seal_all(acc)}
     for user, built in firsts.items():
         batch = sealed[user]
         assert batch.source_request_id == built.source_request_id
