@@ -2,9 +2,15 @@
 
 Every event accepted by ``push`` belongs to exactly one batch, and every batch
 has one :data:`BatchOutcome` (a plain dict) shared by all its events. A receipt is
-a tiny object (the outcome plus the event id), so receipts cost almost nothing when
-nobody awaits them: the anyio ``Event`` a waiter needs is created lazily, only
-when someone actually waits on an unresolved batch.
+a tiny object (the outcome, or where to find it, plus the event id), so receipts cost
+almost nothing when nobody awaits them: the anyio ``Event`` a waiter needs is created
+lazily, only when someone actually waits on an unresolved batch.
+
+An open batch has no outcome of its own yet: its receipts hold an
+:data:`OutcomeGroup` shared by the batches opened one after the other around it, and
+their batch's index in it. The outcome is made when the batch is sealed, or earlier
+when one of its receipts is asked for it, and stored in the group, where every receipt
+of the batch finds the same one.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from ._exceptions import DeliveryError, MparticleDestError
 __all__ = [
     "BatchOutcome",
     "Outcome",
+    "OutcomeGroup",
     "OutcomeStatus",
     "Receipt",
     "fail_outcome",
     "new_outcome",
     "outcome_for",
     "outcome_is_final",
+    "outcome_of",
     "resolve_outcome",
     "wait_outcome",
 ]
@@ -93,6 +101,13 @@ _ERROR = "error"
 _ATTEMPTS = "attempts"
 _HTTP_STATUS = "http_status"
 _WAITER = "waiter"  # the anyio.Event of those waiting (made when someone waits)
+
+
+#: Where the receipts of open batches find their batch's outcome: index -> outcome, for
+#: the batches opened one after the other around theirs (see the accumulator). A plain
+#: dict: untracked by the garbage collector until an outcome is stored in it, and freed
+#: with the last receipt or open batch that holds it.
+OutcomeGroup = dict[int, BatchOutcome]
 
 
 def new_outcome() -> BatchOutcome:
@@ -179,10 +194,13 @@ class Receipt:
     or skipped.
     """
 
-    __slots__ = ("_holder", "event_id")
+    # ``_holder`` is the batch's outcome when ``_index`` is -1, else the OutcomeGroup
+    # where the outcome is (or will be) stored at ``_index``.
+    __slots__ = ("_holder", "_index", "event_id")
 
     def __init__(self, holder: BatchOutcome, event_id: str | None) -> None:
-        self._holder = holder
+        self._holder: dict[Any, Any] = holder
+        self._index = -1
         self.event_id = event_id
 
     @classmethod
@@ -192,25 +210,56 @@ class Receipt:
         resolve_outcome(holder, status, reason=reason)
         return cls(holder, event_id)
 
+    def _batch_outcome(self) -> BatchOutcome:
+        """The batch's outcome, stored in its group first if it has none yet (its batch is
+        open); the receipt holds the outcome itself from then on."""
+        index = self._index
+        if index < 0:
+            return self._holder
+        group = self._holder
+        outcome: BatchOutcome | None = group.get(index)
+        if outcome is None:
+            outcome = group[index] = new_outcome()
+        self._holder = outcome
+        self._index = -1
+        return outcome
+
+    def _known(self) -> BatchOutcome | None:
+        """The batch's outcome if it exists (``None``: an open batch nobody asked about)."""
+        if self._index < 0:
+            return self._holder
+        known: BatchOutcome | None = self._holder.get(self._index)
+        return known
+
     def done(self) -> bool:
         """Whether the outcome is final."""
-        return _STATUS in self._holder
+        known = self._known()
+        return known is not None and _STATUS in known
 
     @property
     def outcome(self) -> Outcome | None:
         """The final outcome, or ``None`` while the event is still on its way."""
-        if _STATUS not in self._holder:
+        known = self._known()
+        if known is None or _STATUS not in known:
             return None
-        return outcome_for(self._holder, self.event_id)
+        return outcome_for(known, self.event_id)
 
     async def wait(self) -> Outcome:
         """Wait for and return the final outcome (never raises for delivery failures)."""
-        await wait_outcome(self._holder)
-        return outcome_for(self._holder, self.event_id)
+        outcome = self._batch_outcome()
+        await wait_outcome(outcome)
+        return outcome_for(outcome, self.event_id)
 
     def __await__(self) -> Generator[Any, None, Outcome]:
         return self.wait().__await__()
 
     def __repr__(self) -> str:
-        state = self._holder.get(_STATUS, "pending")
+        known = self._known()
+        state = "pending" if known is None else known.get(_STATUS, "pending")
         return f"<Receipt event_id={self.event_id!r} {state}>"
+
+
+def outcome_of(receipt: Receipt) -> BatchOutcome:
+    """The outcome shared by the receipt's batch (the same object as the sealed batch's
+    ``outcome``): its identity names the batch."""
+    return receipt._batch_outcome()

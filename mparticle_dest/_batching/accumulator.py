@@ -17,7 +17,7 @@ from attrs import frozen
 
 from .._exceptions import LimitExceededError
 from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
-from .._receipt import BatchOutcome, Receipt, new_outcome
+from .._receipt import BatchOutcome, OutcomeGroup, Receipt, new_outcome
 from .._wire import (
     compact_fragments,
     compact_key,
@@ -26,6 +26,7 @@ from .._wire import (
     source_request_id_length,
     user_attributes_fragment,
 )
+from .recent_ids import RecentIds
 
 if TYPE_CHECKING:
     from .._payload import BatchKey
@@ -111,6 +112,10 @@ _INF = float("inf")
 # Remembered source_request_ids (for uniqueness): bounded so a long-lived process stays small.
 # Each id is remembered until this many later ones were recorded.
 _SRID_MEMORY = 65_536
+# Batches opened one after the other whose receipts share one OutcomeGroup (an index in
+# a bytearray column: at most 256). A group lives as long as one of its batches is open
+# or one of their receipts is kept, and with it the outcomes of its sealed batches.
+_GROUP = 64
 # What add() returns when it sealed nothing (never mutated).
 _NONE_SEALED: list[SealedBatch] = []
 # Receipts of the fast path and sealed batches are made without running their Python
@@ -251,17 +256,26 @@ class Accumulator:
         self._keys: list[bytes | None] = []
         self._events: list[bytes | bytearray] = []  # the events' JSON, comma-separated
         self._first_lens = array("i")  # the length of the first event's JSON
-        self._outcomes: list[BatchOutcome | None] = []  # shared by the batch's receipts
+        # Where the batch's receipts find its outcome: a group and the index in it. The
+        # outcome itself is made at seal (or when a receipt asks first): an open batch
+        # whose receipts were dropped costs no dict.
+        self._groups: list[OutcomeGroup | None] = []
+        self._group_index = bytearray()
+        self._group: OutcomeGroup = {}  # the group of the batches opened next
+        self._group_left = _GROUP  # indexes it has left
         # Counts and sizes in 4 bytes (a batch is at most mParticle's 128 KB): a column
         # costs its item size per open batch, and a service may hold one per user.
         self._counts = array("i")  # events in the batch
         self._bytes = array("i")  # exact length of the batch JSON with the events so far
-        self._size_limits = array("i")  # seal at this many events
         self._opened = array("d")  # when the first event came
-        self._age_deadlines = array("d")
         self._deadlines = array("d")  # min(age deadline, last event + wait); _INF: none
-        self._debounces = array("d")  # the ``wait`` limit; _INF: none
         self._eligible_at = array("d")  # when it became eligible to leave; _INF: not yet
+        # slot -> (size limit, age deadline, debounce) of the batches whose limits are not
+        # the defaults (a rule hint, a clock that stepped back); the others have
+        # (default size, opened + age, the configured ``wait`` or _INF): three columns
+        # less per open batch.
+        self._own_limits: dict[int, tuple[int, float, float]] = {}
+        self._wait = _INF if limits.wait is None else limits.wait
         self._ids = array("q")  # unique batch id (deadline entries name it); -1: free
         self._in_fifo = bytearray()  # its deadline entry is in the FIFO, not the heap
         self._free: list[int] = []
@@ -288,14 +302,8 @@ class Accumulator:
         self._heap: list[tuple[float, int, int]] = []
         self._batch_ids = itertools.count()
         self._seqs = itertools.count()
-        # The source_request_ids recorded last, by their hash -> the next suffix to try
-        # for it as a base, and the same hashes in a ring in the order they were
-        # recorded: the oldest is forgotten when the ring is full. Hashes, not the ids:
-        # the memory keeps no string alive (most batches keep none either, see
-        # _srids); two ids with one hash only make a batch take a suffix it did not need.
-        self._srid_memory: dict[int, int] = {}
-        self._srid_ring = array("q")
-        self._srid_next = 0  # the ring's oldest entry once it is full
+        # The source_request_ids recorded last (two batches never share one).
+        self._recent_ids = RecentIds(_SRID_MEMORY)
         self._events_total = 0
 
     @property
@@ -351,9 +359,9 @@ class Accumulator:
         return iter(self._slots)
 
     def outcomes(self) -> list[BatchOutcome]:
-        """The outcomes of the open batches (what a flush waits for besides sealed ones)."""
-        outcomes = self._outcomes
-        return [outcomes[s] for s in self._slots.values()]  # type: ignore[misc]
+        """The outcomes of the open batches (what a flush waits for besides sealed ones;
+        made now for those that had none)."""
+        return [self._outcome(s) for s in self._slots.values()]
 
     def add(self, built: BuiltEventLike, now: float) -> tuple[Receipt, list[SealedBatch]]:
         """Append one event to its key's open batch.
@@ -366,10 +374,10 @@ class Accumulator:
         size is kept up to date.
 
         Fast path: an event without user attributes or a rule-level ``batch`` hint,
-        joining an open batch without a ``wait`` debounce and with a size limit no larger
-        than the default, within its byte limit and without moving its age deadline (the
-        clock did not go back), changes only the batch's events and size; every other case
-        takes the general path.
+        joining an open batch with the default limits and no ``wait`` debounce, within its
+        byte limit and without moving its age deadline (the clock did not go back),
+        changes only the batch's events and size; every other case takes the general
+        path.
 
         Returns:
             The event's receipt and the batches sealed by this call (0, 1 or 2, oldest first).
@@ -381,11 +389,11 @@ class Accumulator:
         key = compact_key(built.key)
         slot = self._slots.get(key)
         if slot is not None and built.batch is None and not built.user_attributes:
-            size_limit = self._size_limits[slot]
-            if size_limit <= self._size and self._debounces[slot] == _INF:
+            # Default limits: the default size, age deadline opened + age, no ``wait``.
+            if self._plain_open and slot not in self._own_limits:
                 body = built.body
                 size = self._bytes[slot] + len(body) + 1  # the event and its comma
-                age_deadline = self._age_deadlines[slot]
+                age_deadline = self._opened[slot] + self._age
                 if size <= self._max_bytes and now + self._age >= age_deadline:
                     events = self._events[slot]
                     if type(events) is bytes:  # a second event: the batch's own bytearray
@@ -396,12 +404,13 @@ class Accumulator:
                     count = counts[slot] = counts[slot] + 1
                     self._bytes[slot] = size
                     self._events_total += 1
-                    # Receipt(outcome, event_id) without the cost of a Python __init__.
+                    # A receipt without the cost of a Python __init__.
                     receipt = _new_receipt(Receipt)
-                    receipt._holder = self._outcomes[slot]  # type: ignore[assignment]
+                    receipt._holder = self._groups[slot]  # type: ignore[assignment]
+                    receipt._index = self._group_index[slot]
                     receipt.event_id = built.event_id
                     eligible_at = self._eligible_at[slot]
-                    if count >= size_limit:
+                    if count >= self._size:
                         return receipt, [
                             self._seal(slot, now if eligible_at > now else eligible_at)
                         ]
@@ -419,7 +428,7 @@ class Accumulator:
         opens a batch, with default limits without ``wait`` (most new batches)."""
         body = built.body
         base = built.source_request_id
-        srid, next_suffix = self._choose_srid(base)
+        srid = self._recent_ids.choose(base)
         head, middle, tail = key_fragments(built.key)
         size = (
             _EVENTS_OPEN_LEN
@@ -431,16 +440,16 @@ class Accumulator:
         )
         if size > self._max_bytes:
             return self._add_general(built, now, key, None)  # it refuses the event
-        slot = self._open_batch(key, base, srid, next_suffix, now, body, built.event_id)
+        slot = self._open_batch(key, base, srid, now, body, built.event_id)
         self._bytes[slot] = size
         self._events_total += 1
         receipt = _new_receipt(Receipt)
-        receipt._holder = self._outcomes[slot]  # type: ignore[assignment]
+        receipt._holder = self._groups[slot]  # type: ignore[assignment]
+        receipt._index = self._group_index[slot]
         receipt.event_id = built.event_id
-        size_limit = self._size_limits[slot] = self._size
-        if size_limit <= 1:  # the size asked for: sealed, eligible at once
+        if self._size <= 1:  # the size asked for: sealed, eligible at once
             return receipt, [self._seal(slot, now)]
-        deadline = self._age_deadlines[slot] = now + self._age
+        deadline = now + self._age  # the default age deadline: opened + age
         if deadline <= now:
             self._mark(slot, now)
             return receipt, _NONE_SEALED
@@ -473,9 +482,10 @@ class Accumulator:
         else:
             size = self._bytes[slot] + len(body) + 1  # the event and its comma
             fits = size <= self._limits.max_bytes
-        if not fits:
+        fresh = not fits  # the event opens a batch
+        if fresh:
             base = built.source_request_id
-            srid, next_suffix = self._choose_srid(base)
+            srid = self._recent_ids.choose(base)
             ua_fragment = user_attributes_fragment(new_ua)
             head, middle, tail = key_fragments(built.key)
             size = (
@@ -497,7 +507,7 @@ class Accumulator:
                 # A hard limit: this batch cannot grow, so it is eligible from now on.
                 eligible_at = self._eligible_at[slot]
                 sealed.append(self._seal(slot, eligible_at if eligible_at < now else now))
-            slot = self._open_batch(key, base, srid, next_suffix, now, body, built.event_id)
+            slot = self._open_batch(key, base, srid, now, body, built.event_id)
             if new_ua:
                 self._ua[slot] = (dict(new_ua), ua_fragment)
         else:
@@ -513,27 +523,33 @@ class Accumulator:
             self._counts[slot] += 1
         self._bytes[slot] = size
         self._events_total += 1
-        receipt = Receipt(self._outcomes[slot], built.event_id)  # type: ignore[arg-type]
+        receipt = _new_receipt(Receipt)
+        receipt._holder = self._groups[slot]  # type: ignore[assignment]
+        receipt._index = self._group_index[slot]
+        receipt.event_id = built.event_id
 
+        if fresh:  # no limit yet: the event's set them
+            size_limit, age_deadline, debounce = _NO_SIZE_LIMIT, _INF, _INF
+        else:
+            size_limit, age_deadline, debounce = self._limits_of(slot)
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
-        size_limit = limits.size
-        if size_limit is not None and size_limit < self._size_limits[slot]:
-            self._size_limits[slot] = size_limit
+        if limits.size is not None and limits.size < size_limit:
+            size_limit = limits.size
         eligible_at = self._eligible_at[slot]
-        if self._counts[slot] >= self._size_limits[slot]:  # the size asked for: eligible at once
+        if self._counts[slot] >= size_limit:  # the size asked for: eligible at once
             sealed.append(self._seal(slot, now if eligible_at > now else eligible_at))
             return receipt, sealed
-        if eligible_at != _INF:
-            return receipt, sealed  # already eligible: it leaves when the scheduler takes it
-        age_deadline = now + limits.age
-        if age_deadline < self._age_deadlines[slot]:
-            self._age_deadlines[slot] = age_deadline
+        if eligible_at != _INF:  # already eligible: it leaves when the scheduler takes it
+            self._set_limits(slot, size_limit, age_deadline, debounce)
+            return receipt, sealed
+        if now + limits.age < age_deadline:
+            age_deadline = now + limits.age
         wait = limits.wait
-        debounce = self._debounces[slot]
         if wait is not None and wait < debounce:
-            debounce = self._debounces[slot] = wait
-        deadline = self._age_deadlines[slot]
+            debounce = wait
+        self._set_limits(slot, size_limit, age_deadline, debounce)
+        deadline = age_deadline
         if debounce != _INF and now + debounce < deadline:
             deadline = now + debounce
         if deadline <= now:
@@ -552,6 +568,23 @@ class Accumulator:
             if self.on_deadline is not None:
                 self.on_deadline(deadline)
         return receipt, sealed
+
+    def _limits_of(self, slot: int) -> tuple[int, float, float]:
+        """The open batch's size limit, age deadline and debounce (``_INF``: none)."""
+        own = self._own_limits.get(slot)
+        if own is not None:
+            return own
+        return self._size, self._opened[slot] + self._age, self._wait
+
+    def _set_limits(self, slot: int, size_limit: int, age_deadline: float, debounce: float) -> None:
+        if (
+            size_limit == self._size
+            and debounce == self._wait
+            and age_deadline == self._opened[slot] + self._age
+        ):
+            self._own_limits.pop(slot, None)
+        else:
+            self._own_limits[slot] = (size_limit, age_deadline, debounce)
 
     def due(self, now: float, *, until: float | None = None, max_events: int | None = None) -> int:
         """Make every open batch whose deadline has passed eligible, earliest deadline first.
@@ -667,65 +700,30 @@ class Accumulator:
             return None
         return ua, fragment, size
 
-    def _choose_srid(self, base: str) -> tuple[str, int]:
-        """The next batch's ``source_request_id``: ``base`` (the mapped id, else the first
-        event's id), suffixed ``-2``, ``-3``... when a recent batch already used it
-        (mParticle de-duplicates on it, so two batches must never share one)."""
-        suffix = self._srid_memory.get(hash(base))
-        if suffix is None:
-            return base, 2
-        while True:
-            candidate = f"{base}-{suffix}"
-            suffix += 1
-            if hash(candidate) not in self._srid_memory:
-                return candidate, suffix
-
     def _open_batch(
         self,
         key: bytes,
         base: str,
         srid: str,
-        next_suffix: int,
         now: float,
         body: bytes,
         event_id: str,
     ) -> int:
         """A slot for the new batch of ``key`` (its :func:`compact_key`) holding its first
         event, ``body``."""
-        memory = self._srid_memory
-        if srid != base:  # a remembered base: its next suffix; then its new id
-            memory[hash(base)] = next_suffix
-            next_suffix = 2
-        # The new id goes into the ring; when the ring is full, the oldest id is forgotten
-        # (perhaps the base just updated): an id is remembered until _SRID_MEMORY later
-        # ids were recorded, whether or not its suffix counter was used since.
-        new = hash(srid)
-        ring = self._srid_ring
-        if len(ring) < _SRID_MEMORY:
-            ring.append(new)
-        else:
-            at = self._srid_next
-            del memory[ring[at]]
-            ring[at] = new
-            self._srid_next = at + 1 if at + 1 < _SRID_MEMORY else 0
-        memory[new] = next_suffix
+        self._recent_ids.record(base, srid)
         if self._free:
             slot = self._free.pop()
         else:
             slot = len(self._keys)
             self._keys.append(None)
             self._events.append(_NO_EVENTS)
-            self._outcomes.append(None)
-            for column in (self._counts, self._bytes, self._size_limits, self._first_lens):
+            self._groups.append(None)
+            self._group_index.append(0)
+            for column in (self._counts, self._bytes, self._first_lens):
                 column.append(0)
             self._ids.append(0)
-            for times in (
-                self._opened,
-                self._age_deadlines,
-                self._deadlines,
-                self._debounces,
-                self._eligible_at,
-            ):
+            for times in (self._opened, self._deadlines, self._eligible_at):
                 times.append(_INF)
             self._in_fifo.append(0)
         # Bytes, not the key: a named tuple is always tracked by the collector, and a tuple
@@ -737,17 +735,31 @@ class Accumulator:
         # An id the JSON escapes never matches: it is kept.
         if srid != event_id or not body.endswith(_SMID + event_id.encode() + _SMID_END):
             self._srids[slot] = srid
-        self._outcomes[slot] = new_outcome()
+        left = self._group_left - 1
+        if left < 0:  # the group has no index left: the next batches share a new one
+            self._group = {}
+            left = _GROUP - 1
+        self._group_left = left
+        self._groups[slot] = self._group
+        self._group_index[slot] = left
         self._counts[slot] = 1
-        self._size_limits[slot] = _NO_SIZE_LIMIT
         self._opened[slot] = now
-        self._age_deadlines[slot] = _INF
         self._deadlines[slot] = _INF
-        self._debounces[slot] = _INF
         self._eligible_at[slot] = _INF
         self._ids[slot] = next(self._batch_ids)
         self._in_fifo[slot] = 0
         return slot
+
+    def _outcome(self, slot: int) -> BatchOutcome:
+        """The outcome of the open batch in ``slot``, made and stored in its group (where
+        its receipts look) if none of them asked for it yet."""
+        group = self._groups[slot]
+        assert group is not None
+        index = self._group_index[slot]
+        outcome = group.get(index)
+        if outcome is None:
+            outcome = group[index] = new_outcome()
+        return outcome
 
     def _seal(self, slot: int, eligible_at: float) -> SealedBatch:
         key = self._keys[slot]
@@ -773,14 +785,16 @@ class Accumulator:
         batch.event_count = count
         batch.source_request_id = srid
         batch.seq = next(self._seqs)
-        batch.outcome = self._outcomes[slot]  # type: ignore[assignment]
+        batch.outcome = self._outcome(slot)
         batch.eligible_at = eligible_at
         batch.opened = self._opened[slot]
         batch.attempts = batch.ambiguous_attempts = 0
         # The slot is free: its deadline entries go stale, its values are let go now.
         self._keys[slot] = None
         self._events[slot] = _NO_EVENTS
-        self._outcomes[slot] = None
+        self._groups[slot] = None
+        if self._own_limits:
+            self._own_limits.pop(slot, None)
         self._ids[slot] = -1
         self._free.append(slot)
         return batch

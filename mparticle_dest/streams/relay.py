@@ -37,7 +37,7 @@ from .._config import DestinationConfig
 from .._destination import Destination, QuotaGate, Stats, take_decoded_events
 from .._event import DECODED_WALK_FREE_BYTES
 from .._exceptions import InvalidEventError
-from .._receipt import Outcome, Receipt
+from .._receipt import Outcome, Receipt, outcome_of
 from . import _deadletters
 from ._ledger import LeaseLostError, Ledger, RecordedBatch
 from ._redis import Client, Keys, call, connect, ensure_group, text
@@ -116,7 +116,7 @@ class _Tracked:
 def _batch_of(receipt: Receipt) -> int:
     """The batch an event's receipt belongs to: the identity of the outcome object its
     batch's events share (kept alive by the ``_Tracked`` holding the receipt)."""
-    return id(receipt._holder)
+    return id(outcome_of(receipt))
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:
@@ -359,7 +359,7 @@ class Relay:
                 self._held.discard(entry)
                 skipped.append(entry)
                 continue
-            batch = id(receipt._holder)  # _batch_of(receipt), inlined
+            batch = id(outcome_of(receipt))  # _batch_of(receipt), inlined
             tracked = tracked_by.get(batch)
             if tracked is None:
                 tracked = tracked_by[batch] = _Tracked(receipt, [])

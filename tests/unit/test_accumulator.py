@@ -19,7 +19,7 @@ from mparticle_dest import LimitExceededError
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits, SealedBatch
 from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from mparticle_dest._payload.builder import BatchKey
-from mparticle_dest._receipt import resolve_outcome
+from mparticle_dest._receipt import outcome_of, resolve_outcome
 from mparticle_dest._wire import compact_key
 
 
@@ -370,10 +370,11 @@ def _trace(acc: Accumulator, ops: list[Any], back: list[bool]) -> list[Any]:
     holders: list[Any] = []  # batch outcomes in order of first sight (kept alive: ids stay unique)
 
     def holder(receipt: Any) -> int:
+        outcome = outcome_of(receipt)
         for i, seen in enumerate(holders):
-            if seen is receipt._holder:
+            if seen is outcome:
                 return i
-        holders.append(receipt._holder)
+        holders.append(outcome)
         return len(holders) - 1
 
     def sealed_view(batches: list[SealedBatch]) -> list[Any]:

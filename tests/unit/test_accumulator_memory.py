@@ -137,4 +137,4 @@ def test_the_id_memory_is_bounded_and_forgets_the_oldest_id_first(
     assert [srid(x) for x in ("c", "d", "e", "f")] == ["c", "d", "e", "f"]
     assert srid("a") == "a"  # forgotten: used again verbatim
     assert srid("f") == "f-2"  # still remembered
-    assert len(acc._srid_memory) == len(acc._srid_ring) == 4
+    assert len(acc._recent_ids) == 4
