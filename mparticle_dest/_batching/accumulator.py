@@ -116,6 +116,8 @@ _SRID_MEMORY = 65_536
 # a bytearray column: at most 256). A group lives as long as one of its batches is open
 # or one of their receipts is kept, and with it the outcomes of its sealed batches.
 _GROUP = 64
+# The largest batch id (ids are 4-byte columns; 0 marks a free slot).
+_LAST_ID = 2**32 - 1
 # What add() returns when it sealed nothing (never mutated).
 _NONE_SEALED: list[SealedBatch] = []
 # Receipts of the fast path and sealed batches are made without running their Python
@@ -123,6 +125,11 @@ _NONE_SEALED: list[SealedBatch] = []
 _new_receipt = _new_sealed = object.__new__
 # A free slot's events (never appended to).
 _NO_EVENTS = b""
+# A batch's events stay one bytes object, copied whole for every event, while shorter
+# than this: the copy is cheap, and a bytes object is 23 bytes smaller than a bytearray
+# (most batches of a service with many users hold two or three events). Longer ones
+# grow in their own bytearray.
+_SHORT_EVENTS = 1024
 # '{"events":[' before the events of a batch.
 _EVENTS_OPEN_LEN = len(b'{"events":[')
 # What the first event's JSON ends with when its id is the batch's source_request_id:
@@ -276,7 +283,10 @@ class Accumulator:
         # less per open batch.
         self._own_limits: dict[int, tuple[int, float, float]] = {}
         self._wait = _INF if limits.wait is None else limits.wait
-        self._ids = array("q")  # unique batch id (deadline entries name it); -1: free
+        # The batch's id (deadline entries name it, stale once it changes); 0: free. Ids
+        # are 4 bytes and wrap after 2**32 - 1 batches: an entry naming a batch that
+        # long gone has left its FIFO or heap long before.
+        self._ids = array("I")
         self._in_fifo = bytearray()  # its deadline entry is in the FIFO, not the heap
         self._free: list[int] = []
         # slot -> (merged user attributes, their fragment), for batches that have some
@@ -296,11 +306,11 @@ class Accumulator:
         # (deadline, batch id, slot). Entries go stale when a batch is sealed, becomes
         # eligible or its deadline moves.
         self._fifo_slots = array("i")
-        self._fifo_ids = array("q")
+        self._fifo_ids = array("I")
         self._fifo_head = 0  # entries before it were taken
         self._fifo_last = -_INF  # the deadline last appended to the FIFO
         self._heap: list[tuple[float, int, int]] = []
-        self._batch_ids = itertools.count()
+        self._next_id = 1
         self._seqs = itertools.count()
         # The source_request_ids recorded last (two batches never share one).
         self._recent_ids = RecentIds(_SRID_MEMORY)
@@ -396,10 +406,15 @@ class Accumulator:
                 age_deadline = self._opened[slot] + self._age
                 if size <= self._max_bytes and now + self._age >= age_deadline:
                     events = self._events[slot]
-                    if type(events) is bytes:  # a second event: the batch's own bytearray
+                    if type(events) is not bytes:
+                        events += b","
+                        events += body
+                    elif len(events) < _SHORT_EVENTS:  # a short batch: still one bytes
+                        self._events[slot] = b",".join((events, body))
+                    else:  # from now on, the batch's own bytearray
                         events = self._events[slot] = bytearray(events)
-                    events += b","
-                    events += body
+                        events += b","
+                        events += body
                     counts = self._counts
                     count = counts[slot] = counts[slot] + 1
                     self._bytes[slot] = size
@@ -516,10 +531,15 @@ class Accumulator:
                 ua, fragment, size = merged
                 self._ua[slot] = (ua, fragment)
             events = self._events[slot]
-            if type(events) is bytes:
+            if type(events) is not bytes:
+                events += b","
+                events += body
+            elif len(events) < _SHORT_EVENTS:
+                self._events[slot] = b",".join((events, body))
+            else:
                 events = self._events[slot] = bytearray(events)
-            events += b","
-            events += body
+                events += b","
+                events += body
             self._counts[slot] += 1
         self._bytes[slot] = size
         self._events_total += 1
@@ -746,7 +766,9 @@ class Accumulator:
         self._opened[slot] = now
         self._deadlines[slot] = _INF
         self._eligible_at[slot] = _INF
-        self._ids[slot] = next(self._batch_ids)
+        batch_id = self._next_id
+        self._next_id = batch_id + 1 if batch_id < _LAST_ID else 1
+        self._ids[slot] = batch_id
         self._in_fifo[slot] = 0
         return slot
 
@@ -795,6 +817,6 @@ class Accumulator:
         self._groups[slot] = None
         if self._own_limits:
             self._own_limits.pop(slot, None)
-        self._ids[slot] = -1
+        self._ids[slot] = 0
         self._free.append(slot)
         return batch
