@@ -60,21 +60,20 @@ class RecentIds:
         when ``capacity`` ids are remembered."""
         if srid != base:  # a suffixed id: the base's next suffix
             self._suffixes[hash(base) or 1] = int(srid.rpartition("-")[2]) + 1
-        new = hash(srid) or 1
+        ring, at = self._ring, self._next
+        old = ring[at]
+        if old:  # the ring is full: its oldest id is forgotten first
+            self._remove(old)
+            if self._suffixes:
+                self._suffixes.pop(old, None)
+        new = ring[at] = hash(srid) or 1
+        self._next = at + 1 if at + 1 < len(ring) else 0
+        self._recorded += 1
         table, mask = self._table, self._mask
         i = new & mask
         while table[i]:
             i = (i + 1) & mask
         table[i] = new
-        ring, at = self._ring, self._next
-        old = ring[at]
-        ring[at] = new
-        self._next = at + 1 if at + 1 < len(ring) else 0
-        self._recorded += 1
-        if old:
-            self._remove(old)
-            if self._suffixes:
-                self._suffixes.pop(old, None)
 
     def _find(self, h: int) -> int:
         """The cell holding ``h`` (``-1``: not recorded)."""

@@ -270,6 +270,20 @@ def test_receipts_share_their_batch_outcome() -> None:
     assert r2.outcome is not None and r2.outcome.http_status == 202
 
 
+def test_a_growing_batch_keeps_every_event_in_order_as_its_events_change_form() -> None:
+    # A batch's events stay one bytes object while short, then grow in a bytearray.
+    acc = Accumulator()
+    for n in range(12):
+        acc.add(event("u", f"e{n}", pad=150), float(n))
+    acc.add(event("v", "w0", ua={"a": 1}), 0.0)  # the general path, across the change too
+    for n in range(1, 12):
+        acc.add(event("v", f"w{n}", pad=150, ua={"a": n}), float(n))
+    batches = {json.loads(b.body)["user_identities"]["customer_id"]: b for b in seal_all(acc)}
+    assert ids(batches["u"]) == [f"e{n}" for n in range(12)]
+    assert ids(batches["v"]) == [f"w{n}" for n in range(12)]
+    assert json.loads(batches["v"].body)["user_attributes"] == {"a": 11}
+
+
 # -- property: no loss, no duplication, order per user, every limit held ---------------------
 
 _op = st.tuples(

@@ -22,8 +22,10 @@ from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
 from mparticle_dest._payload.builder import BatchKey
 
 #: Bytes an open one-event batch may cost beside its event's JSON (measured with Python 3.11:
-#: 412, and 490 before the id memory kept hashes and batches stopped copying their id).
-PER_BATCH_BOUND = 450
+#: 247; 412 while each open batch had its own outcome dict, the id memory was a dict of
+#: hashes, and the size limit, age deadline and debounce were columns; 490 before the id
+#: memory kept hashes and batches stopped copying their id).
+PER_BATCH_BOUND = 280
 
 
 @frozen
