@@ -231,12 +231,16 @@ class Accumulator:
     the whole heap) closer. Open batches are *slots*: row numbers into columns of
     numbers (``array``) and lists of untracked values: the key as compact JSON bytes
     (:func:`~mparticle_dest._wire.compact_key`, also the key of the scheduler's tables),
-    the events' JSON (the first event's own bytes, then one
-    ``bytearray`` of comma-separated events) and the outcome (an exact dict, empty until
-    resolved). The ``source_request_id`` is read back from the first event's JSON at seal
-    when it is that event's id (the usual case), else kept in a dict by slot. Only
-    batches whose events carried user attributes keep a tracked object (the merged
-    attributes). Freed slots are reused.
+    the events' JSON (one bytes object of comma-separated events while short, then one
+    ``bytearray``) and where its receipts find its outcome (an
+    :data:`~mparticle_dest._receipt.OutcomeGroup` shared with the batches opened around
+    it, and an index in it; the outcome, an exact dict, is made at seal or when a
+    receipt asks first). The ``source_request_id`` is read back from the first event's
+    JSON at seal when it is that event's id (the usual case), else kept in a dict by
+    slot; a size limit, age deadline or debounce other than the defaults (rule hints)
+    is kept in a dict by slot too. Only batches whose events carried user attributes
+    keep a tracked object (the merged attributes); a group is tracked once it holds an
+    outcome (one per 64 batches). Freed slots are reused.
 
     Args:
         limits: Default limits; an event's rule-level ``batch`` hint overrides them
@@ -548,10 +552,18 @@ class Accumulator:
         receipt._index = self._group_index[slot]
         receipt.event_id = built.event_id
 
-        if fresh:  # no limit yet: the event's set them
+        # The batch's size limit, age deadline and debounce (_INF: none) so far.
+        own = None if fresh else self._own_limits.get(slot)
+        if fresh:  # none yet: the event's set them
             size_limit, age_deadline, debounce = _NO_SIZE_LIMIT, _INF, _INF
+        elif own is None:  # the defaults
+            size_limit, age_deadline, debounce = (
+                self._size,
+                self._opened[slot] + self._age,
+                self._wait,
+            )
         else:
-            size_limit, age_deadline, debounce = self._limits_of(slot)
+            size_limit, age_deadline, debounce = own
         hint = built.batch
         limits = self._limits if hint is None else self._limits.override(hint)
         if limits.size is not None and limits.size < size_limit:
@@ -589,14 +601,8 @@ class Accumulator:
                 self.on_deadline(deadline)
         return receipt, sealed
 
-    def _limits_of(self, slot: int) -> tuple[int, float, float]:
-        """The open batch's size limit, age deadline and debounce (``_INF``: none)."""
-        own = self._own_limits.get(slot)
-        if own is not None:
-            return own
-        return self._size, self._opened[slot] + self._age, self._wait
-
     def _set_limits(self, slot: int, size_limit: int, age_deadline: float, debounce: float) -> None:
+        """Keep the batch's limits aside unless they are the defaults."""
         if (
             size_limit == self._size
             and debounce == self._wait
