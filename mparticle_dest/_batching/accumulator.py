@@ -126,7 +126,7 @@ _new_receipt = _new_sealed = object.__new__
 # A free slot's events (never appended to).
 _NO_EVENTS = b""
 # A batch's events stay one bytes object, copied whole for every event, while shorter
-# than this: the copy is cheap, and a bytes object is 23 bytes smaller than a bytearray
+# than this: the copy is cheap, and a bytes object is 24 bytes smaller than a bytearray
 # (most batches of a service with many users hold two or three events). Longer ones
 # grow in their own bytearray.
 _SHORT_EVENTS = 1024
