@@ -103,18 +103,23 @@ async def library(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def bare(spec: dict[str, Any]) -> dict[str, Any]:
-    """The same bodies posted with a bare ``httpx.AsyncClient``; CPU per request."""
-    import httpx
-
-    p = RequestParams(**spec["params"])
+def request_bodies(p: RequestParams) -> list[bytes]:
+    """The bulk bodies the library sends for ``p``'s events, built by hand."""
     batches = []
     for event in _events(p):
         user = event["user"]
         identities = {"customer_id": user["id"], "email": user["email"]}
         batches.append(encode_batch([event_body(event)], identities))
     n = p.batches
-    bodies = [b"[" + b",".join(batches[i : i + n]) + b"]" for i in range(0, len(batches), n)]
+    return [b"[" + b",".join(batches[i : i + n]) + b"]" for i in range(0, len(batches), n)]
+
+
+async def bare(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same bodies posted with a bare ``httpx.AsyncClient``; CPU per request."""
+    import httpx
+
+    p = RequestParams(**spec["params"])
+    bodies = request_bodies(p)
     token = base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
     url = spec["url"] + "/v2/bulkevents"
