@@ -39,7 +39,7 @@ import logging
 import ssl
 import time
 from collections.abc import Sequence
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 import anyio
 import httpx
@@ -237,13 +237,17 @@ class Deliverer:
         }
         self._masks = _credential_forms(auth_header)
         self._transport = _direct_transport(client, self._url_parsed) if own_client else None
-        # What client.build_request would make of every request but its length: the
-        # client's default headers merged with ours, Host first, and its timeouts.
-        template = client.build_request(
-            "POST", self._url_parsed, content=b"", headers=self._headers
-        )
-        self._wire_headers = [h for h in template.headers.raw if h[0].lower() != b"content-length"]
-        self._extensions = template.extensions
+        self._wire_headers: list[tuple[bytes, bytes]] = []
+        self._extensions: dict[str, Any] = {}
+        if self._transport is not None:
+            # What client.build_request makes of every request but its length: the
+            # client's default headers merged with ours, Host first, and its timeouts.
+            template = client.build_request(
+                "POST", self._url_parsed, content=b"", headers=self._headers
+            )
+            raw = template.headers.raw
+            self._wire_headers = [h for h in raw if h[0].lower() != b"content-length"]
+            self._extensions = template.extensions
         self._timeout = attempt_timeout
         self._retry = retry if retry is not None else RetryPolicy()
         self._pacer = pacer if pacer is not None else Pacer()

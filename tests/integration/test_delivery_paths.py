@@ -109,3 +109,16 @@ async def test_the_own_client_goes_through_a_proxy_named_by_the_environment(
         tg.cancel_scope.cancel()
     assert result.delivered
     assert lines == [b"POST http://mparticle.invalid/v2/bulkevents HTTP/1.1"]
+
+
+async def test_the_own_client_once_closed_refuses_to_send_as_client_send_does() -> None:
+    async with FakeMparticle(validate=False) as server:
+        client = make_client()
+        url = endpoint(base_url=server.url, path=BULK_PATH)
+        auth = basic_auth_header(server.settings["apiKey"], server.settings["apiSecret"])
+        deliverer = Deliverer(client, url=url, auth_header=auth, own_client=True)
+        assert (await deliverer.send([batch(1)]))[0].delivered
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            await deliverer.send([batch(2)])
+        assert len(server.requests) == 1
