@@ -63,6 +63,9 @@ from .retry import RetryPolicy, parse_retry_after
 __all__ = ["Deliverer", "load_client_modules", "make_client", "parse_url", "tls_context"]
 
 _LOG: Final = logging.getLogger("mparticle_dest.delivery")
+#: httpx's logger: the requests of the destination's own client bypass ``client.send``,
+#: which logs each one there at INFO; the deliverer logs them the same way.
+_HTTPX_LOG: Final = logging.getLogger("httpx")
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 #: Seconds one whole attempt (connect, send, receive) may take without ``request_timeout``.
@@ -531,6 +534,15 @@ class Deliverer:
                     response = await client.send(request, stream=True, follow_redirects=False)
                 else:
                     response = await transport.handle_async_request(request)
+                    if _HTTPX_LOG.isEnabledFor(logging.INFO):
+                        _HTTPX_LOG.info(
+                            'HTTP Request: %s %s "%s %d %s"',
+                            request.method,
+                            request.url,
+                            response.http_version,
+                            response.status_code,
+                            response.reason_phrase,
+                        )
                 try:
                     await _read_some(response, content)
                 except (httpx.HTTPError, httpx.StreamError):
@@ -686,8 +698,9 @@ def _direct_transport(client: httpx.AsyncClient, url: httpx.URL) -> httpx.AsyncB
     """The transport ``client`` sends ``url`` through, for a deliverer that owns it.
 
     What ``client.send`` adds around the transport (auth flow, event hooks, cookie jar,
-    redirect bookkeeping, its INFO log line) is unused by a client nobody else sees
-    and costs about a quarter of a request's CPU. The transport is the one the client
+    redirect bookkeeping) is unused by a client nobody else sees and costs about a
+    quarter of a request's CPU (its INFO record on the ``httpx`` logger is kept: the
+    deliverer makes it). The transport is the one the client
     itself picks (a proxy's, when the environment names one), so nothing on the wire
     changes. ``None`` (the full path) when the URL carries credentials (the client
     would send them instead of ours) or httpx no longer says which transport it uses.

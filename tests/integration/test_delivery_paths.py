@@ -5,6 +5,7 @@ sends straight through its transport, with the same bytes on the wire."""
 from __future__ import annotations
 
 import json
+import logging
 
 import anyio
 import anyio.abc
@@ -29,7 +30,10 @@ def batch(i: int) -> SealedBatch:
     return SealedBatch(key=i, body=body, event_count=1, source_request_id=f"r{i}", seq=i)
 
 
-async def test_the_own_clients_requests_equal_what_client_send_makes() -> None:
+async def test_the_own_clients_requests_equal_what_client_send_makes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
     async with FakeMparticle(validate=False) as server:
         url = endpoint(base_url=server.url, path=BULK_PATH)
         auth = basic_auth_header(server.settings["apiKey"], server.settings["apiSecret"])
@@ -43,6 +47,9 @@ async def test_the_own_clients_requests_equal_what_client_send_makes() -> None:
     assert dict(direct.headers) == dict(full.headers)
     assert direct.headers["user-agent"].startswith("mparticle-dest/")
     assert direct.headers["accept-encoding"] == "identity"
+    # httpx's INFO record of each request, made by the deliverer on the direct way.
+    logged = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert logged == [f'HTTP Request: POST {url} "HTTP/1.1 202 Accepted"'] * 2
 
 
 class _CallerAuth(httpx.Auth):
