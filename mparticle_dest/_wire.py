@@ -47,6 +47,7 @@ __all__ = [
     "encode_batch",
     "encode_bulk",
     "encode_joined_batch",
+    "encode_joined_batch_id_bytes",
     "encode_json",
     "endpoint",
     "key_fragments",
@@ -192,6 +193,14 @@ def compact_key(key: BatchKey) -> bytes:
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
     """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
     items: list[Any] = orjson.loads(b"[" + compact + b"]")
+    if len(items) == 2:  # the usual key, nothing after its identities (one per batch sealed)
+        environment, identities = items
+        head = _HEADS.get(environment)
+        if head is None:
+            head = _environment_head(environment)
+        if identities:
+            head += b',"user_identities":' + encode_json(dict(identities))
+        return head, b"", b"}"
     items += [None] * (len(BatchKey._fields) - len(items))
     return key_fragments(items)
 
@@ -324,6 +333,25 @@ def encode_joined_batch(
     head, middle, tail = fragments
     srid = source_request_id_fragment(source_request_id)
     return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
+
+
+_SRID_OPEN: Final = b',"source_request_id":"'
+_QUOTE: Final = b'"'
+
+
+def encode_joined_batch_id_bytes(
+    fragments: tuple[bytes, bytes, bytes],
+    events: bytes | bytearray,
+    ua_fragment: bytes,
+    source_request_id: bytes,
+) -> bytes:
+    """:func:`encode_joined_batch` with a non-empty ``source_request_id`` given as the
+    bytes of its JSON string between the quotes (already escaped: copied from an
+    event's JSON, so it is not decoded and encoded again)."""
+    head, middle, tail = fragments
+    srid = source_request_id
+    parts = (_EVENTS_OPEN, events, head, ua_fragment, middle, _SRID_OPEN, srid, _QUOTE, tail)
+    return b"".join(parts)
 
 
 def batch_size(

@@ -58,6 +58,7 @@ _MAX_SKIPS = 32
 #: Under a binding quota, the share of a cycle a batch must have been open to take a token.
 HOLD_SHARE = 0.75
 _NEVER = -math.inf  # the opening time of a batch that is never held (sealed, throttled)
+_ANY_SIZE = 2**62  # the room of an empty request: its first batch always goes
 
 
 class Scheduler:
@@ -181,23 +182,43 @@ class Scheduler:
         skips = 0
         if max_batches is None or max_batches > self.max_batches:
             max_batches = self.max_batches
-        muted = self._muted
+        muted, eligible, front, lanes = self._muted, self._eligible, self._front, self._lanes
+        seal_within = self.acc.seal_within
         for key in self._candidates(now, max_batches):
             if key in muted:
                 continue  # taken already (a key may be both in front and eligible)
-            size = self._size(key)
-            if size < 0:  # nothing left for this key (its batch was sealed elsewhere)
-                self._eligible.pop(key, None)
-                self._front.pop(key, None)
-                continue
             # The first batch always goes: a batch (≤ 128 KB) fits an empty request.
-            if out and total + size + len(out) > room:
-                skips += 1
-                if skips >= _MAX_SKIPS:
-                    break
-                continue
+            fits = room - total - len(out) if out else _ANY_SIZE
+            lane = lanes.get(key) if lanes else None
+            if lane:
+                size = len(lane[0].body)
+                if size > fits:
+                    skips += 1
+                    if skips >= _MAX_SKIPS:
+                        break
+                    continue
+                batch = lane.popleft()
+                if not lane:
+                    del lanes[key]
+            else:
+                got = seal_within(key, fits)
+                if type(got) is int:
+                    if got < 0:  # nothing left for this key (its batch was sealed elsewhere)
+                        eligible.pop(key, None)
+                        front.pop(key, None)
+                        continue
+                    skips += 1
+                    if skips >= _MAX_SKIPS:
+                        break
+                    continue
+                batch = got  # type: ignore[assignment]
+                size = len(batch.body)
             skips = 0
-            out.append(self._pop(key))
+            eligible.pop(key, None)
+            if front:
+                front.pop(key, None)
+            muted.add(key)
+            out.append(batch)
             total += size
             if len(out) >= max_batches:
                 break
@@ -329,15 +350,3 @@ class Scheduler:
         if lane:
             return len(lane[0].body)
         return self.acc.batch_bytes(key)
-
-    def _pop(self, key: Hashable) -> SealedBatch:
-        self._eligible.pop(key, None)
-        self._front.pop(key, None)
-        self._muted.add(key)
-        lane = self._lanes.get(key)
-        if lane:
-            batch = lane.popleft()
-            if not lane:
-                del self._lanes[key]
-            return batch
-        return self.acc.seal(key)
