@@ -50,6 +50,7 @@ __all__ = [
     "encode_joined_batch_id_bytes",
     "encode_json",
     "endpoint",
+    "envelope_length",
     "key_fragments",
     "orjson_dumps",
     "source_request_id_fragment",
@@ -188,6 +189,23 @@ def compact_key(key: BatchKey) -> bytes:
         text = _stdlib_bytes(list(key))
     # Slicing also copies: orjson's own bytes object keeps its larger buffer.
     return text[1:-1].rstrip(b",nul")
+
+
+def envelope_length(key: BatchKey, compact: bytes) -> int:
+    """The length of :func:`key_fragments` of ``key`` (head, middle and tail together),
+    ``compact`` being its :func:`compact_key`: mostly without encoding anything.
+
+    For the usual key (environment and at most two identities of different types,
+    nothing else) the envelope is the compact key with field names instead of
+    brackets: ``"env",[["t","v"],...]`` against ``],"environment":"env",
+    "user_identities":{"t":"v",...}`` and ``}``, the same JSON texts in both.
+    """
+    identities = key[1]
+    n = len(identities)
+    if key[2:] == _NOTHING_ELSE and (n < 2 or (n == 2 and identities[0][0] != identities[1][0])):
+        return len(compact) + (35 - 2 * n if n else 14)
+    head, middle, tail = key_fragments(key)
+    return len(head) + len(middle) + len(tail)
 
 
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from array import array
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
@@ -23,6 +23,7 @@ from .._wire import (
     compact_key,
     encode_joined_batch,
     encode_joined_batch_id_bytes,
+    envelope_length,
     key_fragments,
     source_request_id_length,
     user_attributes_fragment,
@@ -319,6 +320,18 @@ class Accumulator:
         slot = self._slots.get(key)
         return -1 if slot is None else self._bytes[slot]
 
+    def bytes_of(self, keys: Iterable[Hashable], stop: int) -> int:
+        """The JSON bytes of the open batches of ``keys``, summed until ``stop`` is reached."""
+        slots, sizes = self._slots, self._bytes
+        total = 0
+        for key in keys:
+            slot = slots.get(key)
+            if slot is not None:
+                total += sizes[slot]
+                if total >= stop:
+                    break
+        return total
+
     def batch_events_of(self, keys: list[Hashable]) -> list[int]:
         """The events in the open batch of each of ``keys`` (``0``: none), in one call."""
         slots, counts = self._slots, self._counts
@@ -421,14 +434,12 @@ class Accumulator:
         body = built.body
         base = built.source_request_id
         srid, next_suffix = self._choose_srid(base)
-        head, middle, tail = key_fragments(built.key)
+        # The envelope's length only: its bytes are made once, when the batch is sealed.
         size = (
             _EVENTS_OPEN_LEN
             + len(body)
-            + len(head)
-            + len(middle)
+            + envelope_length(built.key, key)
             + source_request_id_length(srid)
-            + len(tail)
         )
         if size > self._max_bytes:
             return self._add_general(built, now, key, None)  # it refuses the event
