@@ -210,7 +210,14 @@ def envelope_length(key: BatchKey, compact: bytes) -> int:
 
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
     """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
-    items: list[Any] = orjson.loads(b"[" + compact + b"]")
+    text = b"[" + compact + b"]"
+    items: list[Any] = orjson.loads(text)
+    for _, value in items[1]:
+        if type(value) is float:
+            # orjson reads an integer beyond 64 bits as a float (1e20 for 10**20): the
+            # stdlib parser keeps it exact, and reads floats as orjson does.
+            items = json.loads(text)
+            break
     if len(items) == 2:  # the usual key, nothing after its identities (one per batch sealed)
         environment, identities = items
         head = _HEADS.get(environment)
