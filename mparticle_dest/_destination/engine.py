@@ -347,10 +347,12 @@ class Engine:
                 if batches:
                     pacer.charge(len(batches))
                     unresolved = self._unresolved
+                    sealed = 0
                     for batch in batches:
                         if batch.seq not in unresolved:  # sealed just now
                             unresolved[batch.seq] = batch
-                            self.counters.batches += 1
+                            sealed += 1
+                    self.counters.batches += sealed
                     return batches
                 at = None  # every eligible key is in flight: wait for a release
             deadline = acc.next_deadline()
