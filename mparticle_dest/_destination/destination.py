@@ -581,6 +581,7 @@ class Destination:
             scheduled=True,
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
             observer=observer,
+            own_client=owns_client,
         )
 
     def _mark_open(self) -> None:
