@@ -47,8 +47,10 @@ __all__ = [
     "encode_batch",
     "encode_bulk",
     "encode_joined_batch",
+    "encode_joined_batch_id_bytes",
     "encode_json",
     "endpoint",
+    "envelope_length",
     "key_fragments",
     "orjson_dumps",
     "source_request_id_fragment",
@@ -189,9 +191,41 @@ def compact_key(key: BatchKey) -> bytes:
     return text[1:-1].rstrip(b",nul")
 
 
+def envelope_length(key: BatchKey, compact: bytes) -> int:
+    """The length of :func:`key_fragments` of ``key`` (head, middle and tail together),
+    ``compact`` being its :func:`compact_key`: mostly without encoding anything.
+
+    For the usual key (environment and at most two identities of different types,
+    nothing else) the envelope is the compact key with field names instead of
+    brackets: ``"env",[["t","v"],...]`` against ``],"environment":"env",
+    "user_identities":{"t":"v",...}`` and ``}``, the same JSON texts in both.
+    """
+    identities = key[1]
+    n = len(identities)
+    if key[2:] == _NOTHING_ELSE and (n < 2 or (n == 2 and identities[0][0] != identities[1][0])):
+        return len(compact) + (35 - 2 * n if n else 14)
+    head, middle, tail = key_fragments(key)
+    return len(head) + len(middle) + len(tail)
+
+
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
     """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
-    items: list[Any] = orjson.loads(b"[" + compact + b"]")
+    text = b"[" + compact + b"]"
+    items: list[Any] = orjson.loads(text)
+    for _, value in items[1]:
+        if type(value) is float:
+            # orjson reads an integer beyond 64 bits as a float (1e20 for 10**20): the
+            # stdlib parser keeps it exact, and reads floats as orjson does.
+            items = json.loads(text)
+            break
+    if len(items) == 2:  # the usual key, nothing after its identities (one per batch sealed)
+        environment, identities = items
+        head = _HEADS.get(environment)
+        if head is None:
+            head = _environment_head(environment)
+        if identities:
+            head += b',"user_identities":' + encode_json(dict(identities))
+        return head, b"", b"}"
     items += [None] * (len(BatchKey._fields) - len(items))
     return key_fragments(items)
 
@@ -324,6 +358,25 @@ def encode_joined_batch(
     head, middle, tail = fragments
     srid = source_request_id_fragment(source_request_id)
     return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
+
+
+_SRID_OPEN: Final = b',"source_request_id":"'
+_QUOTE: Final = b'"'
+
+
+def encode_joined_batch_id_bytes(
+    fragments: tuple[bytes, bytes, bytes],
+    events: bytes | bytearray,
+    ua_fragment: bytes,
+    source_request_id: bytes,
+) -> bytes:
+    """:func:`encode_joined_batch` with a non-empty ``source_request_id`` given as the
+    bytes of its JSON string between the quotes (already escaped: copied from an
+    event's JSON, so it is not decoded and encoded again)."""
+    head, middle, tail = fragments
+    srid = source_request_id
+    parts = (_EVENTS_OPEN, events, head, ua_fragment, middle, _SRID_OPEN, srid, _QUOTE, tail)
+    return b"".join(parts)
 
 
 def batch_size(

@@ -363,6 +363,11 @@ class Destination:
                 # Young batches are held back only under a declared quota (see Scheduler).
                 quota_rate=None if batches_per_second is None else (lambda: pacer.rate),
                 max_events=options.max_buffered_events,
+                # Ranking by events per batch saves quota tokens: none to save without a
+                # quota (no rate declared or learned yet, no gate of the caller's).
+                quota_known=(
+                    None if options.quota_gate is not None else (lambda: pacer.rate is not None)
+                ),
             ),
             options,
             self._counters,

@@ -486,3 +486,15 @@ def test_an_open_batch_leaves_no_object_the_garbage_collector_tracks() -> None:
     assert acc.open_batches == users
     assert tracked / users < 0.01  # none per batch: a few for the tables themselves
     assert not any(gc.is_tracked(r._holder) for r in receipts)
+
+
+def test_a_batch_of_an_identity_integer_beyond_64_bits_seals_with_its_digits() -> None:
+    # A user id of 1e20 (a JavaScript number) is the integer 10**20: the batch's envelope,
+    # made from its compact key when sealed, must carry it exactly (and keep the exact
+    # size the accumulator counted).
+    big = BatchKey("production", (("customer_id", 10**20),))
+    acc = Accumulator()
+    first = event("u", "e1")
+    acc.add(Built(big, first.body, "e1", "e1"), 0.0)
+    (batch,) = seal_all(acc)
+    assert json.loads(batch.body)["user_identities"] == {"customer_id": 10**20}
