@@ -20,7 +20,6 @@ from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, Receipt, new_outcome
 from .._wire import (
     compact_fragments,
-    compact_key,
     encode_joined_batch,
     key_fragments,
     source_request_id_length,
@@ -147,6 +146,10 @@ class BuiltEventLike(Protocol):
 
     @property
     def key(self) -> BatchKey: ...
+
+    @property
+    def compact_key(self) -> bytes:
+        """``key`` as :func:`~mparticle_dest._wire.compact_key` bytes."""
 
     @property
     def body(self) -> bytes: ...
@@ -378,7 +381,7 @@ class Accumulator:
             LimitExceededError: The event alone does not fit in a batch (``batch_bytes``);
                 nothing is changed.
         """
-        key = compact_key(built.key)
+        key = built.compact_key
         slot = self._slots.get(key)
         if slot is not None and built.batch is None and not built.user_attributes:
             size_limit = self._size_limits[slot]

@@ -12,6 +12,7 @@ __all__ = ["BuiltEvent", "Skipped"]
 
 class _BuiltFields(NamedTuple):
     key: BatchKey
+    compact_key: bytes
     body: bytes
     event_id: str
     event_name: str
@@ -31,6 +32,9 @@ class BuiltEvent(_BuiltFields):
 
     Attributes:
         key: the batch key (events with equal keys share a batch).
+        compact_key: ``key`` as :func:`~mparticle_dest._wire.compact_key` bytes, what
+            the accumulator's tables are keyed by; made here, with the key, so the
+            generated build can write it without encoding the key a second time.
         body: the event's compact JSON ``{"event_type":...,"data":{...}}``.
         event_id: the walkerOS event id (also the event's ``source_message_id``).
         event_name: the name mParticle receives (rule name or event name).

@@ -43,6 +43,11 @@ class Built:
     user_attributes: dict[str, Any] | None = None
     batch: Hint | None = None
 
+    @property
+    def compact_key(self) -> bytes:
+        """What ``_payload.BuiltEvent`` carries beside ``key``."""
+        return compact_key(self.key)
+
 
 def key(user: str, srid: str | None = None) -> BatchKey:
     return BatchKey("production", (("customer_id", user),), source_request_id=srid)
