@@ -42,7 +42,9 @@ __all__ = [
     "batch_size",
     "bulk_size",
     "check_base_url",
+    "compact_fragments",
     "compact_key",
+    "decode_compact_key",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
@@ -189,11 +191,29 @@ def compact_key(key: BatchKey) -> bytes:
     return text[1:-1].rstrip(b",nul")
 
 
+def _compact_items(compact: bytes) -> list[Any]:
+    """The nine items of the key whose :func:`compact_key` is ``compact``."""
+    text = b"[" + compact + b"]"
+    items: list[Any] = orjson.loads(text)
+    identities = items[1] if len(items) > 1 else ()
+    if any(type(value) is float for _, value in identities):
+        # orjson reads an integer beyond 64 bits as a float: read the exact one.
+        items = json.loads(text)
+    items += [None] * (len(BatchKey._fields) - len(items))
+    return items
+
+
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
     """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
-    items: list[Any] = orjson.loads(b"[" + compact + b"]")
-    items += [None] * (len(BatchKey._fields) - len(items))
-    return key_fragments(items)
+    return key_fragments(_compact_items(compact))
+
+
+def decode_compact_key(compact: bytes) -> BatchKey:
+    """The :class:`BatchKey` whose :func:`compact_key` is ``compact`` (equal to the key
+    it was made from)."""
+    items = _compact_items(compact)
+    items[1] = tuple(tuple(pair) for pair in items[1])
+    return tuple.__new__(BatchKey, items)
 
 
 def _environment_head(environment: str) -> bytes:

@@ -11,7 +11,7 @@ import heapq
 import itertools
 from array import array
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -21,13 +21,9 @@ from .._receipt import BatchOutcome, Receipt, new_outcome
 from .._wire import (
     compact_fragments,
     encode_joined_batch,
-    key_fragments,
     source_request_id_length,
     user_attributes_fragment,
 )
-
-if TYPE_CHECKING:
-    from .._payload import BatchKey
 
 __all__ = ["Accumulator", "BatchLimits", "SealedBatch"]
 
@@ -145,11 +141,8 @@ class BuiltEventLike(Protocol):
     """What the accumulator reads from ``_payload.BuiltEvent``."""
 
     @property
-    def key(self) -> BatchKey: ...
-
-    @property
     def compact_key(self) -> bytes:
-        """``key`` as :func:`~mparticle_dest._wire.compact_key` bytes."""
+        """The batch key as :func:`~mparticle_dest._wire.compact_key` bytes."""
 
     @property
     def body(self) -> bytes: ...
@@ -203,7 +196,7 @@ class BatchLimits:
 
 
 class Accumulator:
-    """Collects built events into one open batch per :class:`BatchKey`.
+    """Collects built events into one open batch per batch key.
 
     Pure and synchronous: callers pass the current time (``anyio.current_time()``
     in the engine, plain floats in tests). Each user's events keep their push
@@ -423,7 +416,7 @@ class Accumulator:
         body = built.body
         base = built.source_request_id
         srid, next_suffix = self._choose_srid(base)
-        head, middle, tail = key_fragments(built.key)
+        head, middle, tail = compact_fragments(key)
         size = (
             _EVENTS_OPEN_LEN
             + len(body)
@@ -480,7 +473,7 @@ class Accumulator:
             base = built.source_request_id
             srid, next_suffix = self._choose_srid(base)
             ua_fragment = user_attributes_fragment(new_ua)
-            head, middle, tail = key_fragments(built.key)
+            head, middle, tail = compact_fragments(key)
             size = (
                 _EVENTS_OPEN_LEN
                 + len(body)

@@ -284,7 +284,6 @@ class EventBuilder:
         return _new_tuple(
             BuiltEvent,
             (
-                key,
                 compact_key(key),
                 body,
                 event_id,

@@ -23,7 +23,7 @@ intermediate result is made. For the scenario rule it reads::
                     ids.append(('customer_id', v))
                     text += len(v)
             ...
-        return new_tuple(BuiltEvent, (key, ck, body, eid, name, 'custom_event', eid, ...))
+        return new_tuple(BuiltEvent, (ck, body, eid, name, 'custom_event', eid, ...))
 
 The function returns the :class:`~mparticle_dest._payload.built.BuiltEvent` the general
 path would return, or ``None`` to hand the event to the general path, which then
@@ -349,14 +349,8 @@ def fast_source(spec: FastSpec) -> str | None:
     # Near 128 KB the general path computes the exact size (and may refuse the event).
     bound = spec.envelope_bound
     w.decline_if(f"len(body) + {JSON_GROWTH} * (text + len(eid)) > {MAX_BATCH_BYTES - bound}")
-    # Every item of the key (tuple.__new__ skips the defaults): nothing else batch-level.
-    unset = ", None" * (len(BatchKey._fields) - 5)
     w.emit(
-        f"key = new_tuple(BatchKey, ({spec.environment!r}, tuple(ids), None, "
-        f"{spec.consent!r}, None{unset}))"
-    )
-    w.emit(
-        f"return new_tuple(BuiltEvent, (key, ck, body, eid, name, {spec.event_type!r}, eid, "
+        f"return new_tuple(BuiltEvent, (ck, body, eid, name, {spec.event_type!r}, eid, "
         f"None, batch, ts, {spec.mapping_key!r}, ()))"
     )
     return "\n".join(w.lines) + "\n"
@@ -368,11 +362,10 @@ def compile_fast(spec: FastSpec) -> FastBuild | None:
     if source is None:
         return None
     namespace: dict[str, Any] = {
-        "BatchKey": BatchKey,
         "BuiltEvent": BuiltEvent,
         "batch": spec.batch,
         "dumps": orjson_dumps,
-        # Builds the named tuples in C (their own __new__ is a Python function).
+        # Builds the named tuple in C (its own __new__ is a Python function).
         "new_tuple": tuple.__new__,
     }
     where = f"<mparticle_dest fast build {spec.mapping_key or 'default'}>"
