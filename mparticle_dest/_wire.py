@@ -168,6 +168,8 @@ class BatchKey(_BatchKeyFields):
 # Envelope parts shared by many keys, kept for the next batch (bounded: a part that varies
 # per user, such as an mpid, stops being cached once the table is full).
 _HEADS: dict[str, bytes] = {}
+# The same heads by the environment's JSON and a comma: how a compact key starts.
+_ENV_PREFIXES: dict[bytes, bytes] = {}
 _TAILS: dict[tuple[Any, ...], bytes] = {}
 _PARTS_CACHED = 256
 
@@ -179,24 +181,31 @@ _NOTHING_ELSE_LIST: Final = [None] * 7
 
 def compact_key(key: BatchKey) -> bytes:
     """The batch key as compact bytes: its nine items as JSON without the array's brackets
-    and the trailing nulls (absent fields). Equal for equal keys, different for keys with
-    a different envelope, small, and never tracked by the garbage collector, unlike a
-    (named) tuple of tuples. :func:`compact_fragments` gives the envelope back."""
+    and the trailing nulls (absent fields), the identities as one object (as the envelope
+    writes them). Equal for equal keys, different for keys with a different envelope,
+    small, and never tracked by the garbage collector, unlike a (named) tuple of tuples.
+    :func:`compact_fragments` gives the envelope back, for the usual key by splicing.
+    """
+    identities = dict(key[1])
     try:
         # The usual key has nothing after its identities: encoding two items is faster.
-        text = orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
+        if key[2:] == _NOTHING_ELSE:
+            text = orjson_dumps((key[0], identities))
+        else:
+            text = orjson_dumps([key[0], identities, *key[2:]])
     except TypeError:  # an integer beyond 64 bits
-        text = _stdlib_bytes(list(key))
+        text = _stdlib_bytes([key[0], identities, *key[2:]])
     # Slicing also copies: orjson's own bytes object keeps its larger buffer.
     return text[1:-1].rstrip(b",nul")
 
 
 def _compact_items(compact: bytes) -> list[Any]:
-    """The nine items of the key whose :func:`compact_key` is ``compact``."""
+    """The nine items of the key whose :func:`compact_key` is ``compact`` (identities as
+    a dict)."""
     text = b"[" + compact + b"]"
     items: list[Any] = orjson.loads(text)
-    identities = items[1] if len(items) > 1 else ()
-    if any(type(value) is float for _, value in identities):
+    identities = items[1] if len(items) > 1 else {}
+    if any(type(value) is float for value in identities.values()):
         # orjson reads an integer beyond 64 bits as a float: read the exact one.
         items = json.loads(text)
     items += [None] * (len(BatchKey._fields) - len(items))
@@ -204,7 +213,21 @@ def _compact_items(compact: bytes) -> list[Any]:
 
 
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
-    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
+    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``.
+
+    The usual key (an environment seen before and identities, nothing after them: the
+    bytes end with the identities' ``}``, as no other item can) is spliced, not decoded:
+    its identities' JSON is the envelope's ``user_identities`` object.
+    """
+    if compact[-1:] == b"}":
+        split = compact.find(b",{") + 1
+        # Only a whole JSON string and its comma can be a known prefix: a split inside
+        # the environment's text never matches one.
+        head = _ENV_PREFIXES.get(compact[:split])
+        if head is not None:
+            if len(compact) - split > 2:  # not "{}": no identities, no user_identities
+                head += b',"user_identities":' + compact[split:]
+            return head, b"", b"}"
     return key_fragments(_compact_items(compact))
 
 
@@ -212,14 +235,16 @@ def decode_compact_key(compact: bytes) -> BatchKey:
     """The :class:`BatchKey` whose :func:`compact_key` is ``compact`` (equal to the key
     it was made from)."""
     items = _compact_items(compact)
-    items[1] = tuple(tuple(pair) for pair in items[1])
+    items[1] = tuple(items[1].items())
     return tuple.__new__(BatchKey, items)
 
 
 def _environment_head(environment: str) -> bytes:
-    head = b'],"environment":' + encode_json(environment)
+    encoded = encode_json(environment)
+    head = b'],"environment":' + encoded
     if len(_HEADS) < _PARTS_CACHED:
         _HEADS[environment] = head
+        _ENV_PREFIXES[encoded + b","] = head
     return head
 
 

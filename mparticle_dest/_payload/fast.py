@@ -20,7 +20,7 @@ intermediate result is made. For the scenario rule it reads::
         if v is not None:
             if type(v) is str:
                 if v:
-                    ids.append(('customer_id', v))
+                    ids['customer_id'] = v
                     text += len(v)
             ...
         return new_tuple(BuiltEvent, (ck, body, eid, name, 'custom_event', eid, ...))
@@ -183,7 +183,7 @@ def _generated_code_applies(spec: FastSpec) -> bool:
 
 def _key_parts(spec: FastSpec) -> tuple[bytes, bytes] | None:
     """The :func:`~mparticle_dest._wire.compact_key` bytes of the spec's keys before and
-    after the identities' JSON array (``None``: not two constant parts, never for valid
+    after the identities' JSON object (``None``: not two constant parts, never for valid
     settings).
 
     Taken from ``compact_key`` itself, of the key without identities: every other item
@@ -196,7 +196,7 @@ def _key_parts(spec: FastSpec) -> tuple[bytes, bytes] | None:
         head = orjson_dumps(spec.environment) + b","
     except (TypeError, UnicodeEncodeError):
         return None
-    if not empty.startswith(head + b"[]"):
+    if not empty.startswith(head + b"{}"):
         return None
     return head, empty[len(head) + 2 :]
 
@@ -288,16 +288,16 @@ def fast_source(spec: FastSpec) -> str | None:
             w.parent(keys[:-1])
 
     # Identities: strings (non-empty) and ints; "" and missing values are dropped.
-    w.emit("ids = []")
+    w.emit("ids = {}")
     w.emit("text = 0")
     for identity_type, plain in spec.identities:
         w.value(plain)
         with w.block("if v is not None:"):
             with w.block("if type(v) is str:"), w.block("if v:"):
-                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit(f"ids[{identity_type!r}] = v")
                 w.emit("text += len(v)")
             with w.block("elif type(v) is int:"):
-                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit(f"ids[{identity_type!r}] = v")
                 w.emit("text += 24")
             with w.block("else:"):
                 w.emit("return None")

@@ -657,7 +657,7 @@ def test_the_generated_key_bytes_are_compact_json_around_the_identities() -> Non
     fast = fast_fn(prepare_event(_event(name="page view", user={"id": 'u"1', "n": 7})))
     assert isinstance(fast, BuiltEvent)
     assert fast.compact_key == (
-        b'"development",[["customer_id","u\\"1"],["other",7]],null,'
+        b'"development",{"customer_id":"u\\"1","other":7},null,'
         b'"{\\"ccpa\\":{\\"data_sale_opt_out\\":{\\"consented\\":false}}}"'
     )
 

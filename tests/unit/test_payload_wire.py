@@ -161,6 +161,28 @@ def test_compact_key_reads_back_as_the_key_and_its_envelope(key: BatchKey) -> No
     assert compact_key(back) == compact
 
 
+@settings(deadline=None)
+@given(
+    environment=st.one_of(
+        st.sampled_from(["production", "development"]),
+        st.sampled_from(['x",{', 'x\\",{"a":1}', "{}", ",{"]),
+        st.text(max_size=6),
+    ),
+    identities=st.dictionaries(_text, _identity, max_size=3),
+)
+def test_the_usual_key_s_envelope_is_spliced_from_its_compact_bytes(
+    environment: str, identities: dict[str, Any]
+) -> None:
+    """A key of only an environment and identities (the usual one) gives its envelope
+    from its bytes without decoding them, whatever the environment's text."""
+    key = BatchKey(environment, tuple(identities.items()))
+    compact = compact_key(key)
+    assert compact.endswith(b"}")
+    expected = key_fragments(key)  # the environment is known from here on
+    assert compact_fragments(compact) == expected
+    assert decode_compact_key(compact) == key
+
+
 @pytest.mark.parametrize("value", [2**70 + 1, -(2**64), 2**64 - 1, -0.0, 2.5, 1e300, 'u"\\'])
 def test_an_identity_of_any_size_is_sealed_as_it_was_built(value: Any) -> None:
     key = BatchKey("production", (("customer_id", value),))
