@@ -70,6 +70,7 @@ SUBCOMMANDS = {
     "loop": "loop",
     "users": "users",
     "request": "request",
+    "request-layers": "request_layers",
     "start": "start",
 }
 

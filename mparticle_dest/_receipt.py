@@ -26,6 +26,7 @@ __all__ = [
     "new_outcome",
     "outcome_for",
     "outcome_is_final",
+    "resolve_delivered",
     "resolve_outcome",
     "wait_outcome",
 ]
@@ -131,6 +132,27 @@ def resolve_outcome(
     waiter = outcome.pop(_WAITER, None)
     if waiter is not None:
         waiter.set()
+    return True
+
+
+# The fields of a delivered outcome, by (attempts, HTTP status): most batches of a run
+# share one or two, so resolving one is a single dict update.
+_DELIVERED: dict[tuple[int, int | None], dict[str, Any]] = {}
+_DELIVERED_KINDS = 64  # bounded: attempts and statuses vary little
+
+
+def resolve_delivered(outcome: BatchOutcome, attempts: int, http_status: int | None) -> bool:
+    """``resolve_outcome(outcome, "delivered", attempts, http_status)`` (the engine calls
+    it for every delivered batch)."""
+    if outcome:  # final already, or someone waits: the general path
+        return resolve_outcome(outcome, "delivered", attempts, http_status)
+    fields = _DELIVERED.get((attempts, http_status))
+    if fields is None:
+        fields = {}
+        resolve_outcome(fields, "delivered", attempts, http_status)
+        if len(_DELIVERED) < _DELIVERED_KINDS:
+            _DELIVERED[attempts, http_status] = fields
+    outcome.update(fields)
     return True
 
 

@@ -49,8 +49,10 @@ __all__ = [
     "encode_batch",
     "encode_bulk",
     "encode_joined_batch",
+    "encode_joined_batch_id_bytes",
     "encode_json",
     "endpoint",
+    "envelope_length",
     "key_fragments",
     "orjson_dumps",
     "source_request_id_fragment",
@@ -231,6 +233,21 @@ def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
     return key_fragments(_compact_items(compact))
 
 
+def envelope_length(compact: bytes) -> int:
+    """The length of :func:`compact_fragments` of ``compact`` (head, middle and tail
+    together), for the usual key without making them.
+
+    The usual key (environment and identities, nothing else: the bytes end with the
+    identities' ``}``) is the envelope's own JSON texts with other punctuation:
+    ``"env",{"t":"v",...}`` against ``],"environment":"env","user_identities":{"t":"v",...}``
+    and ``}`` (``],"environment":"env"`` and ``}`` without identities).
+    """
+    if compact[-1:] == b"}":
+        return len(compact) + (14 if compact.endswith(b",{}") else 35)
+    head, middle, tail = compact_fragments(compact)
+    return len(head) + len(middle) + len(tail)
+
+
 def decode_compact_key(compact: bytes) -> BatchKey:
     """The :class:`BatchKey` whose :func:`compact_key` is ``compact`` (equal to the key
     it was made from)."""
@@ -369,6 +386,25 @@ def encode_joined_batch(
     head, middle, tail = fragments
     srid = source_request_id_fragment(source_request_id)
     return b"".join((_EVENTS_OPEN, events, head, ua_fragment, middle, srid, tail))
+
+
+_SRID_OPEN: Final = b',"source_request_id":"'
+_QUOTE: Final = b'"'
+
+
+def encode_joined_batch_id_bytes(
+    fragments: tuple[bytes, bytes, bytes],
+    events: bytes | bytearray,
+    ua_fragment: bytes,
+    source_request_id: bytes,
+) -> bytes:
+    """:func:`encode_joined_batch` with a non-empty ``source_request_id`` given as the
+    bytes of its JSON string between the quotes (already escaped: copied from an
+    event's JSON, so it is not decoded and encoded again)."""
+    head, middle, tail = fragments
+    srid = source_request_id
+    parts = (_EVENTS_OPEN, events, head, ua_fragment, middle, _SRID_OPEN, srid, _QUOTE, tail)
+    return b"".join(parts)
 
 
 def batch_size(

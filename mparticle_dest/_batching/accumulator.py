@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from array import array
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -21,6 +21,8 @@ from .._receipt import BatchOutcome, Receipt, new_outcome
 from .._wire import (
     compact_fragments,
     encode_joined_batch,
+    encode_joined_batch_id_bytes,
+    envelope_length,
     source_request_id_length,
     user_attributes_fragment,
 )
@@ -314,6 +316,18 @@ class Accumulator:
         slot = self._slots.get(key)
         return -1 if slot is None else self._bytes[slot]
 
+    def bytes_of(self, keys: Iterable[Hashable], stop: int) -> int:
+        """The JSON bytes of the open batches of ``keys``, summed until ``stop`` is reached."""
+        slots, sizes = self._slots, self._bytes
+        total = 0
+        for key in keys:
+            slot = slots.get(key)
+            if slot is not None:
+                total += sizes[slot]
+                if total >= stop:
+                    break
+        return total
+
     def batch_events_of(self, keys: list[Hashable]) -> list[int]:
         """The events in the open batch of each of ``keys`` (``0``: none), in one call."""
         slots, counts = self._slots, self._counts
@@ -416,15 +430,8 @@ class Accumulator:
         body = built.body
         base = built.source_request_id
         srid, next_suffix = self._choose_srid(base)
-        head, middle, tail = compact_fragments(key)
-        size = (
-            _EVENTS_OPEN_LEN
-            + len(body)
-            + len(head)
-            + len(middle)
-            + source_request_id_length(srid)
-            + len(tail)
-        )
+        # The envelope's length only: its bytes are made once, when the batch is sealed.
+        size = _EVENTS_OPEN_LEN + len(body) + envelope_length(key) + source_request_id_length(srid)
         if size > self._max_bytes:
             return self._add_general(built, now, key, None)  # it refuses the event
         slot = self._open_batch(key, base, srid, next_suffix, now, body, built.event_id)
@@ -473,15 +480,12 @@ class Accumulator:
             base = built.source_request_id
             srid, next_suffix = self._choose_srid(base)
             ua_fragment = user_attributes_fragment(new_ua)
-            head, middle, tail = compact_fragments(key)
             size = (
                 _EVENTS_OPEN_LEN
                 + len(body)
-                + len(head)
+                + envelope_length(key)
                 + len(ua_fragment)
-                + len(middle)
                 + source_request_id_length(srid)
-                + len(tail)
             )
             if size > self._limits.max_bytes:
                 raise LimitExceededError(
@@ -564,13 +568,51 @@ class Accumulator:
         """
         limit = now if until is None else until
         budget = _INF if max_events is None else max_events
+        if self._heap:
+            marked = 0
+            while marked < budget:
+                slot = self._next_due(limit)
+                if slot < 0:
+                    break
+                self._mark(slot, now)
+                marked += self._counts[slot]
+            return marked
+        return self._due_fifo(now, limit, budget)
+
+    def _due_fifo(self, now: float, limit: float, budget: float) -> int:
+        """:meth:`due` when every deadline waits in the FIFO (no heap entry): one pass
+        over its front, and one call of :attr:`on_deadline` for all the batches marked."""
+        fifo_slots, fifo_ids, ids = self._fifo_slots, self._fifo_ids, self._ids
+        in_fifo, eligible_at, deadlines = self._in_fifo, self._eligible_at, self._deadlines
+        counts, keys = self._counts, self._keys
+        eligible, muted = self.eligible, self.muted
+        head = self._fifo_head
+        end = len(fifo_slots)
         marked = 0
-        while marked < budget:
-            slot = self._next_due(limit)
-            if slot < 0:
+        woke = False
+        while head < end and marked < budget:
+            slot = fifo_slots[head]
+            if ids[slot] != fifo_ids[head] or not in_fifo[slot] or eligible_at[slot] != _INF:
+                head += 1  # stale: the batch was sealed, marked or its deadline moved
+                continue
+            if deadlines[slot] > limit:
                 break
-            self._mark(slot, now)
-            marked += self._counts[slot]
+            head += 1
+            # _mark(slot, now), inline
+            eligible_at[slot] = now
+            deadlines[slot] = _INF
+            key = keys[slot]
+            if key not in muted and key not in eligible:
+                eligible[key] = now
+                woke = True
+            marked += counts[slot]
+        if head >= 4096 and head * 2 >= end:
+            del fifo_slots[:head]
+            del fifo_ids[:head]
+            head = 0
+        self._fifo_head = head
+        if woke and self.on_deadline is not None:
+            self.on_deadline(now)  # something may leave now: wake whoever sleeps
         return marked
 
     def next_deadline(self) -> float | None:
@@ -632,6 +674,19 @@ class Accumulator:
             KeyError: ``key`` has no open batch.
         """
         slot = self._slots[key]
+        eligible_at = self._eligible_at[slot]
+        return self._seal(slot, eligible_at if eligible_at != _INF else 0.0)
+
+    def seal_within(self, key: Hashable, room: int) -> SealedBatch | int:
+        """Seal the open batch of ``key`` if its JSON takes at most ``room`` bytes (what
+        the scheduler's take does per batch, in one call); else its size in bytes
+        (``-1``: ``key`` has no open batch)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return -1
+        size = self._bytes[slot]
+        if size > room:
+            return size
         eligible_at = self._eligible_at[slot]
         return self._seal(slot, eligible_at if eligible_at != _INF else 0.0)
 
@@ -751,16 +806,22 @@ class Accumulator:
         del self._slots[key]
         count = self._counts[slot]
         self._events_total -= count
-        srid = self._srids.pop(slot, None)
         events = self._events[slot]
-        if srid is None:  # the first event's id, read back from its JSON
-            # Its id holds no '"' (JSON would have escaped it and the check at open failed).
+        ua = self._ua.pop(slot, None) if self._ua else None
+        fragments = compact_fragments(key)
+        srid = self._srids.pop(slot, None) if self._srids else None
+        if srid is None:
+            # The first event's id, read back from its JSON: the bytes between its quotes
+            # are the id as JSON writes it (it holds nothing JSON escapes, or the check at
+            # open would have failed), so they go into the batch as they are.
             end = self._first_lens[slot] - len(_SMID_END)
-            srid = events[events.rindex(b'"', 0, end) + 1 : end].decode()
-        ua = self._ua.pop(slot, None)
-        body = encode_joined_batch(
-            compact_fragments(key), events, b"" if ua is None else ua[1], srid
-        )
+            raw = bytes(events[events.rindex(b'"', 0, end) + 1 : end])
+            srid = raw.decode()
+            body = encode_joined_batch_id_bytes(
+                fragments, events, b"" if ua is None else ua[1], raw
+            )
+        else:
+            body = encode_joined_batch(fragments, events, b"" if ua is None else ua[1], srid)
         assert len(body) == self._bytes[slot], (len(body), self._bytes[slot])  # O(1) accounting
         # SealedBatch(...) without the keyword parsing of a Python __init__ (one per batch).
         batch = _new_sealed(SealedBatch)

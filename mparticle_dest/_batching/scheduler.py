@@ -12,10 +12,11 @@ growing while it waits for the quota. The policy:
   (the engine) also asks its pacer: the quota decides the rate.
 * **Which batches go.** Throttled batches first (they go back to the front of their
   user's line), then batches eligible for ``max_delay`` seconds or more, oldest first
-  (the latency bound). When more batches are eligible than a request holds (the quota
-  is the bottleneck), the rest are the ones with the most events per quota token among
-  the :data:`SCAN` longest-eligible; otherwise, and while a flush or the close waits
-  (every batch goes anyway), in the order they became eligible.
+  (the latency bound). When more batches are eligible than a request holds and a quota
+  is known (``quota_known``: the quota is the bottleneck), the rest are the ones with the
+  most events per quota token among the :data:`SCAN` longest-eligible; otherwise, while
+  no quota is known (no token to save), and while a flush or the close waits (every
+  batch goes anyway), in the order they became eligible.
 * **Tokens are not spent on young batches.** When the quota binds and its rate is
   declared (``quota_rate``), each user's batch leaves about once per *cycle*
   (eligible batches ÷ batches per second) whatever happens, so a batch open for less
@@ -58,6 +59,9 @@ _MAX_SKIPS = 32
 #: Under a binding quota, the share of a cycle a batch must have been open to take a token.
 HOLD_SHARE = 0.75
 _NEVER = -math.inf  # the opening time of a batch that is never held (sealed, throttled)
+#: Keys taken from the eligible table before it may be rebuilt (see Scheduler.take).
+_COMPACT_AFTER = 4 * SCAN
+_ANY_SIZE = 2**62  # the room of an empty request: its first batch always goes
 
 
 class Scheduler:
@@ -76,6 +80,10 @@ class Scheduler:
             no declared quota, nothing is held back).
         max_events: The buffer's cap in events: from three quarters of it in open
             batches on, nothing is held back (room matters more then).
+        quota_known: Whether a quota is known now (declared, or learned from mParticle's
+            answers); while it is not, batches go in the order they became eligible
+            (``None``: always known, the fullest go first when more are eligible than
+            a request holds).
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class Scheduler:
         max_delay: float = DEFAULT_MAX_DELAY,
         quota_rate: Callable[[], float | None] | None = None,
         max_events: int | None = None,
+        quota_known: Callable[[], bool] | None = None,
     ) -> None:
         self.acc = acc
         self.max_batches = max_batches
@@ -95,6 +104,7 @@ class Scheduler:
         self.linger = linger
         self.max_delay = max_delay
         self._quota_rate = quota_rate
+        self._quota_known = quota_known
         self._max_events = max_events
         self._eligible = acc.eligible
         self._muted = acc.muted
@@ -103,6 +113,7 @@ class Scheduler:
         self._lanes: dict[Hashable, deque[SealedBatch]] = {}
         # Keys whose throttled batch goes back first, in the order they came back.
         self._front: dict[Hashable, float] = {}
+        self._taken = 0  # keys taken from the eligible table since it was last rebuilt
         #: While > 0 (a flush or the close is waiting), requests leave without lingering.
         self.urgent = 0
 
@@ -144,8 +155,11 @@ class Scheduler:
             return now
         # Full by bytes before the linger: no reason to wait.
         total = len(eligible) + 1
-        for key in eligible:
-            total += self._size(key)
+        if self._lanes:
+            for key in eligible:
+                total += self._size(key)
+        else:
+            total += self.acc.bytes_of(eligible, self.max_bytes)
         return now if total >= self.max_bytes else at
 
     def hold(self) -> float:
@@ -181,26 +195,56 @@ class Scheduler:
         skips = 0
         if max_batches is None or max_batches > self.max_batches:
             max_batches = self.max_batches
-        muted = self._muted
+        muted, eligible, front, lanes = self._muted, self._eligible, self._front, self._lanes
+        seal_within = self.acc.seal_within
         for key in self._candidates(now, max_batches):
             if key in muted:
                 continue  # taken already (a key may be both in front and eligible)
-            size = self._size(key)
-            if size < 0:  # nothing left for this key (its batch was sealed elsewhere)
-                self._eligible.pop(key, None)
-                self._front.pop(key, None)
-                continue
             # The first batch always goes: a batch (≤ 128 KB) fits an empty request.
-            if out and total + size + len(out) > room:
-                skips += 1
-                if skips >= _MAX_SKIPS:
-                    break
-                continue
+            fits = room - total - len(out) if out else _ANY_SIZE
+            lane = lanes.get(key) if lanes else None
+            if lane:
+                size = len(lane[0].body)
+                if size > fits:
+                    skips += 1
+                    if skips >= _MAX_SKIPS:
+                        break
+                    continue
+                batch = lane.popleft()
+                if not lane:
+                    del lanes[key]
+            else:
+                got = seal_within(key, fits)
+                if type(got) is int:
+                    if got < 0:  # nothing left for this key (its batch was sealed elsewhere)
+                        eligible.pop(key, None)
+                        front.pop(key, None)
+                        continue
+                    skips += 1
+                    if skips >= _MAX_SKIPS:
+                        break
+                    continue
+                batch = got  # type: ignore[assignment]
+                size = len(batch.body)
             skips = 0
-            out.append(self._pop(key))
+            eligible.pop(key, None)
+            if front:
+                front.pop(key, None)
+            muted.add(key)
+            out.append(batch)
             total += size
             if len(out) >= max_batches:
                 break
+        # Keys leave the eligible table from its front, where a dict keeps the holes of
+        # deleted keys until it grows again: every look at its first keys (each request's
+        # candidates, ready_at) steps over all of them. Rebuilt when the holes outnumber
+        # the keys (one copy of the table per as many keys taken).
+        self._taken += len(out)
+        if self._taken >= _COMPACT_AFTER and self._taken >= len(eligible):
+            self._taken = 0
+            items = list(eligible.items())
+            eligible.clear()
+            eligible.update(items)
         return out
 
     def release(
@@ -266,9 +310,10 @@ class Scheduler:
         if len(eligible) <= want:
             out.extend(eligible)
             return out
-        if self.urgent:
-            # A flush or the close sends every batch anyway: ranking them would cost a
-            # read of SCAN counts per request and change nothing in the tokens spent.
+        if self.urgent or (self._quota_known is not None and not self._quota_known()):
+            # A flush or the close sends every batch anyway, and without a quota no token
+            # is saved by any order: ranking them would cost a read of SCAN counts per
+            # request (at many users, cache misses in a large table) for nothing.
             out.extend(itertools.islice(eligible, want))
             return out
         # The quota binds: more eligible batches than a request holds.
@@ -329,15 +374,3 @@ class Scheduler:
         if lane:
             return len(lane[0].body)
         return self.acc.batch_bytes(key)
-
-    def _pop(self, key: Hashable) -> SealedBatch:
-        self._eligible.pop(key, None)
-        self._front.pop(key, None)
-        self._muted.add(key)
-        lane = self._lanes.get(key)
-        if lane:
-            batch = lane.popleft()
-            if not lane:
-                del self._lanes[key]
-            return batch
-        return self.acc.seal(key)

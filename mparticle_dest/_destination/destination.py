@@ -363,6 +363,11 @@ class Destination:
                 # Young batches are held back only under a declared quota (see Scheduler).
                 quota_rate=None if batches_per_second is None else (lambda: pacer.rate),
                 max_events=options.max_buffered_events,
+                # Ranking by events per batch saves quota tokens: none to save without a
+                # quota (no rate declared or learned yet, no gate of the caller's).
+                quota_known=(
+                    None if options.quota_gate is not None else (lambda: pacer.rate is not None)
+                ),
             ),
             options,
             self._counters,
@@ -576,6 +581,7 @@ class Destination:
             scheduled=True,
             attempt_timeout=self.options.request_timeout or DEFAULT_ATTEMPT_TIMEOUT,
             observer=observer,
+            own_client=owns_client,
         )
 
     def _mark_open(self) -> None:

@@ -33,7 +33,7 @@ from .._receipt import (
     Receipt,
     fail_outcome,
     outcome_is_final,
-    resolve_outcome,
+    resolve_delivered,
     wait_outcome,
 )
 from .options import DeliveryOptions, FailedBatch
@@ -83,7 +83,9 @@ class Engine:
         on_broken: Callable[[], object] | None = None,
     ) -> None:
         self.acc = acc
-        acc.on_deadline = self._deadline_added
+        # Set while a sender sleeps (see _next_request): with none asleep there is no
+        # one to wake, and opening or marking a batch calls nothing.
+        acc.on_deadline = None
         self.scheduler = scheduler
         self.options = options
         self.counters = counters
@@ -345,10 +347,12 @@ class Engine:
                 if batches:
                     pacer.charge(len(batches))
                     unresolved = self._unresolved
+                    sealed = 0
                     for batch in batches:
                         if batch.seq not in unresolved:  # sealed just now
                             unresolved[batch.seq] = batch
-                            self.counters.batches += 1
+                            sealed += 1
+                    self.counters.batches += sealed
                     return batches
                 at = None  # every eligible key is in flight: wait for a release
             deadline = acc.next_deadline()
@@ -357,6 +361,7 @@ class Engine:
             if self._wake is None:
                 self._wake = anyio.Event()
                 self._wake_until = _INF
+                acc.on_deadline = self._deadline_added
             wake = self._wake
             if at is not None and at < self._wake_until:
                 self._wake_until = at
@@ -403,6 +408,7 @@ class Engine:
         if wake is not None:
             self._wake = None
             self._wake_until = _INF
+            self.acc.on_deadline = None
             wake.set()
 
     def _deadline_added(self, deadline: float) -> None:
@@ -466,21 +472,30 @@ class Engine:
                     freed += batch.event_count
         else:
             counters = self.counters
+            delivered_events = delivered_batches = 0
             for result in results:
                 batch = result.batch
                 if result.throttled:
                     throttled.append(batch)  # "not yet": back to the front of the line
                     continue
-                if result.error is None:
-                    if resolve_outcome(batch.outcome, "delivered", result.attempts, result.status):
-                        counters.delivered_events += batch.event_count
-                        counters.delivered_batches += 1
+                failure = result.error
+                if failure is None:
+                    if resolve_delivered(batch.outcome, result.attempts, result.status):
+                        delivered_events += batch.event_count
+                        delivered_batches += 1
                         if batch.ambiguous_attempts:  # result.possible_duplicate
                             counters.duplicates_suspected += batch.event_count
                 else:
-                    self._fail(batch, result.error, result.reason or "error")
+                    if delivered_batches:  # the on_error hook may read the stats
+                        counters.delivered_events += delivered_events
+                        counters.delivered_batches += delivered_batches
+                        delivered_events = delivered_batches = 0
+                    self._fail(batch, failure, result.reason or "error")
                 if unresolved.pop(batch.seq, None) is not None:
                     freed += batch.event_count
+            if delivered_batches:
+                counters.delivered_events += delivered_events
+                counters.delivered_batches += delivered_batches
         if freed:
             self.buffered -= freed
             if self.buffered < self.cap:

@@ -84,12 +84,25 @@ def rejecting_bad(calls: list[list[str]]) -> Handler:
     return handler
 
 
+#: Whether :func:`deliverer` makes the deliverer the client's owner (each request goes
+#: straight to the client's transport) or a caller's client user (``client.send``).
+_OWN_CLIENT = False
+
+
+@pytest.fixture(autouse=True, params=["client.send", "transport"])
+def sending_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every policy test runs on both ways a request leaves."""
+    monkeypatch.setitem(globals(), "_OWN_CLIENT", request.param == "transport")
+
+
 def deliverer(
     handler: Handler, *, retry: RetryPolicy = FAST, client: httpx.AsyncClient | None = None
 ) -> tuple[Deliverer, httpx.AsyncClient]:
     client = client or httpx.AsyncClient(transport=httpx.MockTransport(handler))
     pacer = Pacer(PacingPolicy(throttle_pause=0.0))
-    return Deliverer(client, url=URL, auth_header=AUTH, retry=retry, pacer=pacer), client
+    own = _OWN_CLIENT
+    d = Deliverer(client, url=URL, auth_header=AUTH, retry=retry, pacer=pacer, own_client=own)
+    return d, client
 
 
 async def test_one_bulk_post_with_exact_headers_and_body() -> None:

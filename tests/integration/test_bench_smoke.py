@@ -140,13 +140,14 @@ def _events_per_user(events: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-# -- the regime benchmarks (python -m benchmarks quota|loop|users|request|start) ---------
+# -- the regime benchmarks (python -m benchmarks quota|loop|users|request|request-layers|start)
 
 REGIME_SMOKES: dict[str, tuple[str, ...]] = {
     "quota": ("quota", "--smoke", "--processes", "2"),
     "loop": ("loop", "--smoke"),
     "users": ("users", "--smoke"),
     "request": ("request", "--smoke"),
+    "request-layers": ("request-layers", "--smoke"),
     "start": ("start", "--smoke"),
 }
 
@@ -263,6 +264,20 @@ def test_request_run_sends_the_same_requests_both_ways(
     # One batch of one event per request, both ways, all accepted by the sink.
     assert r["sink"]["requests"] == r["sink"]["batches"] == r["sink"]["events"] == 2 * n
     assert r["ratio"] == pytest.approx(r["library_net_us_per_request"] / r["bare_us_per_request"])
+
+
+def test_request_layers_run_sends_every_layers_requests_to_the_sink(
+    regime_runs: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    stdout, r = regime_runs["request-layers"]
+    p = r["params"]
+    layers = r["us_per_request"]
+    assert list(layers) == list(r["median_us_per_request"])
+    assert all(len(rounds) == p["rounds"] for rounds in layers.values())
+    # Each layer: a warm-up of 4 requests per connection, then every round's requests.
+    sent = len(layers) * (4 * p["concurrency"] + p["rounds"] * p["requests"])
+    assert r["sink"]["requests"] == r["sink"]["by_status"]["202"] == sent
+    assert all(layer in stdout for layer in layers)
 
 
 def test_start_run_times_imports_and_entering(

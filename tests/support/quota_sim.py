@@ -135,6 +135,7 @@ class Process:
             # As the destination wires it: the rate counts only when the quota is declared.
             quota_rate=None if self.batches_per_second is None else (lambda: pacer.rate),
             max_events=self.cap,
+            quota_known=lambda: pacer.rate is not None,
         )
         self.buffered = 0
         self.max_buffered = 0

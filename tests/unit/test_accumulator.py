@@ -492,3 +492,15 @@ def test_an_identity_beyond_64_bits_is_sealed_exactly_as_built() -> None:
     batch = acc.seal(key)
     assert b'"user_identities":{"customer_id":1180591620717411303425}' in batch.body
     assert len(batch.body) == size
+
+
+def test_a_batch_of_an_identity_integer_beyond_64_bits_seals_with_its_digits() -> None:
+    # A user id of 1e20 (a JavaScript number) is the integer 10**20: the batch's envelope,
+    # made from its compact key when sealed, must carry it exactly (and keep the exact
+    # size the accumulator counted).
+    big = BatchKey("production", (("customer_id", 10**20),))
+    acc = Accumulator()
+    first = event("u", "e1")
+    acc.add(Built(big, first.body, "e1", "e1"), 0.0)
+    (batch,) = seal_all(acc)
+    assert json.loads(batch.body)["user_identities"] == {"customer_id": 10**20}

@@ -24,6 +24,7 @@ from mparticle_dest._wire import (
     encode_batch,
     encode_bulk,
     endpoint,
+    envelope_length,
     key_fragments,
     user_attributes_fragment,
 )
@@ -274,3 +275,33 @@ def test_encode_batch_is_the_plain_concatenation(
 def test_encode_bulk_is_a_json_array_of_the_batches(batches: list[bytes]) -> None:
     assert encode_bulk(batches) == b"[" + b",".join(batches) + b"]"
     assert encode_bulk(tuple(batches)) == b"[" + b",".join(batches) + b"]"
+
+
+_usual_keys = st.builds(
+    lambda environment, pairs: BatchKey(environment, tuple(pairs)),
+    st.sampled_from(["production", "development", 'é"\\']),
+    st.lists(
+        st.tuples(st.sampled_from(["customer_id", "email", "other"]), _identity),
+        max_size=3,
+        unique_by=lambda pair: pair[0],
+    ),
+)
+
+
+@settings(deadline=None)
+@given(key=st.one_of(_keys, _usual_keys))
+def test_a_compact_key_gives_back_its_envelope(key: BatchKey) -> None:
+    # A batch's envelope is made from its compact key when it is sealed, and its length
+    # counted from it when it is opened: both must be the key's own, integers beyond
+    # 64 bits included (orjson would read them back as floats).
+    compact = compact_key(key)
+    fragments = key_fragments(key)
+    assert compact_fragments(compact) == fragments
+    assert envelope_length(compact) == sum(map(len, fragments))
+
+
+def test_an_identity_integer_beyond_64_bits_keeps_its_digits() -> None:
+    key = BatchKey("production", (("customer_id", 10**20 + 1), ("email", 2.5)))
+    head = compact_fragments(compact_key(key))[0]
+    envelope = json.loads(b"{" + head[2:] + b"}")
+    assert envelope["user_identities"] == {"customer_id": 10**20 + 1, "email": 2.5}

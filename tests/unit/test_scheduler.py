@@ -149,6 +149,37 @@ def test_during_a_flush_batches_leave_in_the_order_they_became_eligible() -> Non
     assert taken == [["u0", "u1"], ["u2", "u3"], ["u4", "u5"]]
 
 
+def test_without_a_known_quota_batches_leave_in_the_order_they_became_eligible() -> None:
+    # No quota token to save: no ranking work per request (at many users a read of
+    # SCAN counts in a large table), oldest first; the fullest first once a quota is known.
+    known = False
+    acc, sched = make(age=1.0, max_batches=2, quota_known=lambda: known)
+    for u in range(200):
+        for n in range(1 + u % 7):
+            push(acc, sched, f"u{u}", n, 0.5)
+    acc.due(1.6)
+    taken = [users(sched.take(1.6)) for _ in range(2)]
+    assert taken == [["u0", "u1"], ["u2", "u3"]]
+    known = True
+    assert {len(ids(b)) for b in sched.take(1.6)} == {7}
+
+
+def test_many_requests_keep_the_eligibility_order_and_the_shared_table() -> None:
+    # Keys leave the eligible table from its front; it is rebuilt now and then (the
+    # holes a dict keeps there), in place: the accumulator shares it.
+    acc, sched = make(age=1.0, max_batches=100)
+    table = acc.eligible
+    for u in range(20_000):
+        push(acc, sched, f"u{u}", 0, u * 1e-5)
+    acc.due(2.0)
+    taken: list[str] = []
+    sched.urgent += 1
+    while batch := sched.take(2.0):
+        taken += users(batch)
+        assert acc.eligible is table
+    assert taken == [f"u{u}" for u in range(20_000)]
+
+
 def test_drain_returns_everything_not_taken_in_seal_order() -> None:
     acc, sched = make(age=0.0, max_batches=1)
     push(acc, sched, "a", 0, 0.0)
