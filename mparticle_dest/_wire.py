@@ -42,7 +42,9 @@ __all__ = [
     "batch_size",
     "bulk_size",
     "check_base_url",
+    "compact_fragments",
     "compact_key",
+    "decode_compact_key",
     "dumps_bytes",
     "encode_batch",
     "encode_bulk",
@@ -168,6 +170,8 @@ class BatchKey(_BatchKeyFields):
 # Envelope parts shared by many keys, kept for the next batch (bounded: a part that varies
 # per user, such as an mpid, stops being cached once the table is full).
 _HEADS: dict[str, bytes] = {}
+# The same heads by the environment's JSON and a comma: how a compact key starts.
+_ENV_PREFIXES: dict[bytes, bytes] = {}
 _TAILS: dict[tuple[Any, ...], bytes] = {}
 _PARTS_CACHED = 256
 
@@ -179,61 +183,85 @@ _NOTHING_ELSE_LIST: Final = [None] * 7
 
 def compact_key(key: BatchKey) -> bytes:
     """The batch key as compact bytes: its nine items as JSON without the array's brackets
-    and the trailing nulls (absent fields). Equal for equal keys, different for keys with
-    a different envelope, small, and never tracked by the garbage collector, unlike a
-    (named) tuple of tuples. :func:`compact_fragments` gives the envelope back."""
+    and the trailing nulls (absent fields), the identities as one object (as the envelope
+    writes them). Equal for equal keys, different for keys with a different envelope,
+    small, and never tracked by the garbage collector, unlike a (named) tuple of tuples.
+    :func:`compact_fragments` gives the envelope back, for the usual key by splicing.
+    """
+    identities = dict(key[1])
     try:
         # The usual key has nothing after its identities: encoding two items is faster.
-        text = orjson_dumps(key[:2] if key[2:] == _NOTHING_ELSE else key[:])
+        if key[2:] == _NOTHING_ELSE:
+            text = orjson_dumps((key[0], identities))
+        else:
+            text = orjson_dumps([key[0], identities, *key[2:]])
     except TypeError:  # an integer beyond 64 bits
-        text = _stdlib_bytes(list(key))
+        text = _stdlib_bytes([key[0], identities, *key[2:]])
     # Slicing also copies: orjson's own bytes object keeps its larger buffer.
     return text[1:-1].rstrip(b",nul")
 
 
-def envelope_length(key: BatchKey, compact: bytes) -> int:
-    """The length of :func:`key_fragments` of ``key`` (head, middle and tail together),
-    ``compact`` being its :func:`compact_key`: mostly without encoding anything.
-
-    For the usual key (environment and at most two identities of different types,
-    nothing else) the envelope is the compact key with field names instead of
-    brackets: ``"env",[["t","v"],...]`` against ``],"environment":"env",
-    "user_identities":{"t":"v",...}`` and ``}``, the same JSON texts in both.
-    """
-    identities = key[1]
-    n = len(identities)
-    if key[2:] == _NOTHING_ELSE and (n < 2 or (n == 2 and identities[0][0] != identities[1][0])):
-        return len(compact) + (35 - 2 * n if n else 14)
-    head, middle, tail = key_fragments(key)
-    return len(head) + len(middle) + len(tail)
+def _compact_items(compact: bytes) -> list[Any]:
+    """The nine items of the key whose :func:`compact_key` is ``compact`` (identities as
+    a dict)."""
+    text = b"[" + compact + b"]"
+    items: list[Any] = orjson.loads(text)
+    identities = items[1] if len(items) > 1 else {}
+    if any(type(value) is float for value in identities.values()):
+        # orjson reads an integer beyond 64 bits as a float: read the exact one.
+        items = json.loads(text)
+    items += [None] * (len(BatchKey._fields) - len(items))
+    return items
 
 
 def compact_fragments(compact: bytes) -> tuple[bytes, bytes, bytes]:
-    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``."""
-    text = b"[" + compact + b"]"
-    items: list[Any] = orjson.loads(text)
-    for _, value in items[1]:
-        if type(value) is float:
-            # orjson reads an integer beyond 64 bits as a float (1e20 for 10**20): the
-            # stdlib parser keeps it exact, and reads floats as orjson does.
-            items = json.loads(text)
-            break
-    if len(items) == 2:  # the usual key, nothing after its identities (one per batch sealed)
-        environment, identities = items
-        head = _HEADS.get(environment)
-        if head is None:
-            head = _environment_head(environment)
-        if identities:
-            head += b',"user_identities":' + encode_json(dict(identities))
-        return head, b"", b"}"
-    items += [None] * (len(BatchKey._fields) - len(items))
-    return key_fragments(items)
+    """:func:`key_fragments` of the key whose :func:`compact_key` is ``compact``.
+
+    The usual key (an environment seen before and identities, nothing after them: the
+    bytes end with the identities' ``}``, as no other item can) is spliced, not decoded:
+    its identities' JSON is the envelope's ``user_identities`` object.
+    """
+    if compact[-1:] == b"}":
+        split = compact.find(b",{") + 1
+        # Only a whole JSON string and its comma can be a known prefix: a split inside
+        # the environment's text never matches one.
+        head = _ENV_PREFIXES.get(compact[:split])
+        if head is not None:
+            if len(compact) - split > 2:  # not "{}": no identities, no user_identities
+                head += b',"user_identities":' + compact[split:]
+            return head, b"", b"}"
+    return key_fragments(_compact_items(compact))
+
+
+def envelope_length(compact: bytes) -> int:
+    """The length of :func:`compact_fragments` of ``compact`` (head, middle and tail
+    together), for the usual key without making them.
+
+    The usual key (environment and identities, nothing else: the bytes end with the
+    identities' ``}``) is the envelope's own JSON texts with other punctuation:
+    ``"env",{"t":"v",...}`` against ``],"environment":"env","user_identities":{"t":"v",...}``
+    and ``}`` (``],"environment":"env"`` and ``}`` without identities).
+    """
+    if compact[-1:] == b"}":
+        return len(compact) + (14 if compact.endswith(b",{}") else 35)
+    head, middle, tail = compact_fragments(compact)
+    return len(head) + len(middle) + len(tail)
+
+
+def decode_compact_key(compact: bytes) -> BatchKey:
+    """The :class:`BatchKey` whose :func:`compact_key` is ``compact`` (equal to the key
+    it was made from)."""
+    items = _compact_items(compact)
+    items[1] = tuple(items[1].items())
+    return tuple.__new__(BatchKey, items)
 
 
 def _environment_head(environment: str) -> bytes:
-    head = b'],"environment":' + encode_json(environment)
+    encoded = encode_json(environment)
+    head = b'],"environment":' + encoded
     if len(_HEADS) < _PARTS_CACHED:
         _HEADS[environment] = head
+        _ENV_PREFIXES[encoded + b","] = head
     return head
 
 

@@ -11,7 +11,7 @@ import heapq
 import itertools
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -20,18 +20,13 @@ from .._mparticle import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
 from .._receipt import BatchOutcome, OutcomeGroup, Receipt, new_outcome
 from .._wire import (
     compact_fragments,
-    compact_key,
     encode_joined_batch,
     encode_joined_batch_id_bytes,
     envelope_length,
-    key_fragments,
     source_request_id_length,
     user_attributes_fragment,
 )
 from .recent_ids import RecentIds
-
-if TYPE_CHECKING:
-    from .._payload import BatchKey
 
 __all__ = ["Accumulator", "BatchLimits", "SealedBatch"]
 
@@ -160,7 +155,8 @@ class BuiltEventLike(Protocol):
     """What the accumulator reads from ``_payload.BuiltEvent``."""
 
     @property
-    def key(self) -> BatchKey: ...
+    def compact_key(self) -> bytes:
+        """The batch key as :func:`~mparticle_dest._wire.compact_key` bytes."""
 
     @property
     def body(self) -> bytes: ...
@@ -214,7 +210,7 @@ class BatchLimits:
 
 
 class Accumulator:
-    """Collects built events into one open batch per :class:`BatchKey`.
+    """Collects built events into one open batch per batch key.
 
     Pure and synchronous: callers pass the current time (``anyio.current_time()``
     in the engine, plain floats in tests). Each user's events keep their push
@@ -414,7 +410,7 @@ class Accumulator:
             LimitExceededError: The event alone does not fit in a batch (``batch_bytes``);
                 nothing is changed.
         """
-        key = compact_key(built.key)
+        key = built.compact_key
         slot = self._slots.get(key)
         if slot is not None and built.batch is None and not built.user_attributes:
             # Default limits: the default size, age deadline opened + age, no ``wait``.
@@ -463,12 +459,7 @@ class Accumulator:
         base = built.source_request_id
         srid = self._recent_ids.choose(base)
         # The envelope's length only: its bytes are made once, when the batch is sealed.
-        size = (
-            _EVENTS_OPEN_LEN
-            + len(body)
-            + envelope_length(built.key, key)
-            + source_request_id_length(srid)
-        )
+        size = _EVENTS_OPEN_LEN + len(body) + envelope_length(key) + source_request_id_length(srid)
         if size > self._max_bytes:
             return self._add_general(built, now, key, None)  # it refuses the event
         slot = self._open_batch(key, base, srid, now, body, built.event_id)
@@ -518,15 +509,12 @@ class Accumulator:
             base = built.source_request_id
             srid = self._recent_ids.choose(base)
             ua_fragment = user_attributes_fragment(new_ua)
-            head, middle, tail = key_fragments(built.key)
             size = (
                 _EVENTS_OPEN_LEN
                 + len(body)
-                + len(head)
+                + envelope_length(key)
                 + len(ua_fragment)
-                + len(middle)
                 + source_request_id_length(srid)
-                + len(tail)
             )
             if size > self._limits.max_bytes:
                 raise LimitExceededError(

@@ -27,6 +27,7 @@ from .._wire import (
     JSON_GROWTH,
     BatchKey,
     batch_size,
+    compact_key,
     dumps_bytes,
     encode_json,
 )
@@ -283,7 +284,7 @@ class EventBuilder:
         return _new_tuple(
             BuiltEvent,
             (
-                key,
+                compact_key(key),
                 body,
                 event_id,
                 name,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._config import BatchOptions
-from .._wire import BatchKey
+from .._wire import BatchKey, decode_compact_key
 
 __all__ = ["BuiltEvent", "Skipped"]
 
 
 class _BuiltFields(NamedTuple):
-    key: BatchKey
+    compact_key: bytes
     body: bytes
     event_id: str
     event_name: str
@@ -30,7 +30,10 @@ class BuiltEvent(_BuiltFields):
     An immutable named tuple (built in C on every push, read by attribute).
 
     Attributes:
-        key: the batch key (events with equal keys share a batch).
+        compact_key: the batch key as :func:`~mparticle_dest._wire.compact_key` bytes
+            (events with equal keys share a batch; the accumulator's tables are keyed by
+            them). Only these bytes are kept: the generated build writes them around the
+            identities' JSON, without making a :class:`BatchKey` per event.
         body: the event's compact JSON ``{"event_type":...,"data":{...}}``.
         event_id: the walkerOS event id (also the event's ``source_message_id``).
         event_name: the name mParticle receives (rule name or event name).
@@ -47,6 +50,11 @@ class BuiltEvent(_BuiltFields):
     """
 
     __slots__ = ()
+
+    @property
+    def key(self) -> BatchKey:
+        """The batch key, read back from :attr:`compact_key` (a new object per call)."""
+        return decode_compact_key(self.compact_key)
 
     def __repr__(self) -> str:
         return (

@@ -20,10 +20,10 @@ intermediate result is made. For the scenario rule it reads::
         if v is not None:
             if type(v) is str:
                 if v:
-                    ids.append(('customer_id', v))
+                    ids['customer_id'] = v
                     text += len(v)
             ...
-        return new_tuple(BuiltEvent, (key, body, eid, name, 'custom_event', eid, ...))
+        return new_tuple(BuiltEvent, (ck, body, eid, name, 'custom_event', eid, ...))
 
 The function returns the :class:`~mparticle_dest._payload.built.BuiltEvent` the general
 path would return, or ``None`` to hand the event to the general path, which then
@@ -32,7 +32,7 @@ flag (the general path skips the event), a container on a path is not a plain ``
 value is not a plain scalar (a list, a dict, NaN, an enum, a bool or float identity,
 a custom attribute string over 4,096 characters), the name is over 256 characters,
 the timestamp is not a non-zero int, the id not a non-empty string, orjson refuses
-its data (an int beyond 64 bits) or the event may come near the 128 KB batch limit. So
+its data or identities (an int beyond 64 bits) or the event may come near the 128 KB batch limit. So
 every limit, error, truncation note and coercion stays in one place, the general path.
 :func:`fast_source` shows the source.
 """
@@ -51,7 +51,7 @@ from .._mparticle import (
     MAX_CUSTOM_ATTRIBUTES,
     MAX_EVENT_NAME_LENGTH,
 )
-from .._wire import JSON_GROWTH, BatchKey, orjson_dumps
+from .._wire import JSON_GROWTH, BatchKey, compact_key, orjson_dumps
 from ..mapping._plain import PlainMap, PlainValue
 from ..mapping._rules import PlainMatch
 from .built import BuiltEvent
@@ -178,7 +178,27 @@ def _generated_code_applies(spec: FastSpec) -> bool:
     constants = [default for _, default in values]
     if not all(_valid_text(text) for text in (spec.rule_name, *constants)):
         return False
-    return all(type(t) is str for t, _ in spec.identities)
+    return all(type(t) is str for t, _ in spec.identities) and _key_parts(spec) is not None
+
+
+def _key_parts(spec: FastSpec) -> tuple[bytes, bytes] | None:
+    """The :func:`~mparticle_dest._wire.compact_key` bytes of the spec's keys before and
+    after the identities' JSON object (``None``: not two constant parts, never for valid
+    settings).
+
+    Taken from ``compact_key`` itself, of the key without identities: every other item
+    of the key is the same for all the spec's events.
+    """
+    unset = (None,) * (len(BatchKey._fields) - 4)
+    key = tuple.__new__(BatchKey, (spec.environment, (), None, spec.consent, *unset))
+    try:
+        empty = compact_key(key)
+        head = orjson_dumps(spec.environment) + b","
+    except (TypeError, UnicodeEncodeError):
+        return None
+    if not empty.startswith(head + b"{}"):
+        return None
+    return head, empty[len(head) + 2 :]
 
 
 def _valid_text(value: object) -> bool:
@@ -247,7 +267,8 @@ class _Writer:
 def fast_source(spec: FastSpec) -> str | None:
     """The source of the build function for ``spec``, or ``None`` when the generated code
     cannot reproduce the general build for it (point 4 of :func:`fast_spec`)."""
-    if not _generated_code_applies(spec):
+    parts = _key_parts(spec)
+    if parts is None or not _generated_code_applies(spec):
         return None
     w = _Writer()
     w.decline_if("type(ev) is not dict")
@@ -267,16 +288,16 @@ def fast_source(spec: FastSpec) -> str | None:
             w.parent(keys[:-1])
 
     # Identities: strings (non-empty) and ints; "" and missing values are dropped.
-    w.emit("ids = []")
+    w.emit("ids = {}")
     w.emit("text = 0")
     for identity_type, plain in spec.identities:
         w.value(plain)
         with w.block("if v is not None:"):
             with w.block("if type(v) is str:"), w.block("if v:"):
-                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit(f"ids[{identity_type!r}] = v")
                 w.emit("text += len(v)")
             with w.block("elif type(v) is int:"):
-                w.emit(f"ids.append(({identity_type!r}, v))")
+                w.emit(f"ids[{identity_type!r}] = v")
                 w.emit("text += 24")
             with w.block("else:"):
                 w.emit("return None")
@@ -314,24 +335,22 @@ def fast_source(spec: FastSpec) -> str | None:
             w.emit("data['custom_attributes'] = ca")
     w.emit("data['timestamp_unixtime_ms'] = ts")
     w.emit("data['source_message_id'] = eid")
-    # orjson itself (not encode_json's wrapper): what it refuses (an int beyond 64 bits)
-    # goes to the general path, whose encoder takes it.
+    # The key's compact bytes: its constant parts around the identities, which orjson
+    # encodes as compact_key does (so the accumulator does not encode the key again).
+    head, tail = parts
+    # orjson itself (not encode_json's wrapper): what it refuses (an int beyond 64 bits,
+    # in the data or an identity) goes to the general path, whose encoders take it.
     with w.block("try:"):
         w.emit("enc = dumps(data)")
+        w.emit(f"ck = {head!r} + dumps(ids)" + (f" + {tail!r}" if tail else ""))
     with w.block("except TypeError:"):
         w.emit("return None")
     w.emit(f"body = {spec.prefix!r} + enc + b'}}'")
     # Near 128 KB the general path computes the exact size (and may refuse the event).
     bound = spec.envelope_bound
     w.decline_if(f"len(body) + {JSON_GROWTH} * (text + len(eid)) > {MAX_BATCH_BYTES - bound}")
-    # Every item of the key (tuple.__new__ skips the defaults): nothing else batch-level.
-    unset = ", None" * (len(BatchKey._fields) - 5)
     w.emit(
-        f"key = new_tuple(BatchKey, ({spec.environment!r}, tuple(ids), None, "
-        f"{spec.consent!r}, None{unset}))"
-    )
-    w.emit(
-        f"return new_tuple(BuiltEvent, (key, body, eid, name, {spec.event_type!r}, eid, "
+        f"return new_tuple(BuiltEvent, (ck, body, eid, name, {spec.event_type!r}, eid, "
         f"None, batch, ts, {spec.mapping_key!r}, ()))"
     )
     return "\n".join(w.lines) + "\n"
@@ -343,11 +362,10 @@ def compile_fast(spec: FastSpec) -> FastBuild | None:
     if source is None:
         return None
     namespace: dict[str, Any] = {
-        "BatchKey": BatchKey,
         "BuiltEvent": BuiltEvent,
         "batch": spec.batch,
         "dumps": orjson_dumps,
-        # Builds the named tuples in C (their own __new__ is a Python function).
+        # Builds the named tuple in C (its own __new__ is a Python function).
         "new_tuple": tuple.__new__,
     }
     where = f"<mparticle_dest fast build {spec.mapping_key or 'default'}>"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from mparticle_dest._batching import Accumulator, BatchLimits, Scheduler, SealedBatch
 from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
 from mparticle_dest._payload.builder import BatchKey
+from mparticle_dest._wire import compact_key
 from mparticle_dest.testing._faults import TokenBucket
 
 
@@ -42,6 +43,11 @@ class Built:
     source_request_id: str
     user_attributes: None = None
     batch: None = None
+
+    @property
+    def compact_key(self) -> bytes:
+        """What ``_payload.BuiltEvent`` carries beside ``key``."""
+        return compact_key(self.key)
 
 
 class Quota:

@@ -18,7 +18,7 @@ from support.sealing import seal_all, seal_eligible
 from mparticle_dest import LimitExceededError
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits, SealedBatch
 from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_USER_ATTRIBUTES
-from mparticle_dest._payload.builder import BatchKey
+from mparticle_dest._payload.builder import BatchKey, EventBuilder
 from mparticle_dest._receipt import outcome_of, resolve_outcome
 from mparticle_dest._wire import compact_key
 
@@ -42,6 +42,11 @@ class Built:
     source_request_id: str
     user_attributes: dict[str, Any] | None = None
     batch: Hint | None = None
+
+    @property
+    def compact_key(self) -> bytes:
+        """What ``_payload.BuiltEvent`` carries beside ``key``."""
+        return compact_key(self.key)
 
 
 def key(user: str, srid: str | None = None) -> BatchKey:
@@ -486,6 +491,22 @@ def test_an_open_batch_leaves_no_object_the_garbage_collector_tracks() -> None:
     assert acc.open_batches == users
     assert tracked / users < 0.01  # none per batch: a few for the tables themselves
     assert not any(gc.is_tracked(r._holder) for r in receipts)
+
+
+def test_an_identity_beyond_64_bits_is_sealed_exactly_as_built() -> None:
+    config = {
+        "settings": {"apiKey": "k", "apiSecret": "s", "userIdentities": {"customer_id": "user.id"}}
+    }
+    builder = EventBuilder.from_config(config)
+    event = {"name": "page view", "id": "e1", "timestamp": 1700000000000, "user": {"id": 2**70 + 1}}
+    built = builder.build(event)
+    acc = Accumulator()
+    acc.add(built, 0.0)  # type: ignore[arg-type]
+    (key,) = acc.open_keys()
+    size = acc.batch_bytes(key)
+    batch = acc.seal(key)
+    assert b'"user_identities":{"customer_id":1180591620717411303425}' in batch.body
+    assert len(batch.body) == size
 
 
 def test_a_batch_of_an_identity_integer_beyond_64_bits_seals_with_its_digits() -> None:

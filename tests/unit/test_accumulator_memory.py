@@ -20,6 +20,7 @@ from support.sealing import seal_all
 from mparticle_dest._batching import accumulator as accumulator_module
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
 from mparticle_dest._payload.builder import BatchKey
+from mparticle_dest._wire import compact_key
 
 #: Bytes an open one-event batch may cost beside its event's JSON (measured with Python 3.11:
 #: 247; 412 while each open batch had its own outcome dict, the id memory was a dict of
@@ -38,6 +39,11 @@ class Built:
     source_request_id: str
     user_attributes: None = None
     batch: None = None
+
+    @property
+    def compact_key(self) -> bytes:
+        """What ``_payload.BuiltEvent`` carries beside ``key``."""
+        return compact_key(self.key)
 
 
 def ev(user: str, eid: str, *, ascii_only: bool = True, attr: str = "x") -> Built:

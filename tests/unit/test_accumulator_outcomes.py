@@ -34,6 +34,11 @@ class Built:
     user_attributes: None = None
     batch: None = None
 
+    @property
+    def compact_key(self) -> bytes:
+        """What ``_payload.BuiltEvent`` carries beside ``key``."""
+        return compact_key(self.key)
+
 
 def key(user: str) -> BatchKey:
     return BatchKey("production", (("customer_id", user),))

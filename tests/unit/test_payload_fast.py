@@ -20,6 +20,7 @@ from mparticle_dest._event import prepare_event
 from mparticle_dest._mparticle.constants import IDENTITY_TYPES
 from mparticle_dest._payload.builder import BuiltEvent, EventBuilder, Skipped
 from mparticle_dest._payload.fast import FastSpec, fast_source
+from mparticle_dest._wire import compact_fragments, compact_key, key_fragments
 
 CREDENTIALS = {"apiKey": "key", "apiSecret": "secret"}
 ATTRIBUTES = {"sku": "data.id", "label": "data.name", "price": "data.price"}
@@ -366,6 +367,7 @@ def test_generated_source_is_plain_python_with_literal_constants() -> None:
     assert source is not None and source.startswith("def build(ev):\n")
     assert "v = p1.get('x\"\\n') if p1 is not None else None" in source
     assert 'ca["it\'s"] = v' in source
+    assert "ck = b'\"production\",' + dumps(ids)\n" in source
     compile(source, "<test>", "exec")
     assert fast_source(spec._replace(event_type="commerce_event")) is None
 
@@ -568,6 +570,96 @@ def test_generated_path_equals_the_general_path_for_any_mapped_value(
         return
     assert fast is None or fast == general
     assert builder.build(ev) == general
+
+
+# ------------------------------------------------------------------ the key's compact bytes
+
+# Text of every kind (quotes, backslashes, control characters, non-ASCII; lone
+# surrogates are refused before any build), ints inside and beyond orjson's 64 bits.
+_identity_values = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(['"\\\n\x00\x7f\u2028é😀', "</script>", "ü" * 3]),
+    st.integers(-(2**65), 2**65),
+    st.none(),
+)
+_consent_items = st.fixed_dictionaries(
+    {"consented": st.booleans()},
+    optional={"document": st.text(max_size=6), "timestamp_unixtime_ms": st.integers(0, 2**40)},
+)
+_consents = st.one_of(
+    st.none(),
+    st.builds(
+        lambda purposes: {"gdpr": purposes},
+        st.dictionaries(st.text(min_size=1, max_size=4), _consent_items, min_size=1, max_size=2),
+    ),
+    st.builds(lambda item: {"ccpa": {"data_sale_opt_out": item}}, _consent_items),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    types=st.lists(st.sampled_from(IDENTITY_TYPES), unique=True, max_size=4),
+    values=st.lists(_identity_values, min_size=4, max_size=4),
+    environment=st.sampled_from(["production", "development"]),
+    consent=_consents,
+    renamed=st.booleans(),
+)
+def test_generated_key_bytes_are_the_general_keys_compact_bytes(
+    types: list[str],
+    values: list[Any],
+    environment: str,
+    consent: dict[str, Any] | None,
+    renamed: bool,
+) -> None:
+    """The generated build writes the key's compact bytes itself (the accumulator's
+    tables are keyed by them): byte for byte what ``compact_key`` gives for the general
+    path's key, so one user's events share one batch whichever path built them."""
+    settings_: dict[str, Any] = {
+        **CREDENTIALS,
+        "environment": environment,
+        "userIdentities": {t: f"user.i{n}" for n, t in enumerate(types)},
+    }
+    if consent is not None:
+        settings_["consent"] = consent
+    rule = {"name": "renamed"} if renamed else {}
+    builder = EventBuilder.from_config({"settings": settings_, "mapping": {"page": {"view": rule}}})
+    fast_fn = builder._fast_for("page view")
+    assert fast_fn is not None
+    user = {f"i{n}": v for n, v in enumerate(values[: len(types)]) if v is not None}
+    ev = prepare_event(_event(name="page view", user=user))
+    general = builder._build(ev)
+    assert isinstance(general, BuiltEvent)
+    assert general.compact_key == compact_key(general.key)
+    fast = fast_fn(ev)
+    if fast is None:
+        # Only what orjson refuses goes to the general path: an int beyond 64 bits.
+        assert any(type(v) is int and not -(2**63) <= v < 2**64 for v in user.values())
+        assert builder.build(ev) == general
+        return
+    assert fast.compact_key == general.compact_key
+    assert fast.key == general.key
+    # The envelope read back from the bytes is the key's own.
+    assert compact_fragments(fast.compact_key) == key_fragments(general.key)
+
+
+def test_the_generated_key_bytes_are_compact_json_around_the_identities() -> None:
+    config = {
+        "settings": {
+            **CREDENTIALS,
+            "environment": "development",
+            "consent": {"ccpa": {"data_sale_opt_out": {"consented": False}}},
+            "userIdentities": {"customer_id": "user.id", "other": "user.n"},
+        }
+    }
+    builder = EventBuilder.from_config(config)
+    fast_fn = builder._fast_for("page view")
+    assert fast_fn is not None
+    fast = fast_fn(prepare_event(_event(name="page view", user={"id": 'u"1', "n": 7})))
+    assert isinstance(fast, BuiltEvent)
+    assert fast.compact_key == (
+        b'"development",{"customer_id":"u\\"1","other":7},null,'
+        b'"{\\"ccpa\\":{\\"data_sale_opt_out\\":{\\"consented\\":false}}}"'
+    )
 
 
 def test_invalid_event_is_refused_by_build_before_any_path() -> None:

@@ -19,6 +19,7 @@ from mparticle_dest._wire import (
     bulk_size,
     compact_fragments,
     compact_key,
+    decode_compact_key,
     dumps_bytes,
     encode_batch,
     encode_bulk,
@@ -84,7 +85,10 @@ def test_encode_batch_accepts_a_pre_encoded_user_attributes_fragment() -> None:
 
 _text = st.text(max_size=12)
 _identity = st.one_of(
-    _text.filter(bool), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
+    _text.filter(bool),
+    st.integers(),
+    st.integers(-(2**80), 2**80),  # beyond 64 bits too
+    st.floats(allow_nan=False, allow_infinity=False),
 )
 _json_object = st.dictionaries(_text, st.booleans(), max_size=2).map(json.dumps)
 _keys = st.builds(
@@ -143,6 +147,51 @@ def test_batch_size_is_exact_without_assembling(
     ):
         text = getattr(key, attribute)
         assert parsed.get(field) == (None if text is None else json.loads(text))
+
+
+@settings(deadline=None)
+@given(key=_keys)
+def test_compact_key_reads_back_as_the_key_and_its_envelope(key: BatchKey) -> None:
+    """Batches are keyed and sealed by the compact bytes alone: they must give back the
+    exact key (an integer identity beyond 64 bits stays that integer) and its envelope."""
+    compact = compact_key(key)
+    back = decode_compact_key(compact)
+    assert back == key and type(back) is BatchKey
+    assert [type(v) for _, v in back.user_identities] == [type(v) for _, v in key.user_identities]
+    assert compact_fragments(compact) == key_fragments(key)
+    assert compact_key(back) == compact
+
+
+@settings(deadline=None)
+@given(
+    environment=st.one_of(
+        st.sampled_from(["production", "development"]),
+        st.sampled_from(['x",{', 'x\\",{"a":1}', "{}", ",{"]),
+        st.text(max_size=6),
+    ),
+    identities=st.dictionaries(_text, _identity, max_size=3),
+)
+def test_the_usual_key_s_envelope_is_spliced_from_its_compact_bytes(
+    environment: str, identities: dict[str, Any]
+) -> None:
+    """A key of only an environment and identities (the usual one) gives its envelope
+    from its bytes without decoding them, whatever the environment's text."""
+    key = BatchKey(environment, tuple(identities.items()))
+    compact = compact_key(key)
+    assert compact.endswith(b"}")
+    expected = key_fragments(key)  # the environment is known from here on
+    assert compact_fragments(compact) == expected
+    assert decode_compact_key(compact) == key
+
+
+@pytest.mark.parametrize("value", [2**70 + 1, -(2**64), 2**64 - 1, -0.0, 2.5, 1e300, 'u"\\'])
+def test_an_identity_of_any_size_is_sealed_as_it_was_built(value: Any) -> None:
+    key = BatchKey("production", (("customer_id", value),))
+    head, _, _ = compact_fragments(compact_key(key))
+    assert head == key_fragments(key)[0]
+    identities = json.loads(encode_batch(key, [b"{}"], None, None))["user_identities"]
+    assert head.endswith(b'"user_identities":' + dumps_bytes({"customer_id": value}))
+    assert identities == {"customer_id": value}
 
 
 @settings(deadline=None)
@@ -248,7 +297,7 @@ def test_a_compact_key_gives_back_its_envelope(key: BatchKey) -> None:
     compact = compact_key(key)
     fragments = key_fragments(key)
     assert compact_fragments(compact) == fragments
-    assert envelope_length(key, compact) == sum(map(len, fragments))
+    assert envelope_length(compact) == sum(map(len, fragments))
 
 
 def test_an_identity_integer_beyond_64_bits_keeps_its_digits() -> None:
