@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from mparticle_dest._batching import Accumulator, BatchLimits, Scheduler, SealedBatch
 from mparticle_dest._delivery.pacing import Pacer, PacingPolicy
 from mparticle_dest._payload.builder import BatchKey
-from mparticle_dest._wire import compact_key
 from mparticle_dest.testing._faults import TokenBucket
+from support.built import Built
 
 
 class VirtualClock:
@@ -31,23 +31,6 @@ class VirtualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass(frozen=True)
-class Built:
-    """The fields of ``_payload.BuiltEvent`` the accumulator reads."""
-
-    key: BatchKey
-    body: bytes
-    event_id: str
-    source_request_id: str
-    user_attributes: None = None
-    batch: None = None
-
-    @property
-    def compact_key(self) -> bytes:
-        """What ``_payload.BuiltEvent`` carries beside ``key``."""
-        return compact_key(self.key)
 
 
 class Quota:

@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 import pytest
-from attrs import frozen
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.built import Built, Hint
 from support.sealing import seal_all, seal_eligible
 
 from mparticle_dest import LimitExceededError
@@ -21,32 +21,6 @@ from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_USER_ATTRIB
 from mparticle_dest._payload.builder import BatchKey, EventBuilder
 from mparticle_dest._receipt import outcome_of, resolve_outcome
 from mparticle_dest._wire import compact_key
-
-
-@frozen
-class Hint:
-    """A rule-level ``batch`` override (milliseconds), like ``_config.BatchOptions``."""
-
-    size: int | None = None
-    age: float | None = None
-    wait: float | None = None
-
-
-@frozen
-class Built:
-    """The fields of ``_payload.BuiltEvent`` the accumulator reads."""
-
-    key: BatchKey
-    body: bytes
-    event_id: str
-    source_request_id: str
-    user_attributes: dict[str, Any] | None = None
-    batch: Hint | None = None
-
-    @property
-    def compact_key(self) -> bytes:
-        """What ``_payload.BuiltEvent`` carries beside ``key``."""
-        return compact_key(self.key)
 
 
 def key(user: str, srid: str | None = None) -> BatchKey:

@@ -14,36 +14,18 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from attrs import frozen
+from support.built import Built
 from support.sealing import seal_all
 
 from mparticle_dest._batching import accumulator as accumulator_module
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits
 from mparticle_dest._payload.builder import BatchKey
-from mparticle_dest._wire import compact_key
 
 #: Bytes an open one-event batch may cost beside its event's JSON (measured with Python 3.11:
 #: 247; 412 while each open batch had its own outcome dict, the id memory was a dict of
 #: hashes, and the size limit, age deadline and debounce were columns; 490 before the id
 #: memory kept hashes and batches stopped copying their id).
 PER_BATCH_BOUND = 280
-
-
-@frozen
-class Built:
-    """The fields of ``_payload.BuiltEvent`` the accumulator reads."""
-
-    key: BatchKey
-    body: bytes
-    event_id: str
-    source_request_id: str
-    user_attributes: None = None
-    batch: None = None
-
-    @property
-    def compact_key(self) -> bytes:
-        """What ``_payload.BuiltEvent`` carries beside ``key``."""
-        return compact_key(self.key)
 
 
 def ev(user: str, eid: str, *, ascii_only: bool = True, attr: str = "x") -> Built:

@@ -14,30 +14,13 @@ import random
 
 import anyio
 import pytest
-from attrs import frozen
+from support.built import Built
 from support.sealing import seal_all
 
 from mparticle_dest._batching.accumulator import Accumulator, BatchLimits, SealedBatch
 from mparticle_dest._payload.builder import BatchKey
 from mparticle_dest._receipt import outcome_of, resolve_outcome
 from mparticle_dest._wire import compact_key
-
-
-@frozen
-class Built:
-    """The fields of ``_payload.BuiltEvent`` the accumulator reads."""
-
-    key: BatchKey
-    body: bytes
-    event_id: str
-    source_request_id: str
-    user_attributes: None = None
-    batch: None = None
-
-    @property
-    def compact_key(self) -> bytes:
-        """What ``_payload.BuiltEvent`` carries beside ``key``."""
-        return compact_key(self.key)
 
 
 def key(user: str) -> BatchKey:

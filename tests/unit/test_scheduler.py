@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.quota_sim import Built
+from support.built import Built
 
 from mparticle_dest._batching import Accumulator, BatchLimits, Scheduler, SealedBatch
 from mparticle_dest._mparticle.constants import MAX_BATCH_BYTES, MAX_REQUEST_BYTES
