@@ -26,9 +26,12 @@ MODEL_EVENTS_PER_BATCH = OFFERED / QUOTA
 SIZED_BUFFER = int(OFFERED * USERS / QUOTA * 1.25)
 
 
-def processes(n: int, cap: int = SIZED_BUFFER, **kw: object) -> tuple[list[Process], Quota]:
+def processes(
+    n: int, cap: int = SIZED_BUFFER, burst: float | None = None, **kw: object
+) -> tuple[list[Process], Quota]:
+    """``n`` processes, each with 1/n of the users, the traffic and ``cap``."""
     clock = VirtualClock()
-    quota = Quota(clock, QUOTA)
+    quota = Quota(clock, QUOTA, burst=burst)
     procs = [
         Process(f"p{i}", clock, quota, USERS // n, OFFERED / n, cap // n, **kw)  # type: ignore[arg-type]
         for i in range(n)
@@ -216,21 +219,7 @@ def test_a_429_under_a_declared_quota_costs_little_more_than_the_pause_it_asks_f
 def test_processes_that_each_declare_the_whole_quota_stay_safe() -> None:
     # The wrong declaration (each process should declare its share): each process sees
     # the workspace grant far less than declared and paces as for a learned quota.
-    clock = VirtualClock()
-    quota = Quota(clock, QUOTA, burst=SINK_BURST)
-    procs = [
-        Process(
-            f"p{i}",
-            clock,
-            quota,
-            USERS // 4,
-            OFFERED / 4,
-            SIZED_BUFFER // 4,
-            batches_per_second=QUOTA,
-            jitter=0.015,
-        )
-        for i in range(4)
-    ]
+    procs, quota = processes(4, burst=SINK_BURST, batches_per_second=QUOTA, jitter=0.015)
     run(procs, seconds=SECONDS, tick=0.002)
     assert_everything_delivered_once_in_order(procs)
     assert quota.throttled <= 0.05 * quota.requests
@@ -241,21 +230,7 @@ def test_processes_that_each_declare_the_whole_quota_stay_safe() -> None:
 def test_four_processes_learning_the_quota_share_it_fairly(seed: int) -> None:
     # As the benchmark runs them: a 50-batch bucket, each process's users drawn at
     # random, latencies that vary. Each process converges on its own (AIMD).
-    clock = VirtualClock()
-    quota = Quota(clock, QUOTA, burst=SINK_BURST)
-    procs = [
-        Process(
-            f"p{i}",
-            clock,
-            quota,
-            USERS // 4,
-            OFFERED / 4,
-            SIZED_BUFFER // 4,
-            jitter=0.015,
-            seed_offset=seed,
-        )
-        for i in range(4)
-    ]
+    procs, quota = processes(4, burst=SINK_BURST, jitter=0.015, seed_offset=seed)
     draws = {p.name: random.Random(f"{p.name}-{seed}") for p in procs}
     run(procs, seconds=SECONDS, tick=0.002, pick_user=lambda p, n: draws[p.name].randrange(p.users))
     assert_everything_delivered_once_in_order(procs)
