@@ -433,7 +433,8 @@ class Accumulator:
                     count = counts[slot] = counts[slot] + 1
                     self._bytes[slot] = size
                     self._events_total += 1
-                    # A receipt without the cost of a Python __init__.
+                    # self._receipt(slot, built.event_id), inline: every event that joins an
+                    # open batch passes here.
                     receipt = _new_receipt(Receipt)
                     receipt._holder = self._groups[slot]  # type: ignore[assignment]
                     receipt._index = self._group_index[slot]
@@ -450,6 +451,15 @@ class Accumulator:
             return self._open_plain(built, now, key)
         return self._add_general(built, now, key, slot)
 
+    def _receipt(self, slot: int, event_id: str) -> Receipt:
+        """A receipt for an event of the open batch in ``slot``, without a Python ``__init__``:
+        it finds the batch's outcome through the slot's group and its index there."""
+        receipt = _new_receipt(Receipt)
+        receipt._holder = self._groups[slot]  # type: ignore[assignment]
+        receipt._index = self._group_index[slot]
+        receipt.event_id = event_id
+        return receipt
+
     def _open_plain(
         self, built: BuiltEventLike, now: float, key: bytes
     ) -> tuple[Receipt, list[SealedBatch]]:
@@ -465,10 +475,7 @@ class Accumulator:
         slot = self._open_batch(key, base, srid, now, body, built.event_id)
         self._bytes[slot] = size
         self._events_total += 1
-        receipt = _new_receipt(Receipt)
-        receipt._holder = self._groups[slot]  # type: ignore[assignment]
-        receipt._index = self._group_index[slot]
-        receipt.event_id = built.event_id
+        receipt = self._receipt(slot, built.event_id)
         if self._size <= 1:  # the size asked for: sealed, eligible at once
             return receipt, [self._seal(slot, now)]
         deadline = now + self._age  # the default age deadline: opened + age
@@ -547,10 +554,7 @@ class Accumulator:
             self._counts[slot] += 1
         self._bytes[slot] = size
         self._events_total += 1
-        receipt = _new_receipt(Receipt)
-        receipt._holder = self._groups[slot]  # type: ignore[assignment]
-        receipt._index = self._group_index[slot]
-        receipt.event_id = built.event_id
+        receipt = self._receipt(slot, built.event_id)
 
         # The batch's size limit, age deadline and debounce (_INF: none) so far.
         own = None if fresh else self._own_limits.get(slot)
