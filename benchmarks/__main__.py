@@ -10,9 +10,9 @@ import argparse
 import importlib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
+from . import regime_cli
 from .modes import MODES
 from .report import format_report
 from .runner import SMOKE, SMOKE_MEMORY_EVENTS, SMOKE_STAGE_EVENTS, run_benchmark
@@ -83,13 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         code: int = module.main(argv[1:])
         return code
     args = _parser().parse_args(argv)
-    base = SMOKE if args.smoke else ScenarioParams()
-    overrides = {
-        name: getattr(args, name)
-        for name in ("events", "users", "seed", "extra_data_fields", "batch_size", "batch_age")
-        if getattr(args, name) is not None
-    }
-    params = replace(base, **overrides)
+    names = ("events", "users", "seed", "extra_data_fields", "batch_size", "batch_age")
+    params = regime_cli.params(args, ScenarioParams(), SMOKE, names)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     unknown = set(modes) - set(MODES)
     if unknown:

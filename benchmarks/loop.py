@@ -216,13 +216,8 @@ def main(argv: list[str]) -> int:
         "advise) or inside it, just before entering",
     )
     args = ap.parse_args(argv)
-    base = SMOKE if args.smoke else d
-    overrides = {
-        k: getattr(args, k)
-        for k in ("users", "rate", "duration", "gc_freeze", "built")
-        if getattr(args, k)
-    }
-    report = run_loop(LoopParams(**{**asdict(base), **overrides}))
+    names = ("users", "rate", "duration", "gc_freeze", "built")
+    report = run_loop(regime_cli.params(args, d, SMOKE, names))
     return regime_cli.emit(report, format_loop, args)
 
 

@@ -35,7 +35,7 @@ import sys
 import time
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -384,29 +384,24 @@ def main(argv: list[str]) -> int:
         "--samples", action="store_true", help="keep each client's 0.25 s samples in the JSON"
     )
     args = ap.parse_args(argv)
-    base = SMOKE if args.smoke else d
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "processes",
-            "users",
-            "rate",
-            "duration",
-            "limit",
-            "burst",
-            "usage",
-            "warmup",
-            "close_timeout",
-            "batch_size",
-            "batch_age",
-        )
-        if getattr(args, k) is not None
-    }
+    names = (
+        "processes",
+        "users",
+        "rate",
+        "duration",
+        "limit",
+        "burst",
+        "usage",
+        "warmup",
+        "close_timeout",
+        "batch_size",
+        "batch_age",
+    )
     options = dict(args.option)
     if args.max_buffered_events is not None:
         options["max_buffered_events"] = args.max_buffered_events
-    params = QuotaParams(
-        **{**asdict(base), **overrides, "options": options, "keep_samples": args.samples}
+    params = replace(
+        regime_cli.params(args, d, SMOKE, names), options=options, keep_samples=args.samples
     )
     report = run_quota(params)
     return regime_cli.emit(report, format_quota, args)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+P = TypeVar("P")
 
 _SMOKE_HELP = "tiny run for CI (figures not meaningful)"
 
@@ -21,6 +24,13 @@ def parser(name: str, doc: str | None, smoke_help: str = _SMOKE_HELP) -> argpars
     ap.add_argument("--smoke", action="store_true", help=smoke_help)
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     return ap
+
+
+def params(args: argparse.Namespace, default: P, smoke: P, names: Iterable[str]) -> P:
+    """The run's parameters (a dataclass): ``smoke`` with ``--smoke``, else ``default``,
+    with each of ``names`` given on the command line in its place."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return dataclasses.replace(smoke if args.smoke else default, **given)  # type: ignore[type-var]
 
 
 def emit(

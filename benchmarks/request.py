@@ -201,13 +201,8 @@ def main(argv: list[str]) -> int:
         "--batches", type=int, help=f"one-event batches per request, at most 100 ({d.batches})"
     )
     args = ap.parse_args(argv)
-    base = SMOKE if args.smoke else d
-    overrides = {
-        k: getattr(args, k)
-        for k in ("requests", "rounds", "concurrency", "batches")
-        if getattr(args, k)
-    }
-    report = run_request(RequestParams(**{**asdict(base), **overrides}))
+    names = ("requests", "rounds", "concurrency", "batches")
+    report = run_request(regime_cli.params(args, d, SMOKE, names))
     return regime_cli.emit(report, format_request, args)
 
 

@@ -276,10 +276,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--concurrency", type=int, help=f"requests in flight ({d.concurrency})")
     ap.add_argument("--batches", type=int, help=f"one-event batches per request ({d.batches})")
     args = ap.parse_args(argv)
-    base = SMOKE if args.smoke else d
-    keys = ("requests", "rounds", "concurrency", "batches")
-    overrides = {k: getattr(args, k) for k in keys if getattr(args, k)}
-    report = run_layers(LayersParams(**{**asdict(base), **overrides}))
+    names = ("requests", "rounds", "concurrency", "batches")
+    report = run_layers(regime_cli.params(args, d, SMOKE, names))
     return regime_cli.emit(report, format_layers, args)
 
 

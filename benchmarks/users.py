@@ -215,9 +215,7 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--events", type=int, help=f"events per run ({d.events:,})")
     args = ap.parse_args(argv)
-    base = SMOKE if args.smoke else d
-    overrides = {k: getattr(args, k) for k in ("users", "events") if getattr(args, k)}
-    report = run_users(UsersParams(**{**asdict(base), **overrides}))
+    report = run_users(regime_cli.params(args, d, SMOKE, ("users", "events")))
     return regime_cli.emit(report, format_users, args)
 
 
