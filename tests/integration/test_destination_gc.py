@@ -8,11 +8,10 @@ trigger a full collection: a pause of the whole heap in the host's event loop.
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 
 import pytest
 from support.engine import event, make_config
+from support.imports import loaded_by_import
 
 from mparticle_dest import Destination
 from mparticle_dest.testing import FakeMparticle, Fault, FaultPlan
@@ -46,12 +45,4 @@ async def test_buffered_events_of_many_users_leave_no_tracked_object_per_batch()
 def test_import_leaves_the_cli_and_its_dependencies_out() -> None:
     # A service imports the library, not the command line: rich, click and trio (an
     # optional backend) stay out of its process and of every full collection.
-    code = (
-        "import sys, mparticle_dest;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'click', 'trio')"
-        " or m.startswith('mparticle_dest._cli')))"
-    )
-    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert loaded_by_import("rich", "click", "trio", prefix="mparticle_dest._cli") == []

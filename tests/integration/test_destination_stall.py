@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from support.engine import event, make_config
+from support.imports import loaded_by_import
 
 from mparticle_dest._delivery import deliverer
 from mparticle_dest._destination.destination import Destination
@@ -24,14 +25,7 @@ from mparticle_dest.testing import FakeMparticle
 
 def test_import_leaves_httpx_tenacity_and_cattrs_for_later() -> None:
     # They are most of an import's cost, and a destination needs them only once entered.
-    code = (
-        "import sys, mparticle_dest;"
-        "print(sorted(m for m in ('httpx', 'tenacity', 'cattrs') if m in sys.modules))"
-    )
-    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert loaded_by_import("httpx", "tenacity", "cattrs") == []
 
 
 @pytest.mark.anyio
